@@ -1,0 +1,40 @@
+"""cnnkernels: convolution and pooling kernels, forward and backward, for NumPy.
+
+NCHW layout, weights (K, C/groups, R, S); signatures mirror
+``torch.nn.functional``. Backends: ``cython`` (compiled, OpenMP + BLAS),
+``numba`` (JIT) and ``numpy`` (the reference), chosen in
+:mod:`cnnkernels.backends`.
+"""
+
+from .api import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    conv2d,
+    conv2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    sum_pool2d,
+    sum_pool2d_backward,
+)
+from .backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
+from .threads import get_num_threads, set_num_threads
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableWarning",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "backends",
+    "conv2d",
+    "conv2d_backward",
+    "get_backend",
+    "get_num_threads",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "set_backend",
+    "set_num_threads",
+    "sum_pool2d",
+    "sum_pool2d_backward",
+    "use_backend",
+]

@@ -1,0 +1,224 @@
+"""Argument checks and output-size arithmetic: the one place arguments are validated.
+
+Every public op in :mod:`cnnkernels.api` calls in here before any backend runs,
+so the compiled kernels only ever see C-contiguous float32/float64 arrays whose
+shapes agree and whose geometry yields a non-empty output.
+
+Legend used throughout: N images, C input channels, H×W input, K filters,
+R×S kernel, P×Q output, G groups.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+PADDING_WORDS = ("valid", "same")
+PADDING_MODES = ("zeros", "replicate", "reflect")
+
+
+class ConvGeometry(NamedTuple):
+    """Normalised convolution geometry; pads are explicit per side."""
+
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int, int, int]  # top, bottom, left, right
+    groups: int
+    out_hw: tuple[int, int]
+
+
+class PoolGeometry(NamedTuple):
+    """Normalised pooling geometry; pads are explicit per side."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def as_pair(name: str, value, *, minimum: int) -> tuple[int, int]:
+    """Return ``value`` as a pair of ints ``>= minimum`` (an int means both)."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints; received {name}={value!r}")
+    if min(pair) < minimum:
+        qualifier = "positive" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"{name} must be {qualifier}; received {name}={value!r}")
+    return pair
+
+
+def check_array(name: str, array, ndim: int) -> np.ndarray:
+    """``array`` must be a float32/float64 ndarray of rank ``ndim``; no copy is made."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; received {type(array).__name__}")
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64; received dtype={array.dtype}")
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{name} must be {ndim}-D; received {name}.ndim={array.ndim} with shape {array.shape}"
+        )
+    return array
+
+
+def as_input(name: str, array, ndim: int) -> np.ndarray:
+    """Return ``array`` checked as by :func:`check_array`, C-contiguous and in native byte order.
+
+    Non-contiguous, Fortran-ordered and negative-stride arrays are copied; a
+    contiguous array (read-only or not) is passed through without a copy.
+    """
+    array = check_array(name, array, ndim)
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return np.ascontiguousarray(array)
+
+
+def check_same_dtype(**arrays: np.ndarray) -> np.dtype:
+    """All arrays must share one dtype; return it."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) != 1:
+        listed = ", ".join(f"{name}.dtype={dt}" for name, dt in dtypes.items())
+        raise TypeError(f"arrays must share one dtype; received {listed}")
+    return next(iter(dtypes.values()))
+
+
+def check_nonempty(name: str, array: np.ndarray) -> None:
+    """Spatial and channel axes must be non-empty (a batch of 0 images is allowed)."""
+    if 0 in array.shape[1:]:
+        raise ValueError(f"{name} must have non-empty channel and spatial axes; received shape {array.shape}")
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow's "same": the odd pixel goes to the bottom/right."""
+    effective = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+def normalise_padding(padding, in_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """Padding as (top, bottom, left, right) from any accepted form.
+
+    Accepted: int, (ph, pw), ((top, bottom), (left, right)), "valid", "same".
+    """
+    if isinstance(padding, str):
+        word = padding.lower()
+        if word == "valid":
+            return (0, 0, 0, 0)
+        if word == "same":
+            top, bottom = _same_pads(in_hw[0], kernel[0], stride[0], dilation[0])
+            left, right = _same_pads(in_hw[1], kernel[1], stride[1], dilation[1])
+            return (top, bottom, left, right)
+        raise ValueError(f"padding must be one of {PADDING_WORDS}, an int or pairs; received padding={padding!r}")
+    if (
+        isinstance(padding, (tuple, list))
+        and len(padding) == 2
+        and all(isinstance(p, (tuple, list)) for p in padding)
+    ):
+        if not all(len(p) == 2 and all(_is_int(v) for v in p) for p in padding):
+            raise TypeError(
+                f"padding pairs must be ((top, bottom), (left, right)) of ints; received padding={padding!r}"
+            )
+        pads = (int(padding[0][0]), int(padding[0][1]), int(padding[1][0]), int(padding[1][1]))
+    else:
+        try:
+            ph, pw = as_pair("padding", padding, minimum=-(2**62))
+        except TypeError:
+            raise TypeError(
+                "padding must be an int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'; "
+                f"received padding={padding!r}"
+            ) from None
+        pads = (ph, ph, pw, pw)
+    if min(pads) < 0:
+        raise ValueError(f"padding must be non-negative; received padding={padding!r}")
+    return pads
+
+
+def _out_size(size, pad_before, pad_after, kernel, stride, dilation) -> int:
+    return (size + pad_before + pad_after - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode) -> ConvGeometry:
+    """Validate a convolution's arguments against the shapes and return its geometry."""
+    N, C, H, W = x_shape
+    K, Cg, R, S = w_shape
+    stride = as_pair("stride", stride, minimum=1)
+    dilation = as_pair("dilation", dilation, minimum=1)
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int; received groups={groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"groups must be positive; received groups={groups!r}")
+    if C % groups or K % groups:
+        raise ValueError(
+            f"input channels and filters must both divide by groups; "
+            f"received C={C}, K={K}, groups={groups}"
+        )
+    if Cg * groups != C:
+        raise ValueError(
+            f"weight expects {Cg * groups} input channels (weight.shape[1]={Cg} × groups={groups}); "
+            f"received x with C={C} (x.shape={tuple(x_shape)})"
+        )
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}; received padding_mode={padding_mode!r}")
+    pad = normalise_padding(padding, (H, W), (R, S), stride, dilation)
+    if padding_mode == "reflect" and (max(pad[0], pad[1]) >= H or max(pad[2], pad[3]) >= W):
+        raise ValueError(
+            f"reflect padding must be smaller than the input; received padding={padding!r} "
+            f"(pads {pad}) for input {H}x{W}"
+        )
+    P = _out_size(H, pad[0], pad[1], R, stride[0], dilation[0])
+    Q = _out_size(W, pad[2], pad[3], S, stride[1], dilation[1])
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"kernel {R}x{S} with dilation {dilation} is larger than the padded input "
+            f"{H + pad[0] + pad[1]}x{W + pad[2] + pad[3]} (input {H}x{W}, padding={padding!r})"
+        )
+    return ConvGeometry(stride, dilation, pad, groups, (P, Q))
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding) -> PoolGeometry:
+    """Validate a pooling's arguments against the input shape and return its geometry."""
+    H, W = x_shape[2:]
+    kernel = as_pair("kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None else as_pair("stride", stride, minimum=1)
+    pad = normalise_padding(padding, (H, W), kernel, stride, (1, 1))
+    if max(pad[0], pad[1]) >= kernel[0] or max(pad[2], pad[3]) >= kernel[1]:
+        # A window made only of padding would have no maximum and no average.
+        raise ValueError(
+            f"pooling padding must be smaller than kernel_size on each side; "
+            f"received padding={padding!r} (pads {pad}) with kernel_size={kernel_size!r}"
+        )
+    P = _out_size(H, pad[0], pad[1], kernel[0], stride[0], 1)
+    Q = _out_size(W, pad[2], pad[3], kernel[1], stride[1], 1)
+    if P < 1 or Q < 1:
+        raise ValueError(
+            f"kernel_size={kernel_size!r} is larger than the padded input "
+            f"{H + pad[0] + pad[1]}x{W + pad[2] + pad[3]} (input {H}x{W}, padding={padding!r})"
+        )
+    return PoolGeometry(kernel, stride, pad, (P, Q))
+
+
+def check_grad(name: str, dy, expected_shape, dtype) -> np.ndarray:
+    """The incoming gradient must match the forward output's shape and dtype."""
+    dy = as_input(name, dy, 4)
+    if dy.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, like the input; received dtype={dy.dtype}")
+    if dy.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)}; received shape {dy.shape}")
+    return dy
+
+
+def check_flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; received {name}={value!r}")
+    return bool(value)

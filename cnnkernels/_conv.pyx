@@ -1,0 +1,282 @@
+"""Convolution kernels, forward and backward: im2col with implicit zero padding + BLAS gemm.
+
+Arguments arrive validated and normalised from :mod:`cnnkernels.api`: C-contiguous
+arrays of one dtype, shapes that agree, geometry that yields a non-empty output,
+N >= 1. Legend: N images, C channels, H×W input, K filters, R×S kernel, P×Q
+output, G groups, Cg = C/G and Kg = K/G per group, L = columns in one block.
+
+Work is split into items (image, group, block of output rows) run by an OpenMP
+``prange``; BLAS is called inside, single-threaded (see cnnkernels.threads).
+Each thread im2cols one block at a time into its own slice of a workspace that
+is reused across calls. Workspace bound, per thread: Cg·R·S·rows·Q elements
+with rows = max(1, min(P, 2**21 // (Cg·R·S·Q))), i.e. at most
+max(2**21, Cg·R·S·Q) elements (8 MiB in float32 for most layers), whatever N is.
+"""
+
+import threading
+
+import numpy as np
+
+from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+ctypedef fused floating:
+    float
+    double
+
+cdef int num_threads = 1
+cdef Py_ssize_t BLOCK_ELEMENTS = 1 << 21
+_local = threading.local()
+
+
+def set_num_threads(int n):
+    """Threads used by this module's parallel loops."""
+    global num_threads
+    num_threads = n
+
+
+cdef void* workspace(Py_ssize_t nbytes) except NULL:
+    """Scratch memory for the calling Python thread, grown on demand and kept: a
+    freshly touched page costs a fault, so small layers must not allocate per call."""
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(max(nbytes, 64), dtype=np.uint8)
+        _local.buffer = buffer
+    cdef unsigned char[::1] raw = buffer
+    return <void*>&raw[0]
+
+
+cdef inline int block_rows(Py_ssize_t crs, int P, int Q) noexcept nogil:
+    cdef Py_ssize_t rows = BLOCK_ELEMENTS // (crs * Q)
+    if rows < 1:
+        return 1
+    return <int>rows if rows < P else P
+
+
+cdef inline void gemm(char transa, char transb, int m, int n, int k,
+                      const floating* a, int lda, const floating* b, int ldb,
+                      floating beta, floating* c, int ldc) noexcept nogil:
+    """Column-major C = op(A)·op(B) + beta·C through BLAS."""
+    cdef floating alpha = 1
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float*>a, &lda, <float*>b, &ldb, &beta, c, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double*>a, &lda, <double*>b, &ldb, &beta, c, &ldc)
+
+
+cdef inline void valid_range(int offset, int stride, int size, int count, int* lo, int* hi) noexcept nogil:
+    """[lo, hi): the j in 0..count-1 with 0 <= j·stride + offset < size."""
+    cdef int first = 0, stop = 0
+    if offset < 0:
+        first = (-offset + stride - 1) // stride
+    if size - 1 - offset >= 0:
+        stop = (size - 1 - offset) // stride + 1
+    if first > count:
+        first = count
+    if stop > count:
+        stop = count
+    if stop < first:
+        stop = first
+    lo[0] = first
+    hi[0] = stop
+
+
+cdef void im2col(const floating* img, int C, int H, int W, int R, int S,
+                 int sh, int sw, int pt, int pl, int dh, int dw,
+                 int p0, int rows, int Q, floating* col) noexcept nogil:
+    """col[(c·R + r)·S + s, i·Q + q] = img[c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl], 0 outside"""
+    cdef int c, r, s, i, q, ih, offset, q_lo, q_hi
+    cdef const floating* src
+    cdef floating* dst = col
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                offset = s * dw - pl
+                valid_range(offset, sw, W, Q, &q_lo, &q_hi)
+                for i in range(rows):
+                    ih = (p0 + i) * sh + r * dh - pt
+                    if ih < 0 or ih >= H or q_lo == q_hi:
+                        memset(dst, 0, Q * sizeof(floating))
+                    else:
+                        src = img + (<Py_ssize_t>c * H + ih) * W
+                        for q in range(q_lo):
+                            dst[q] = 0
+                        if sw == 1:
+                            memcpy(dst + q_lo, src + q_lo + offset, (q_hi - q_lo) * sizeof(floating))
+                        else:
+                            for q in range(q_lo, q_hi):
+                                dst[q] = src[q * sw + offset]
+                        for q in range(q_hi, Q):
+                            dst[q] = 0
+                    dst += Q
+
+
+cdef void col2im(const floating* col, int C, int H, int W, int R, int S,
+                 int sh, int sw, int pt, int pl, int dh, int dw,
+                 int p0, int rows, int Q, floating* img) noexcept nogil:
+    """img[c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl] += col[(c·R + r)·S + s, i·Q + q] (inside only)"""
+    cdef int c, r, s, i, q, ih, offset, q_lo, q_hi
+    cdef floating* dst
+    cdef const floating* src = col
+    for c in range(C):
+        for r in range(R):
+            for s in range(S):
+                offset = s * dw - pl
+                valid_range(offset, sw, W, Q, &q_lo, &q_hi)
+                for i in range(rows):
+                    ih = (p0 + i) * sh + r * dh - pt
+                    if ih >= 0 and ih < H:
+                        dst = img + (<Py_ssize_t>c * H + ih) * W + offset
+                        for q in range(q_lo, q_hi):
+                            dst[q * sw] += src[q]
+                    src += Q
+
+
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                   const floating[::1] b, int sh, int sw, int pt, int pl, int dh, int dw,
+                   int groups, floating[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]"""
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], Cg = w.shape[1], R = w.shape[2], S = w.shape[3]
+    cdef int P = y.shape[2], Q = y.shape[3]
+    cdef int Kg = K // groups, CRS = Cg * R * S
+    # A 1×1, stride-1, unpadded convolution needs no im2col: the image is its column matrix.
+    cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
+    cdef int rows = block_rows(CRS, P, Q)
+    cdef int blocks = (P + rows - 1) // rows
+    cdef int nt = num_threads
+    cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
+    cdef floating* ws = <floating*>workspace((0 if pointwise else nt * per_thread) * sizeof(floating))
+    cdef const floating* xs = &x[0, 0, 0, 0]
+    cdef const floating* ws_filters = &w[0, 0, 0, 0]
+    cdef const floating* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef floating* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item, PQ = <Py_ssize_t>P * Q
+    cdef int n, g, p0, nrows, k, tid, ld
+    cdef Py_ssize_t j, L
+    cdef const floating* col
+    cdef floating* out
+    with nogil:
+        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="static"):
+            n = item // (groups * blocks)
+            g = (item // blocks) % groups
+            p0 = (item % blocks) * rows
+            nrows = min(rows, P - p0)
+            L = <Py_ssize_t>nrows * Q
+            tid = threadid()
+            if pointwise:
+                col = xs + (<Py_ssize_t>n * C + g * Cg) * H * W + p0 * Q
+                ld = H * W
+            else:
+                im2col(xs + (<Py_ssize_t>n * C + g * Cg) * H * W, Cg, H, W, R, S,
+                       sh, sw, pt, pl, dh, dw, p0, nrows, Q, ws + tid * per_thread)
+                col = ws + tid * per_thread
+                ld = <int>L
+            out = ys + (<Py_ssize_t>n * K + g * Kg) * PQ + p0 * Q
+            gemm(c"N", c"N", <int>L, Kg, CRS, col, ld, ws_filters + <Py_ssize_t>g * Kg * CRS, CRS,
+                 0, out, <int>PQ)
+            if bias != NULL:
+                for k in range(Kg):
+                    for j in range(L):
+                        out[k * PQ + j] += bias[g * Kg + k]
+
+
+def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,
+                         int sh, int sw, int pt, int pl, int dh, int dw, int groups,
+                         floating[:, :, :, ::1] dx):
+    """dx[n,c,h,w] = Σ_k,r,s dy[n,k,p,q] · w[k,c,r,s] over h = p*sh+r*dh-pt, w = q*sw+s*dw-pl
+
+    Items are (image, group): blocks of one image overlap in dx, so one thread owns it.
+    """
+    cdef int N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef int K = w.shape[0], Cg = w.shape[1], R = w.shape[2], S = w.shape[3]
+    cdef int P = dy.shape[2], Q = dy.shape[3]
+    cdef int Kg = K // groups, CRS = Cg * R * S
+    cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
+    cdef int rows = block_rows(CRS, P, Q)
+    cdef int blocks = (P + rows - 1) // rows
+    cdef int nt = num_threads
+    cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
+    cdef floating* ws = <floating*>workspace((0 if pointwise else nt * per_thread) * sizeof(floating))
+    cdef const floating* dys = &dy[0, 0, 0, 0]
+    cdef const floating* filters = &w[0, 0, 0, 0]
+    cdef floating* dxs = &dx[0, 0, 0, 0]
+    cdef Py_ssize_t item, PQ = <Py_ssize_t>P * Q, HW = <Py_ssize_t>H * W
+    cdef int n, g, block, p0, nrows, tid
+    cdef const floating* grad
+    cdef const floating* filters_g
+    cdef floating* image
+    cdef floating* col
+    with nogil:
+        for item in prange(<Py_ssize_t>N * groups, num_threads=nt, schedule="static"):
+            n = item // groups
+            g = item % groups
+            tid = threadid()
+            image = dxs + (<Py_ssize_t>n * C + g * Cg) * HW
+            grad = dys + (<Py_ssize_t>n * K + g * Kg) * PQ
+            filters_g = filters + <Py_ssize_t>g * Kg * CRS
+            if pointwise:
+                gemm(c"N", c"T", <int>HW, Cg, Kg, grad, <int>PQ, filters_g, CRS, 0, image, <int>HW)
+            else:
+                memset(image, 0, Cg * HW * sizeof(floating))
+                col = ws + tid * per_thread
+                for block in range(blocks):
+                    p0 = block * rows
+                    nrows = min(rows, P - p0)
+                    gemm(c"N", c"T", nrows * Q, CRS, Kg, grad + p0 * Q, <int>PQ, filters_g, CRS,
+                         0, col, nrows * Q)
+                    col2im(col, Cg, H, W, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, image)
+
+
+def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
+                           int sh, int sw, int pt, int pl, int dh, int dw, int groups,
+                           floating[:, :, :, ::1] dweight):
+    """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]
+
+    Each thread accumulates into its own K×Cg·R·S buffer; the buffers are summed at the end.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = dweight.shape[0], Cg = dweight.shape[1], R = dweight.shape[2], S = dweight.shape[3]
+    cdef int P = dy.shape[2], Q = dy.shape[3]
+    cdef int Kg = K // groups, CRS = Cg * R * S
+    cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
+    cdef int rows = block_rows(CRS, P, Q)
+    cdef int blocks = (P + rows - 1) // rows
+    cdef int nt = num_threads
+    cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
+    cdef Py_ssize_t columns = 0 if pointwise else nt * per_thread
+    cdef Py_ssize_t KCRS = <Py_ssize_t>K * CRS
+    cdef floating* ws = <floating*>workspace((columns + nt * KCRS) * sizeof(floating))
+    cdef floating* partial = ws + columns
+    cdef const floating* xs = &x[0, 0, 0, 0]
+    cdef const floating* dys = &dy[0, 0, 0, 0]
+    cdef floating* dws = &dweight[0, 0, 0, 0]
+    cdef Py_ssize_t item, PQ = <Py_ssize_t>P * Q, j
+    cdef int n, g, p0, nrows, tid, ld, t
+    cdef const floating* col
+    cdef floating total
+    memset(partial, 0, nt * KCRS * sizeof(floating))
+    with nogil:
+        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="static"):
+            n = item // (groups * blocks)
+            g = (item // blocks) % groups
+            p0 = (item % blocks) * rows
+            nrows = min(rows, P - p0)
+            tid = threadid()
+            if pointwise:
+                col = xs + (<Py_ssize_t>n * C + g * Cg) * H * W + p0 * Q
+                ld = H * W
+            else:
+                im2col(xs + (<Py_ssize_t>n * C + g * Cg) * H * W, Cg, H, W, R, S,
+                       sh, sw, pt, pl, dh, dw, p0, nrows, Q, ws + tid * per_thread)
+                col = ws + tid * per_thread
+                ld = nrows * Q
+            gemm(c"T", c"N", CRS, Kg, nrows * Q, col, ld,
+                 dys + (<Py_ssize_t>n * K + g * Kg) * PQ + p0 * Q, <int>PQ,
+                 1, partial + tid * KCRS + <Py_ssize_t>g * Kg * CRS, CRS)
+        for j in prange(KCRS, num_threads=nt, schedule="static"):
+            total = 0
+            for t in range(nt):
+                total = total + partial[t * KCRS + j]
+            dws[j] = total

@@ -1,0 +1,244 @@
+"""The public functional API: validate and normalise once, pick the backend, call it.
+
+Signatures mirror ``torch.nn.functional``; layout is NCHW and weights are
+(K, C/groups, R, S). Every function takes ``backend=None`` to force one
+backend for one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _args
+from .backends import kernels
+from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
+
+_NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect"}
+
+
+def _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode):
+    x = _args.as_input("x", x, 4)
+    weight = _args.as_input("weight", weight, 4)
+    dtype = _args.check_same_dtype(x=x, weight=weight)
+    _args.check_nonempty("x", x)
+    if 0 in weight.shape:
+        raise ValueError(f"weight must have no empty axis; received shape {weight.shape}")
+    geometry = _args.conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
+    return x, weight, dtype, geometry
+
+
+def _source_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each row (or column) of the padded input, the input row it copies."""
+    return np.pad(np.arange(size), (before, after), mode=_NUMPY_PAD_MODE[mode])
+
+
+def _pad_explicitly(x, geometry, padding_mode):
+    """Replicate/reflect padding is materialised here, once for every backend;
+    zero padding stays implicit in the kernels. Returns (input, top, left)."""
+    top, bottom, left, right = geometry.pad
+    if padding_mode == "zeros" or not any(geometry.pad):
+        return x, top, left
+    H, W = x.shape[2:]
+    rows = _source_indices(H, top, bottom, padding_mode)
+    cols = _source_indices(W, left, right, padding_mode)
+    return np.ascontiguousarray(x[:, :, rows][:, :, :, cols]), 0, 0
+
+
+def _fold_padding(dx_padded, geometry, padding_mode, in_hw):
+    """Adjoint of :func:`_pad_explicitly`: add each padded cell's gradient to the cell it copied."""
+    top, bottom, left, right = geometry.pad
+    dx = dx_padded
+    for axis, size, before, after in ((2, in_hw[0], top, bottom), (3, in_hw[1], left, right)):
+        source = _source_indices(size, before, after, padding_mode)
+        folded = np.take(dx, np.arange(before, before + size), axis=axis)
+        for position in [*range(before), *range(before + size, before + size + after)]:
+            target = [slice(None)] * 4
+            target[axis] = source[position]
+            picked = [slice(None)] * 4
+            picked[axis] = position
+            folded[tuple(target)] += dx[tuple(picked)]
+        dx = folded
+    return np.ascontiguousarray(dx)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *, backend=None):
+    """2-D convolution (cross-correlation, as in deep learning), NCHW.
+
+    ``y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·C/G + c, p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s]``
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+    weight : ndarray, shape (K, C/groups, R, S), same dtype as ``x``
+    bias : ndarray, shape (K,), optional
+    stride, dilation : int or (int, int)
+    padding : int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same"
+        "same" follows TensorFlow: the odd padding pixel goes bottom/right.
+    groups : int
+        Input channels and filters are split into this many groups
+        (``groups == C`` with ``K == C`` is a depthwise convolution).
+    padding_mode : {"zeros", "replicate", "reflect"}
+    backend : str, optional
+        Force one backend (see :func:`cnnkernels.backends`) for this call.
+
+    Returns
+    -------
+    y : ndarray, shape (N, K, P, Q), dtype of ``x``
+    """
+    x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
+    K = weight.shape[0]
+    if bias is None:
+        bias = np.empty(0, dtype)
+    else:
+        bias = _args.as_input("bias", bias, 1)
+        if bias.dtype != dtype:
+            raise TypeError(f"bias must have dtype {dtype}, like x; received dtype={bias.dtype}")
+        if bias.shape != (K,):
+            raise ValueError(f"bias must have shape ({K},); received shape {bias.shape}")
+    y = np.empty((x.shape[0], K, *geometry.out_hw), dtype)
+    if x.shape[0] == 0:
+        return y
+    ops = kernels(backend)
+    source, top, left = _pad_explicitly(x, geometry, padding_mode)
+    ops.conv2d_forward(source, weight, bias, *geometry.stride, top, left, *geometry.dilation, geometry.groups, y)
+    return y
+
+
+def conv2d_backward(
+    dy, x, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", bias=True, *, backend=None
+):
+    """Gradients of :func:`conv2d` with respect to its input, weight and bias.
+
+    ``dx[n,c,h,w] = Σ_k,r,s dy[n,k,p,q] · w[k,c,r,s]`` over the (p, q) that read (h, w);
+    ``dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh+r·dh−pt, q·sw+s·dw−pl]``;
+    ``db[k] = Σ_n,p,q dy[n,k,p,q]``.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (N, K, P, Q)
+        Gradient of the loss with respect to the output of ``conv2d``.
+    x, weight, stride, padding, dilation, groups, padding_mode
+        As given to :func:`conv2d`.
+    bias : bool
+        Whether the forward pass had a bias; if False ``dbias`` is None.
+
+    Returns
+    -------
+    dx : ndarray like ``x``
+    dweight : ndarray like ``weight``
+    dbias : ndarray of shape (K,) or None
+    """
+    x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
+    with_bias = _args.check_flag("bias", bias)
+    N, K = x.shape[0], weight.shape[0]
+    dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
+    dbias = dy.sum(axis=(0, 2, 3)) if with_bias else None
+    if N == 0:
+        return np.zeros(x.shape, dtype), np.zeros(weight.shape, dtype), dbias
+    ops = kernels(backend)
+    source, top, left = _pad_explicitly(x, geometry, padding_mode)
+    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
+    dsource = np.empty(source.shape, dtype)
+    ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
+    dweight = np.empty(weight.shape, dtype)
+    ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
+    dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
+    return dx, dweight, dbias
+
+
+def _pool_setup(x, kernel_size, stride, padding):
+    x = _args.as_input("x", x, 4)
+    _args.check_nonempty("x", x)
+    return x, _args.pool_geometry(x.shape, kernel_size, stride, padding)
+
+
+def _pool_args(geometry):
+    return (*geometry.kernel, *geometry.stride, geometry.pad[0], geometry.pad[2])
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
+    """2-D max pooling, NCHW: ``y[n,c,p,q] = max x[n,c,h,w]`` over the real cells of window (p, q).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+    kernel_size : int or (int, int)
+    stride : int or (int, int), optional
+        Defaults to ``kernel_size`` (non-overlapping windows).
+    padding : int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same"
+        Padded cells never win; each side must be smaller than the kernel.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, P, Q), dtype of ``x``. NaN propagates.
+    """
+    x, geometry = _pool_setup(x, kernel_size, stride, padding)
+    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
+    if x.shape[0]:
+        kernels(backend).max_pool2d_forward(x, *_pool_args(geometry), y)
+    return y
+
+
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None):
+    """Gradient of :func:`max_pool2d`: each window's gradient goes to its **first**
+    maximum in row-major order (PyTorch's rule), so ties after a ReLU are deterministic.
+
+    Returns
+    -------
+    dx : ndarray like ``x``
+    """
+    x, geometry = _pool_setup(x, kernel_size, stride, padding)
+    dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
+    dx = np.empty(x.shape, x.dtype)
+    if x.shape[0]:
+        kernels(backend).max_pool2d_backward(dy, x, *_pool_args(geometry), dx)
+    return dx
+
+
+def _divisor_mode(count_include_pad) -> int:
+    return DIVISOR_WINDOW if _args.check_flag("count_include_pad", count_include_pad) else DIVISOR_VALID
+
+
+def _mean_pool(x, kernel_size, stride, padding, divisor_mode, backend):
+    x, geometry = _pool_setup(x, kernel_size, stride, padding)
+    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
+    if x.shape[0]:
+        kernels(backend).avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode, y)
+    return y
+
+
+def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backend):
+    # Only x's shape and dtype matter here: validate them without copying its data.
+    x = _args.check_array("x", x, 4)
+    _args.check_nonempty("x", x)
+    geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding)
+    dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
+    dx = np.empty(x.shape, x.dtype)
+    if x.shape[0]:
+        kernels(backend).avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode, dx)
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None):
+    """2-D average pooling, NCHW: ``y[n,c,p,q] = Σ window / divisor``.
+
+    The divisor is kh·kw when ``count_include_pad`` (PyTorch's default), else
+    the number of real (non-padding) cells in the window (Keras's "same").
+    Other arguments as :func:`max_pool2d`.
+    """
+    return _mean_pool(x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend)
+
+
+def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None):
+    """Gradient of :func:`avg_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q] / divisor[p,q]``."""
+    return _mean_pool_backward(dy, x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend)
+
+
+def sum_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
+    """2-D sum pooling, NCHW: ``y[n,c,p,q] = Σ x[n,c,h,w]`` over window (p, q); padding adds zeros."""
+    return _mean_pool(x, kernel_size, stride, padding, DIVISOR_ONE, backend)
+
+
+def sum_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None):
+    """Gradient of :func:`sum_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q]``."""
+    return _mean_pool_backward(dy, x, kernel_size, stride, padding, DIVISOR_ONE, backend)

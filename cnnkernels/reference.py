@@ -1,0 +1,159 @@
+"""NumPy reference kernels: the oracle every backend is tested against.
+
+Readable first, vectorised second (``sliding_window_view`` + ``einsum``), so it
+doubles as the ``numpy`` backend. The functions share the kernel signature of
+the compiled backends: arguments are already validated and normalised by
+:mod:`cnnkernels.api`, and each kernel writes into a preallocated output.
+
+Zero padding is given as (top, left); bottom/right padding is whatever the
+output size implies. Legend: N images, C channels, H×W input, K filters,
+R×S kernel, P×Q output, G groups.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+# Divisor rules shared by avg/sum pooling kernels of every backend.
+DIVISOR_ONE, DIVISOR_WINDOW, DIVISOR_VALID = 0, 1, 2
+
+
+def _padded(x, pt, pl, height, width, fill=0.0):
+    """x zero-padded (or ``fill``-padded) to ``height``×``width`` with (pt, pl) before."""
+    N, C, H, W = x.shape
+    xp = np.full((N, C, max(height, H + pt), max(width, W + pl)), fill, dtype=x.dtype)
+    xp[:, :, pt : pt + H, pl : pl + W] = x
+    return xp
+
+
+def _conv_windows(x, R, S, sh, sw, pt, pl, dh, dw, P, Q):
+    """(N, C, P, Q, R, S) view: windows[n,c,p,q,r,s] = xpad[n, c, p*sh + r*dh, q*sw + s*dw]."""
+    span_h, span_w = (R - 1) * dh + 1, (S - 1) * dw + 1
+    xp = _padded(x, pt, pl, (P - 1) * sh + span_h, (Q - 1) * sw + span_w)
+    windows = sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
+    return windows[:, :, : (P - 1) * sh + 1 : sh, : (Q - 1) * sw + 1 : sw, ::dh, ::dw]
+
+
+def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]"""
+    N, C, H, W = x.shape
+    K, Cg, R, S = w.shape
+    P, Q = y.shape[2:]
+    windows = _conv_windows(x, R, S, sh, sw, pt, pl, dh, dw, P, Q)
+    windows = windows.reshape(N, groups, Cg, P, Q, R, S)
+    wg = w.reshape(groups, K // groups, Cg, R, S)
+    out = np.einsum("ngcpqrs,gkcrs->ngkpq", windows, wg, optimize=True)
+    y[...] = out.reshape(N, K, P, Q)
+    if b.size:
+        y += b[None, :, None, None]
+
+
+def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx):
+    """dx[n,c,h,w] = Σ_k,r,s over (p,q) with h = p*sh+r*dh-pt, w = q*sw+s*dw-pl of dy[n,k,p,q] · w[k,c,r,s]"""
+    N, C, H, W = dx.shape
+    K, Cg, R, S = w.shape
+    P, Q = dy.shape[2:]
+    G, Kg = groups, K // groups
+    dyg = dy.reshape(N, G, Kg, P, Q)
+    wg = w.reshape(G, Kg, Cg, R, S)
+    height = max((P - 1) * sh + (R - 1) * dh + 1, H + pt)
+    width = max((Q - 1) * sw + (S - 1) * dw + 1, W + pl)
+    dxp = np.zeros((N, G, Cg, height, width), dtype=dx.dtype)
+    for r in range(R):
+        for s in range(S):
+            contribution = np.einsum("ngkpq,gkc->ngcpq", dyg, wg[:, :, :, r, s], optimize=True)
+            rows = slice(r * dh, r * dh + (P - 1) * sh + 1, sh)
+            cols = slice(s * dw, s * dw + (Q - 1) * sw + 1, sw)
+            dxp[:, :, :, rows, cols] += contribution
+    dx[...] = dxp[:, :, :, pt : pt + H, pl : pl + W].reshape(N, C, H, W)
+
+
+def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, dweight):
+    """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]"""
+    N, C, H, W = x.shape
+    K, Cg, R, S = dweight.shape
+    P, Q = dy.shape[2:]
+    windows = _conv_windows(x, R, S, sh, sw, pt, pl, dh, dw, P, Q)
+    windows = windows.reshape(N, groups, Cg, P, Q, R, S)
+    dyg = dy.reshape(N, groups, K // groups, P, Q)
+    out = np.einsum("ngkpq,ngcpqrs->gkcrs", dyg, windows, optimize=True)
+    dweight[...] = out.reshape(K, Cg, R, S)
+
+
+def _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q):
+    """Yield (r, s, rows, cols, valid) for each kernel offset: the input cell each window
+    reads at that offset, and whether it is a real cell (not padding)."""
+    ih = np.arange(P)[:, None] * sh - pt
+    iw = np.arange(Q)[None, :] * sw - pl
+    for r in range(kh):
+        for s in range(kw):
+            rows, cols = ih + r, iw + s
+            valid = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+            yield r, s, np.clip(rows, 0, H - 1), np.clip(cols, 0, W - 1), np.broadcast_to(valid, (P, Q))
+
+
+def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, P, Q):
+    """Max of each window and the flat (h*W + w) index of its first maximum in row-major order.
+
+    Padding never wins; NaN wins over numbers (the first NaN), as ``np.max`` and
+    ``np.argmax`` would have it.
+    """
+    N, C, H, W = x.shape
+    best = np.full((N, C, P, Q), -np.inf, dtype=x.dtype)
+    where = np.full((N, C, P, Q), -1, dtype=np.int64)
+    for _, _, rows, cols, valid in _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q):
+        value = x[:, :, rows, cols]
+        take = valid & ((where < 0) | (value > best) | (np.isnan(value) & ~np.isnan(best)))
+        best = np.where(take, value, best)
+        where = np.where(take, rows * W + cols, where)
+    return best, where
+
+
+def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
+    """y[n,c,p,q] = max over real cells (h, w) of the window at (p*sh-pt, q*sw-pl) of x[n,c,h,w]"""
+    y[...] = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *y.shape[2:])[0]
+
+
+def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
+    """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [ (h, w) is the first maximum of window (p, q) ]"""
+    N, C, H, W = x.shape
+    _, where = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *dy.shape[2:])
+    flat = np.zeros((N * C, H * W), dtype=dx.dtype)
+    planes = np.arange(N * C)[:, None]
+    np.add.at(flat, (planes, where.reshape(N * C, -1)), dy.reshape(N * C, -1))
+    dx[...] = flat.reshape(N, C, H, W)
+
+
+def _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, dtype):
+    if divisor_mode == DIVISOR_ONE:
+        return np.ones((P, Q), dtype)
+    if divisor_mode == DIVISOR_WINDOW:
+        return np.full((P, Q), kh * kw, dtype)
+    counts = sum(valid.astype(dtype) for *_, valid in _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q))
+    return counts
+
+
+def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
+    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor[p,q]  (divisor: 1, kh·kw or #real cells)"""
+    N, C, H, W = x.shape
+    P, Q = y.shape[2:]
+    xp = _padded(x, pt, pl, (P - 1) * sh + kh, (Q - 1) * sw + kw)
+    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, : (P - 1) * sh + 1 : sh, : (Q - 1) * sw + 1 : sw]
+    y[...] = windows.sum(axis=(4, 5)) / _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, x.dtype)
+
+
+def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
+    """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
+    N, C, H, W = dx.shape
+    P, Q = dy.shape[2:]
+    share = dy / _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, dy.dtype)
+    dxp = np.zeros((N, C, max((P - 1) * sh + kh, H + pt), max((Q - 1) * sw + kw, W + pl)), dx.dtype)
+    for r in range(kh):
+        for s in range(kw):
+            dxp[:, :, r : r + (P - 1) * sh + 1 : sh, s : s + (Q - 1) * sw + 1 : sw] += share
+    dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
+
+
+def set_num_threads(n: int) -> None:
+    """NumPy's threads are its BLAS's, which :mod:`cnnkernels.threads` sets."""

@@ -1,0 +1,72 @@
+"""Build of the Cython kernels; all metadata lives in pyproject.toml.
+
+Environment switches, read at build time:
+  CNNKERNELS_DEBUG=1   turn boundscheck/initializedcheck back on, -O0 -g (the test suite's debug run)
+  CNNKERNELS_NATIVE=1  add -march=native (faster on the build machine, not portable)
+Without an OpenMP-capable compiler the kernels still build, and run serially.
+"""
+
+import os
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("CNNKERNELS_DEBUG", "") not in ("", "0")
+NATIVE = os.environ.get("CNNKERNELS_NATIVE", "") not in ("", "0")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "initializedcheck": DEBUG,
+    "wraparound": False,
+    "cdivision": True,
+    "nonecheck": False,
+    "embedsignature": True,
+}
+
+
+def _compiler_has_openmp(compiler) -> bool:
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "omp.c")
+        with open(source, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=["-fopenmp"])
+            compiler.link_executable(objects, os.path.join(tmp, "omp"), extra_postargs=["-fopenmp"])
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        openmp = (["/openmp"], []) if msvc else (["-fopenmp"], ["-fopenmp"])
+        if not msvc and not _compiler_has_openmp(self.compiler):
+            print("cnnkernels: compiler has no OpenMP; kernels will run serially", file=sys.stderr)
+            openmp = ([], [])
+        optimise = ["/O2"] if msvc else (["-O0", "-g"] if DEBUG else ["-O3"])
+        if NATIVE and not msvc:
+            optimise.append("-march=native")
+        for ext in self.extensions:
+            ext.extra_compile_args = optimise + openmp[0]
+            ext.extra_link_args = openmp[1]
+        super().build_extensions()
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    modules = [
+        Extension(
+            f"cnnkernels.{name}",
+            [f"cnnkernels/{name}.pyx"],
+        )
+        for name in ("_conv", "_pool")
+    ]
+    return cythonize(modules, compiler_directives=DIRECTIVES, force=DEBUG)
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
