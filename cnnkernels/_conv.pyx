@@ -9,11 +9,9 @@ Work is split into items (image, group, block of output rows) run by an OpenMP
 ``prange``; BLAS is called inside, single-threaded (see cnnkernels.threads).
 Each thread im2cols one block at a time into its own slice of a workspace that
 is reused across calls. Workspace bound, per thread: Cg·R·S·rows·Q elements
-with rows = max(1, min(P, 2**21 // (Cg·R·S·Q))), i.e. at most
-max(2**21, Cg·R·S·Q) elements (8 MiB in float32 for most layers), whatever N is.
+with rows = max(1, min(P, 2**21 // (Cg·R·S·Q))) (cnnkernels._workspace), i.e. at
+most max(2**21, Cg·R·S·Q) elements (8 MiB in float32 for most layers), whatever N is.
 """
-
-import threading
 
 import numpy as np
 
@@ -25,9 +23,9 @@ ctypedef fused floating:
     float
     double
 
+from ._workspace import block_rows, scratch
+
 cdef int num_threads = 1
-cdef Py_ssize_t BLOCK_ELEMENTS = 1 << 21
-_local = threading.local()
 
 
 def set_num_threads(int n):
@@ -37,21 +35,9 @@ def set_num_threads(int n):
 
 
 cdef void* workspace(Py_ssize_t nbytes) except NULL:
-    """Scratch memory for the calling Python thread, grown on demand and kept: a
-    freshly touched page costs a fault, so small layers must not allocate per call."""
-    buffer = getattr(_local, "buffer", None)
-    if buffer is None or buffer.nbytes < nbytes:
-        buffer = np.empty(max(nbytes, 64), dtype=np.uint8)
-        _local.buffer = buffer
-    cdef unsigned char[::1] raw = buffer
+    """``nbytes`` of reusable scratch memory for the calling Python thread."""
+    cdef unsigned char[::1] raw = scratch(nbytes, np.uint8)
     return <void*>&raw[0]
-
-
-cdef inline int block_rows(Py_ssize_t crs, int P, int Q) noexcept nogil:
-    cdef Py_ssize_t rows = BLOCK_ELEMENTS // (crs * Q)
-    if rows < 1:
-        return 1
-    return <int>rows if rows < P else P
 
 
 cdef inline void gemm(char transa, char transb, int m, int n, int k,
