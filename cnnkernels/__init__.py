@@ -3,7 +3,7 @@
 NCHW layout, weights (K, C/groups, R, S); signatures mirror
 ``torch.nn.functional``. Backends: ``cython`` (compiled, OpenMP + BLAS),
 ``numba`` (JIT) and ``numpy`` (the reference), chosen in
-:mod:`cnnkernels.backends`.
+:mod:`cnnkernels._backends`.
 """
 
 from .api import (
@@ -16,7 +16,7 @@ from .api import (
     sum_pool2d,
     sum_pool2d_backward,
 )
-from .backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
+from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"

@@ -61,7 +61,7 @@ def check_array(name: str, array, ndim: int) -> np.ndarray:
     """``array`` must be a float32/float64 ndarray of rank ``ndim``; no copy is made."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray; received {type(array).__name__}")
-    if array.dtype not in FLOAT_DTYPES:
+    if array.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64; received dtype={array.dtype}")
     if array.ndim != ndim:
         raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args
-from .backends import kernels
+from ._backends import kernels
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
 
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect"}

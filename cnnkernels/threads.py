@@ -78,9 +78,9 @@ def set_num_threads(n: int) -> None:
         raise ValueError(f"number of threads must be positive; received n={n!r}")
     global _num_threads
     _num_threads = int(n)
-    from . import backends
+    from . import _backends
 
-    for namespace in backends.loaded():
+    for namespace in _backends.loaded():
         namespace.set_num_threads(_num_threads)
     for lib in _blas_controllers(from_scipy=False):
         lib.set_num_threads(_num_threads)

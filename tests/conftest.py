@@ -1,0 +1,28 @@
+"""Shared fixtures: every kernel test runs on every backend that loads here."""
+
+import numpy as np
+import pytest
+
+import cnnkernels
+
+TOLERANCE = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-10}
+
+
+def assert_close(actual, expected, dtype=None, what=""):
+    """Compare with a tolerance keyed by dtype and scaled by the expected values' size."""
+    dtype = np.dtype(dtype or expected.dtype)
+    tol = TOLERANCE[dtype]
+    scale = max(1.0, float(np.max(np.abs(expected))) if expected.size else 1.0)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=what)
+
+
+@pytest.fixture(params=cnnkernels.backends())
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
