@@ -36,7 +36,7 @@ def set_num_threads(int n):
 
 cdef void* workspace(Py_ssize_t nbytes) except NULL:
     """``nbytes`` of reusable scratch memory for the calling Python thread."""
-    cdef unsigned char[::1] raw = scratch(nbytes, np.uint8)
+    cdef unsigned char[::1] raw = scratch(max(nbytes, 1), np.uint8)  # never empty: &raw[0] must exist
     return <void*>&raw[0]
 
 

@@ -105,7 +105,19 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
 
 
 def conv2d_backward(
-    dy, x, weight, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", bias=True, *, backend=None
+    dy,
+    x,
+    weight,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    padding_mode="zeros",
+    bias=True,
+    *,
+    input_grad=True,
+    weight_grad=True,
+    backend=None,
 ):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
@@ -121,28 +133,38 @@ def conv2d_backward(
         As given to :func:`conv2d`.
     bias : bool
         Whether the forward pass had a bias; if False ``dbias`` is None.
+    input_grad, weight_grad : bool
+        Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
+        network's first layer needs no ``dx``).
 
     Returns
     -------
-    dx : ndarray like ``x``
-    dweight : ndarray like ``weight``
-    dbias : ndarray of shape (K,) or None
+    dx : ndarray like ``x``, or None
+    dweight : ndarray like ``weight``, or None
+    dbias : ndarray of shape (K,), or None
     """
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
     with_bias = _args.check_flag("bias", bias)
+    input_grad = _args.check_flag("input_grad", input_grad)
+    weight_grad = _args.check_flag("weight_grad", weight_grad)
     N, K = x.shape[0], weight.shape[0]
     dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
     dbias = dy.sum(axis=(0, 2, 3)) if with_bias else None
+    dx = dweight = None
     if N == 0:
-        return np.zeros(x.shape, dtype), np.zeros(weight.shape, dtype), dbias
+        dx = np.zeros(x.shape, dtype) if input_grad else None
+        dweight = np.zeros(weight.shape, dtype) if weight_grad else None
+        return dx, dweight, dbias
     ops = kernels(backend)
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
-    dsource = np.empty(source.shape, dtype)
-    ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
-    dweight = np.empty(weight.shape, dtype)
-    ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
-    dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
+    if input_grad:
+        dsource = np.empty(source.shape, dtype)
+        ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
+        dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
+    if weight_grad:
+        dweight = np.empty(weight.shape, dtype)
+        ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
     return dx, dweight, dbias
 
 

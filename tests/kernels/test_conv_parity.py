@@ -6,6 +6,8 @@ Grid: dtype × padding form × padding_mode × groups × kernel shape (parametri
 
 import itertools
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
@@ -111,4 +113,34 @@ def test_thread_count_does_not_change_results(backend, rng, threads):
         cnnkernels.set_num_threads(before)
     assert_close(y, cnnkernels.conv2d(x, w, padding=1, groups=2, backend="numpy"))
     for got, want in zip(grads, cnnkernels.conv2d_backward(dy, x, w, padding=1, groups=2, backend="numpy")):
+        assert_close(got, want)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    N=st.integers(1, 3), groups=st.sampled_from([1, 2, 3]), c_per_group=st.integers(1, 3),
+    k_per_group=st.integers(1, 3), H=st.integers(1, 12), W=st.integers(1, 12),
+    R=st.integers(1, 4), S=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+    dh=st.integers(1, 2), dw=st.integers(1, 2),
+    pads=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
+    dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16),
+)
+def test_conv2d_random_geometry_matches_reference(backend, N, groups, c_per_group, k_per_group, H, W, R, S,
+                                                  sh, sw, dh, dw, pads, dtype, seed):
+    """Any geometry the validator accepts gives the reference's numbers; any other is a ValueError."""
+    rng = np.random.default_rng(seed)
+    C, K = groups * c_per_group, groups * k_per_group
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, c_per_group, R, S)).astype(dtype)
+    padding = ((pads[0], pads[1]), (pads[2], pads[3]))
+    geometry = dict(stride=(sh, sw), padding=padding, dilation=(dh, dw), groups=groups)
+    try:
+        expected = cnnkernels.conv2d(x, w, **geometry, backend="numpy")
+    except ValueError as exc:
+        assert "larger than the padded input" in str(exc)
+        return
+    assert_close(cnnkernels.conv2d(x, w, **geometry, backend=backend), expected)
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    for got, want in zip(cnnkernels.conv2d_backward(dy, x, w, **geometry, backend=backend),
+                         cnnkernels.conv2d_backward(dy, x, w, **geometry, backend="numpy")):
         assert_close(got, want)

@@ -107,3 +107,16 @@ def test_output_dtype_follows_input(backend, rng):
         w = rng.standard_normal((2, 2, 3, 3)).astype(dtype)
         assert cnnkernels.conv2d(x, w, backend=backend).dtype == dtype
         assert cnnkernels.avg_pool2d(x, 2, backend=backend).dtype == dtype
+
+
+def test_backward_can_skip_input_or_weight_gradient(backend, rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dy = rng.standard_normal((2, 4, 4, 4))
+    dx, dw, db = cnnkernels.conv2d_backward(dy, x, w, backend="numpy")
+    only_w = cnnkernels.conv2d_backward(dy, x, w, input_grad=False, backend=backend)
+    only_x = cnnkernels.conv2d_backward(dy, x, w, weight_grad=False, bias=False, backend=backend)
+    assert only_w[0] is None and only_x[1] is None and only_x[2] is None
+    assert_close(only_w[1], dw)
+    assert_close(only_w[2], db)
+    assert_close(only_x[0], dx)

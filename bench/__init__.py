@@ -1,0 +1,1 @@
+"""Benchmarks of convolution implementations: `python -m bench`, or `pytest bench/ --benchmark-only`."""

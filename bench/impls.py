@@ -1,0 +1,132 @@
+"""Convolution and pooling implementations under test, prepared per problem.
+
+Each implementation turns a problem and its NumPy inputs into callables, one
+per pass, that return NumPy arrays (for the comparison with the reference):
+conv passes are "forward", "backward-data", "backward-weights"; pooling
+passes are "forward" and "backward". Preparation (conversion to tensors,
+layouts) happens outside the timed calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cnnkernels
+from cnnkernels import _args
+
+CONV_PASSES = ("forward", "backward-data", "backward-weights")
+POOL_PASSES = ("forward", "backward")
+
+
+class Cnnkernels:
+    """One cnnkernels backend through the public API."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.name = backend if backend != "numpy" else "numpy-ref"
+
+    def set_threads(self, n: int) -> None:
+        cnnkernels.set_num_threads(n)
+
+    def conv(self, problem, x, w, dy):
+        kw = dict(stride=problem.stride, padding=problem.padding, backend=self.backend)
+        return {
+            "forward": lambda: cnnkernels.conv2d(x, w, **kw),
+            "backward-data": lambda: cnnkernels.conv2d_backward(dy, x, w, bias=False, weight_grad=False, **kw)[0],
+            "backward-weights": lambda: cnnkernels.conv2d_backward(dy, x, w, bias=False, input_grad=False, **kw)[1],
+        }
+
+    def pool(self, problem, x, dy):
+        forward = getattr(cnnkernels, f"{problem.kind}_pool2d")
+        backward = getattr(cnnkernels, f"{problem.kind}_pool2d_backward")
+        args = (problem.kernel_size, problem.stride, problem.padding)
+        return {
+            "forward": lambda: forward(x, *args, backend=self.backend),
+            "backward": lambda: backward(dy, x, *args, backend=self.backend),
+        }
+
+
+class Torch:
+    """PyTorch CPU through torch.nn.functional / aten, NCHW or channels_last."""
+
+    def __init__(self, channels_last: bool = False):
+        import torch
+
+        self.torch = torch
+        self.channels_last = channels_last
+        self.name = "torch-nhwc" if channels_last else "torch"
+
+    def set_threads(self, n: int) -> None:
+        self.torch.set_num_threads(n)
+
+    def _tensor(self, array):
+        tensor = self.torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.contiguous(memory_format=self.torch.channels_last) if self.channels_last else tensor
+
+    def conv(self, problem, x, w, dy):
+        torch = self.torch
+        F = torch.nn.functional
+        stride = _args.as_pair("stride", problem.stride, minimum=1)
+        top, bottom, left, right = _args.normalise_padding(
+            problem.padding, (problem.H, problem.W), (problem.R, problem.S), stride, (1, 1))
+        tx, tw, tdy = self._tensor(x), self._tensor(w), self._tensor(dy)
+        if (top, left) == (bottom, right):
+            padding, prepad = [top, left], None
+        else:  # asymmetric ("same" with an even kernel): torch needs an explicit pad
+            padding, prepad = [0, 0], (left, right, top, bottom)
+        padded = F.pad(tx, prepad) if prepad else tx
+
+        def forward():
+            source = F.pad(tx, prepad) if prepad else tx
+            return F.conv2d(source, tw, stride=stride, padding=padding).numpy()
+
+        def backward(mask):
+            grads = torch.ops.aten.convolution_backward(
+                tdy, padded, tw, None, list(stride), padding, [1, 1], False, [0, 0], 1, mask)
+            return grads[0] if mask[0] else grads[1]
+
+        def backward_data():
+            grad = backward([True, False, False])
+            if prepad:
+                grad = grad[:, :, top : top + problem.H, left : left + problem.W]
+            return grad.numpy()
+
+        return {
+            "forward": forward,
+            "backward-data": backward_data,
+            "backward-weights": lambda: backward([False, True, False]).numpy(),
+        }
+
+    def pool(self, problem, x, dy):
+        torch = self.torch
+        F = torch.nn.functional
+        tx = self._tensor(x).requires_grad_(True)
+        tdy = self._tensor(dy)
+        k, s, p = problem.kernel_size, problem.stride or problem.kernel_size, problem.padding
+        if problem.kind == "max":
+            call = lambda: F.max_pool2d(tx, k, s, p)  # noqa: E731
+        elif problem.kind == "avg":
+            call = lambda: F.avg_pool2d(tx, k, s, p)  # noqa: E731
+        else:
+            call = lambda: F.avg_pool2d(tx, k, s, p, divisor_override=1)  # noqa: E731
+        graph = call()
+        return {
+            "forward": lambda: call().detach().numpy(),
+            "backward": lambda: torch.autograd.grad(graph, tx, tdy, retain_graph=True)[0].numpy(),
+        }
+
+
+def available(names=None):
+    """Implementations that can run here, optionally restricted to ``names``."""
+    found = [Cnnkernels(backend) for backend in cnnkernels.backends()]
+    try:
+        found += [Torch(channels_last=False), Torch(channels_last=True)]
+    except ImportError:
+        pass
+    if names:
+        unknown = set(names) - {impl.name for impl in found}
+        if unknown:
+            raise ValueError(f"unknown or unavailable implementation(s) {sorted(unknown)}; "
+                             f"available here: {[impl.name for impl in found]}")
+        found = [impl for impl in found if impl.name in names]
+    return found

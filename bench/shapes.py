@@ -1,0 +1,150 @@
+"""Shape sets for benchmarking convolution implementations, each with its source.
+
+A convolution problem is (N, C, H, W, K, R, S, stride, padding); padding is
+anything :func:`cnnkernels.conv2d` accepts. Batches of the published sets are
+scaled down so that a full run fits 2 cores and 24 GiB; the scale is stated in
+each set's ``note``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Conv:
+    name: str
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    stride: int | tuple[int, int] = 1
+    padding: object = 0
+
+    def flops(self, out_hw) -> float:
+        """2·N·K·C·R·S·P·Q: multiply-adds of the forward pass (each backward pass costs the same)."""
+        return 2.0 * self.N * self.K * self.C * self.R * self.S * out_hw[0] * out_hw[1]
+
+    def label(self) -> str:
+        stride = self.stride if isinstance(self.stride, int) else "x".join(map(str, self.stride))
+        return (f"{self.name} {self.N}x{self.C}x{self.H}x{self.W} k{self.K} {self.R}x{self.S}"
+                f"/{stride} p{self.padding}")
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    N: int
+    C: int
+    H: int
+    W: int
+    kind: str  # "max", "avg" or "sum"
+    kernel_size: int
+    stride: int | None = None
+    padding: object = 0
+
+    def label(self) -> str:
+        return f"{self.name} {self.kind} {self.N}x{self.C}x{self.H}x{self.W} k{self.kernel_size}/{self.stride or self.kernel_size}"
+
+
+@dataclass(frozen=True)
+class ShapeSet:
+    name: str
+    source: str
+    note: str
+    problems: tuple = field(default_factory=tuple)
+
+
+SETS = {
+    s.name: s
+    for s in [
+        ShapeSet(
+            "quick",
+            "tiny shapes for a smoke test (seconds)",
+            "not a benchmark: checks that every implementation runs and agrees",
+            (
+                Conv("q-conv", 4, 3, 12, 12, 8, 3, 3, 1, 1),
+                Conv("q-strided", 2, 8, 11, 9, 8, 3, 2, (2, 1), "same"),
+                Pool("q-pool", 4, 8, 12, 12, "max", 2),
+            ),
+        ),
+        ShapeSet(
+            "core",
+            "the acceptance rows of the kernel issues: tutorial-sized layers, a ResNet 3x3 layer, a 2x2 max-pool",
+            "batch as in the issue",
+            (
+                Conv("core-3ch", 32, 3, 20, 20, 32, 3, 3, 1, 1),
+                Conv("core-32ch", 32, 32, 20, 20, 16, 3, 3, 1, 1),
+                Conv("core-64ch", 8, 64, 56, 56, 64, 3, 3, 1, 1),
+                Pool("core-maxpool", 32, 32, 20, 20, "max", 2),
+            ),
+        ),
+        ShapeSet(
+            "tutorial",
+            "the Keras fruit-classifier tutorial's conv layers ('same' padding), 20x20x3 and 100x100x3 inputs",
+            "batch 32 (20x20) and 16 (100x100), as the tutorial trains",
+            (
+                Conv("tut-20-conv1", 32, 3, 20, 20, 32, 3, 3, 1, "same"),
+                Conv("tut-20-conv2", 32, 32, 20, 20, 16, 3, 3, 1, "same"),
+                Conv("tut-100-conv1", 16, 3, 100, 100, 32, 3, 3, 1, "same"),
+                Conv("tut-100-conv2", 16, 32, 100, 100, 16, 3, 3, 1, "same"),
+            ),
+        ),
+        ShapeSet(
+            "convnet-benchmarks",
+            "soumith/convnet-benchmarks, layers L1-L5 (input 128x3x128x128 ... 128x384x13x13)",
+            "batch scaled from 128 to 4 (L1, L2) and 16 (L3-L5) so one run fits 2 cores",
+            (
+                Conv("L1", 4, 3, 128, 128, 96, 11, 11, 1, 0),
+                Conv("L2", 4, 64, 64, 64, 128, 9, 9, 1, 0),
+                Conv("L3", 16, 128, 32, 32, 128, 9, 9, 1, 0),
+                Conv("L4", 16, 128, 16, 16, 128, 7, 7, 1, 0),
+                Conv("L5", 16, 384, 13, 13, 384, 3, 3, 1, 1),
+            ),
+        ),
+        ShapeSet(
+            "deepbench",
+            "baidu-research/DeepBench conv_problems.h, training set (speech, face, vision entries)",
+            "batch scaled to 4 (speech) and 8 (others) from 4-16",
+            (
+                Conv("db-speech1", 4, 1, 161, 700, 32, 5, 20, 2, 0),  # non-square kernel, stride 2
+                Conv("db-speech2", 4, 32, 79, 341, 32, 5, 10, 2, 0),
+                Conv("db-face", 8, 1, 48, 480, 16, 3, 3, 1, 1),
+                Conv("db-vision", 8, 64, 54, 54, 64, 3, 3, 1, 1),
+                Conv("db-ocr", 8, 1, 48, 128, 64, 3, 3, 1, 1),
+            ),
+        ),
+        ShapeSet(
+            "resnet",
+            "ResNet-50 (He et al. 2016) layer shapes: 7x7/2 stem, bottleneck 1x1 and 3x3, strided 3x3",
+            "batch 4",
+            (
+                Conv("rn-stem7x7", 4, 3, 224, 224, 64, 7, 7, 2, 3),
+                Conv("rn-3x3", 4, 64, 56, 56, 64, 3, 3, 1, 1),
+                Conv("rn-1x1-in", 4, 256, 56, 56, 64, 1, 1, 1, 0),
+                Conv("rn-1x1-out", 4, 64, 56, 56, 256, 1, 1, 1, 0),
+                Conv("rn-3x3/2", 4, 128, 56, 56, 128, 3, 3, 2, 1),
+                Conv("rn-3x3-deep", 4, 512, 7, 7, 512, 3, 3, 1, 1),
+            ),
+        ),
+        ShapeSet(
+            "pooling",
+            "pooling layers of the tutorial model and of ResNet/AlexNet",
+            "batch 32 (tutorial) and 8 (ResNet, AlexNet)",
+            (
+                Pool("tut-maxpool", 32, 16, 20, 20, "max", 2),
+                Pool("tut-100-maxpool", 16, 16, 100, 100, "max", 2),
+                Pool("rn-maxpool3/2", 8, 64, 112, 112, "max", 3, 2, 1),
+                Pool("alex-maxpool3/2", 8, 96, 55, 55, "max", 3, 2),
+                Pool("avgpool2", 32, 64, 28, 28, "avg", 2),
+                Pool("sumpool2", 32, 64, 28, 28, "sum", 2),
+            ),
+        ),
+    ]
+}
+
+# What `python -m bench` runs when no --set is given.
+DEFAULT_SETS = ("tutorial", "convnet-benchmarks", "deepbench", "resnet", "pooling")

@@ -1,0 +1,38 @@
+"""`python -m bench --quick` runs, measures every pass and agrees with the reference (no timing asserted)."""
+
+import json
+
+import pytest
+
+from bench.__main__ import main
+
+
+def test_quick_bench_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--threads", "1,2", "--impl", "cython", "--impl", "numba", "--impl", "numpy-ref",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["machine"]["numpy"] and set(report["sgemm_gflops"]) == {"1", "2"}
+    rows = report["rows"]
+    impls = {r["impl"] for r in rows}
+    assert impls == {"cython", "numba", "numpy-ref"}
+    conv_passes = {r["pass"] for r in rows if r["name"] == "q-conv"}
+    assert conv_passes == {"forward", "backward-data", "backward-weights", "total"}
+    for row in rows:
+        assert row["runs"] >= 3 and row["min_ms"] <= row["median_ms"] <= row["max_ms"]
+        assert row["max_abs_diff"] < 1e-3, row
+    assert all(r["gflops"] > 0 for r in rows if r["name"] == "q-conv")
+    printed = capsys.readouterr().out
+    assert "x torch" in printed and "q-conv" in printed
+
+
+def test_unknown_implementation_is_a_clear_error(capsys):
+    assert main(["--quick", "--impl", "cudnn"]) == 2
+    assert "cudnn" in capsys.readouterr().err
+
+
+def test_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plot.png"
+    assert main(["--quick", "--impl", "cython", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
