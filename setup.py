@@ -66,7 +66,9 @@ def extensions():
         )
         for name in ("_conv", "_pool")
     ]
-    return cythonize(modules, compiler_directives=DIRECTIVES, force=DEBUG)
+    # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
+    # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.
+    return cythonize(modules, compiler_directives=DIRECTIVES, force=True)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

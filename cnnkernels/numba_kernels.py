@@ -211,16 +211,33 @@ def _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W):
 
 @njit(**_SERIAL)
 def _first_max(plane, r0, r1, s0, s1):
-    """(h, w) of the window's first maximum in row-major order; the first NaN wins."""
+    """(h, w) of the window's first maximum in row-major order; the first NaN wins.
+    Selects, not branches, on the comparison (random data would mispredict them)."""
     best_h, best_w = r0, s0
     top = plane[r0, s0]
     for h in range(r0, r1):
         for w in range(s0, s1):
             value = plane[h, w]
-            if value > top or (np.isnan(value) and not np.isnan(top)):
-                top = value
-                best_h, best_w = h, w
+            if np.isnan(value):
+                return h, w
+            better = value > top
+            best_h = h if better else best_h
+            best_w = w if better else best_w
+            top = value if better else top
     return best_h, best_w
+
+
+@njit(**_SERIAL)
+def _window_max(plane, r0, r1, s0, s1):
+    """The window's maximum, NaN if it holds one; branch-free like _first_max."""
+    top = plane[r0, s0]
+    nan_seen = False
+    for h in range(r0, r1):
+        for w in range(s0, s1):
+            value = plane[h, w]
+            nan_seen |= np.isnan(value)
+            top = value if value > top else top
+    return np.nan if nan_seen else top
 
 
 @njit(**_SERIAL)
@@ -238,12 +255,11 @@ def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     for plane in prange(N * C):
-        n, c = plane // C, plane % C
+        image, out = x[plane // C, plane % C], y[plane // C, plane % C]
         for p in range(P):
             for q in range(Q):
                 r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                h, w = _first_max(x[n, c], r0, r1, s0, s1)
-                y[n, c, p, q] = x[n, c, h, w]
+                out[p, q] = _window_max(image, r0, r1, s0, s1)
 
 
 @njit(**_PARALLEL)
@@ -252,13 +268,13 @@ def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
     N, C, H, W = x.shape
     P, Q = dy.shape[2], dy.shape[3]
     for plane in prange(N * C):
-        n, c = plane // C, plane % C
-        dx[n, c] = 0
+        image, grad, out = x[plane // C, plane % C], dy[plane // C, plane % C], dx[plane // C, plane % C]
+        out[:] = 0
         for p in range(P):
             for q in range(Q):
                 r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                h, w = _first_max(x[n, c], r0, r1, s0, s1)
-                dx[n, c, h, w] += dy[n, c, p, q]
+                h, w = _first_max(image, r0, r1, s0, s1)
+                out[h, w] += grad[p, q]
 
 
 @njit(**_PARALLEL)
@@ -267,15 +283,15 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
     for plane in prange(N * C):
-        n, c = plane // C, plane % C
+        image, out = x[plane // C, plane % C], y[plane // C, plane % C]
         for p in range(P):
             for q in range(Q):
                 r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                total = x[n, c, r0, s0] * 0
+                total = image[r0, s0] * 0
                 for h in range(r0, r1):
                     for w in range(s0, s1):
-                        total += x[n, c, h, w]
-                y[n, c, p, q] = total / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
+                        total += image[h, w]
+                out[p, q] = total / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
 
 
 @njit(**_PARALLEL)
@@ -284,12 +300,12 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
     N, C, H, W = dx.shape
     P, Q = dy.shape[2], dy.shape[3]
     for plane in prange(N * C):
-        n, c = plane // C, plane % C
-        dx[n, c] = 0
+        grad, out = dy[plane // C, plane % C], dx[plane // C, plane % C]
+        out[:] = 0
         for p in range(P):
             for q in range(Q):
                 r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                share = dy[n, c, p, q] / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
+                share = grad[p, q] / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
                 for h in range(r0, r1):
                     for w in range(s0, s1):
-                        dx[n, c, h, w] += share
+                        out[h, w] += share
