@@ -1,0 +1,110 @@
+"""Conv2D on the cnnkernels kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import cnnkernels
+from cnnkernels import _args
+
+from .. import activations, initializers
+from .base import Layer, check_data_format, check_positive_int
+
+
+def _pair(name, received):
+    value = received
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ValueError(f"{name} must be a positive int or a pair of them; received {name}={received!r}")
+    return (int(value[0]), int(value[1]))
+
+
+def check_padding(padding) -> str:
+    if isinstance(padding, str) and padding.lower() in ("valid", "same"):
+        return padding.lower()
+    raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+
+
+class Conv2D(Layer):
+    """2-D convolution, Keras's arguments; the kernel is (kh, kw, in/groups, filters) in get_weights.
+
+    Internally the kernel is stored as (filters, in/groups, kh, kw), the layout of
+    :func:`cnnkernels.conv2d`, and the data flows NCHW.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.filters = check_positive_int("filters", filters)
+        self.kernel_size = _pair("kernel_size", kernel_size)
+        self.strides = _pair("strides", strides)
+        self.padding = check_padding(padding)
+        self.data_format = check_data_format(data_format)
+        self.dilation_rate = _pair("dilation_rate", dilation_rate)
+        self.groups = check_positive_int("groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(f"filters must divide by groups; received filters={filters}, groups={groups}")
+        self.activation = activations.check(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.needs_input_grad = True  # the model clears it on a first layer: nothing upstream needs dx
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv2D expects image input (batch, height, width, channels); received per-sample "
+                             f"shape {tuple(input_shape)}")
+        channels = input_shape[0]
+        if channels % self.groups:
+            raise ValueError(f"input channels must divide by groups; received {channels} channels, "
+                             f"groups={self.groups}")
+        kh, kw = self.kernel_size
+        keras_kernel = self.kernel_initializer((kh, kw, channels // self.groups, self.filters))
+        self.params["kernel"] = np.ascontiguousarray(keras_kernel.transpose(3, 2, 0, 1))
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.filters,))
+        super().build(input_shape)
+
+    def _geometry(self):
+        return dict(stride=self.strides, padding=self.padding, dilation=self.dilation_rate, groups=self.groups)
+
+    def compute_output_shape(self, input_shape):
+        C, H, W = input_shape
+        geometry = _args.conv_geometry((1, C, H, W), (self.filters, C // self.groups, *self.kernel_size),
+                                       self.strides, self.padding, self.dilation_rate, self.groups, "zeros")
+        return (self.filters, *geometry.out_hw)
+
+    def forward(self, x, training=False):
+        self._x = x
+        z = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry())
+        self._y = activations.FORWARD[self.activation](z)
+        return self._y
+
+    def backward(self, dy):
+        dz = activations.backward(self.activation, self._y, dy)
+        dx, dkernel, dbias = cnnkernels.conv2d_backward(
+            np.ascontiguousarray(dz, dtype=self._x.dtype), self._x, self.params["kernel"], **self._geometry(),
+            bias=self.use_bias, input_grad=self.needs_input_grad)
+        self.grads["kernel"] = dkernel
+        if self.use_bias:
+            self.grads["bias"] = dbias
+        return dx
+
+    def _keras_weights(self):
+        kernel = self.params["kernel"].transpose(2, 3, 1, 0)
+        return [kernel, self.params["bias"]] if self.use_bias else [kernel]
+
+    def _assign_keras_weights(self, weights):
+        self.params["kernel"][...] = weights[0].transpose(3, 2, 0, 1)
+        if self.use_bias:
+            self.params["bias"][...] = weights[1]
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate), "groups": self.groups, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "bias_initializer": initializers.name_of(self.bias_initializer)}

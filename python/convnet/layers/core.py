@@ -1,0 +1,187 @@
+"""Input, Dense, Flatten, Dropout and activation layers (Keras names, arguments, defaults)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations, initializers
+from .._random import generator
+from .base import Layer, check_data_format, check_positive_int, check_rate
+
+
+class Input(Layer):
+    """Declares the per-sample input shape, in the user's format: ``Input((20, 20, 3))``.
+
+    Not a computing layer: :class:`convnet.Sequential` reads its shape and drops it.
+    """
+
+    def __init__(self, shape, name=None):
+        super().__init__(name=name)
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        if (not isinstance(shape, (tuple, list)) or len(shape) not in (1, 3)
+                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape)):
+            raise ValueError(f"Input shape must be (features,) or (height, width, channels) of positive ints; "
+                             f"received shape={shape!r}")
+        self.shape = tuple(int(s) for s in shape)
+
+    def get_config(self):
+        return {"shape": list(self.shape), "name": self.name}
+
+
+class Dense(Layer):
+    """y = activation(x · kernel + bias); kernel (in, out) as Keras."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name=None, trainable=True):
+        super().__init__(name=name, trainable=trainable)
+        self.units = check_positive_int("units", units)
+        self.activation = activations.check(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense expects flat input (batch, features); received per-sample shape "
+                             f"{tuple(input_shape)} (add Flatten or a global pooling layer before it)")
+        self.params["kernel"] = self.kernel_initializer((input_shape[0], self.units))
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.units,))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def forward(self, x, training=False):
+        self._x = x
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        self._y = activations.FORWARD[self.activation](z)
+        return self._y
+
+    def backward(self, dy):
+        dz = activations.backward(self.activation, self._y, dy)
+        self.grads["kernel"] = self._x.T @ dz
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)
+        return dz @ self.params["kernel"].T
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "bias_initializer": initializers.name_of(self.bias_initializer)}
+
+
+class Flatten(Layer):
+    """(N, C, H, W) → (N, H·W·C) in channels_last order (as Keras), or C·H·W for channels_first."""
+
+    def __init__(self, data_format=None, name=None):
+        super().__init__(name=name)
+        self.data_format = check_data_format(data_format)
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        if x.ndim == 4 and self.data_format != "channels_first":
+            x = x.transpose(0, 2, 3, 1)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        N, *rest = self._shape
+        if len(rest) == 3 and self.data_format != "channels_first":
+            C, H, W = rest
+            return np.ascontiguousarray(dy.reshape(N, H, W, C).transpose(0, 3, 1, 2))
+        return dy.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training each value is zeroed with probability ``rate`` and the rest scaled by 1/(1−rate)."""
+
+    def __init__(self, rate, seed=None, name=None):
+        super().__init__(name=name)
+        self.rate = check_rate("rate", rate)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._scale = None
+            return x
+        rng = self._rng or generator()
+        self._scale = (rng.random(x.shape) >= self.rate).astype(x.dtype) / (1.0 - self.rate)
+        return x * self._scale
+
+    def backward(self, dy):
+        return dy if self._scale is None else dy * self._scale
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Activation(Layer):
+    """Applies ``activation``: "relu", "sigmoid", "tanh", "softmax" (over channels/features) or "linear"."""
+
+    def __init__(self, activation, name=None):
+        super().__init__(name=name)
+        self.activation = activations.check(activation)
+
+    def forward(self, x, training=False):
+        self._y = activations.FORWARD[self.activation](x)
+        return self._y
+
+    def backward(self, dy):
+        return activations.backward(self.activation, self._y, dy)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class ReLU(Activation):
+    def __init__(self, name=None):
+        super().__init__("relu", name=name)
+
+    def get_config(self):
+        return Layer.get_config(self)
+
+
+class Softmax(Activation):
+    """Softmax over the channel / feature axis (Keras's axis=-1)."""
+
+    def __init__(self, axis=-1, name=None):
+        if axis != -1:
+            raise ValueError(f"Softmax supports axis=-1 (channels / features) only; received axis={axis!r}")
+        super().__init__("softmax", name=name)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "axis": -1}
+
+
+class LeakyReLU(Layer):
+    """max(x, negative_slope·x); Keras 3's default slope 0.3. ``LeakyReLU(0.5)`` works as in the tutorial."""
+
+    def __init__(self, negative_slope=0.3, name=None, **kwargs):
+        if "alpha" in kwargs:  # Keras 2 spelling
+            negative_slope = kwargs.pop("alpha")
+        if kwargs:
+            raise TypeError(f"LeakyReLU got unexpected arguments {sorted(kwargs)}")
+        super().__init__(name=name)
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) or negative_slope < 0:
+            raise ValueError(f"negative_slope must be a non-negative number; received negative_slope={negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x, training=False):
+        self._positive = x > 0
+        return np.where(self._positive, x, x * np.asarray(self.negative_slope, x.dtype))
+
+    def backward(self, dy):
+        return np.where(self._positive, dy, dy * np.asarray(self.negative_slope, dy.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}

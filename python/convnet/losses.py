@@ -1,0 +1,161 @@
+"""Losses with Keras 3's formulas; each returns the batch loss (mean over samples) and its
+gradient with respect to the predictions.
+
+Probabilities are clipped to [1e-7, 1 − 1e-7] as Keras does (the gradient is zero
+where clipping bites); with ``from_logits=True`` the softmax / sigmoid is folded
+in and computed stably (log-sum-exp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPSILON = 1e-7
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class Loss:
+    name = ""
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def __call__(self, y_true, y_pred):
+        return self.value_and_grad(y_true, y_pred)[0]
+
+    def value_and_grad(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def check_targets(self, y, n_outputs):
+        """Targets as an array the loss accepts, or a ValueError naming what was received."""
+        return np.asarray(y, np.float32)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class CategoricalCrossentropy(Loss):
+    """−Σ_k y_k log p_k per sample, y one-hot (N, K)."""
+
+    name = "categorical_crossentropy"
+
+    def check_targets(self, y, n_outputs):
+        y = np.asarray(y, np.float32)
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{self.name} needs one-hot targets of shape (N, {n_outputs}); received shape "
+                             f"{y.shape} (use sparse_categorical_crossentropy for integer labels)")
+        return y
+
+    def value_and_grad(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        if self.from_logits:
+            log_p = _log_softmax(y_pred)
+            loss = -(y_true * log_p).sum(axis=1)
+            grad = np.exp(log_p) * y_true.sum(axis=1, keepdims=True) - y_true
+            return float(loss.mean()), (grad / n).astype(y_pred.dtype)
+        total = y_pred.sum(axis=1, keepdims=True)
+        normalised = y_pred / total
+        clipped = np.clip(normalised, EPSILON, 1 - EPSILON)
+        loss = -(y_true * np.log(clipped)).sum(axis=1)
+        d_clipped = -y_true / clipped * ((normalised >= EPSILON) & (normalised <= 1 - EPSILON))
+        # through the normalisation p / Σp
+        grad = (d_clipped - (d_clipped * normalised).sum(axis=1, keepdims=True)) / total
+        return float(loss.mean()), (grad / n).astype(y_pred.dtype)
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer labels (N,)."""
+
+    name = "sparse_categorical_crossentropy"
+
+    def check_targets(self, y, n_outputs):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1 or not np.all(np.equal(np.mod(y, 1), 0)) or (y.size and (y.min() < 0 or y.max() >= n_outputs)):
+            raise ValueError(f"{self.name} needs integer labels in [0, {n_outputs}) of shape (N,); received "
+                             f"shape {y.shape}" + (f" with values in [{y.min()}, {y.max()}]" if y.size else ""))
+        return y.astype(np.int64)
+
+    def value_and_grad(self, y_true, y_pred):
+        one_hot = np.zeros(y_pred.shape, np.float32)
+        one_hot[np.arange(len(y_true)), y_true] = 1
+        return super().value_and_grad(one_hot, y_pred)
+
+
+class BinaryCrossentropy(Loss):
+    """−mean_k [y log p + (1−y) log(1−p)] per sample."""
+
+    name = "binary_crossentropy"
+
+    def check_targets(self, y, n_outputs):
+        y = np.asarray(y, np.float32)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{self.name} needs targets of shape (N, {n_outputs}); received shape {y.shape}")
+        return y
+
+    def value_and_grad(self, y_true, y_pred):
+        n, k = y_pred.shape
+        if self.from_logits:
+            # log(1 + e^x) - y x, stably
+            loss = np.maximum(y_pred, 0) - y_pred * y_true + np.log1p(np.exp(-np.abs(y_pred)))
+            sig = np.where(y_pred >= 0, 1 / (1 + np.exp(-np.abs(y_pred))), 1 - 1 / (1 + np.exp(-np.abs(y_pred))))
+            grad = sig - y_true
+        else:
+            p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+            loss = -(y_true * np.maximum(np.log(p), -100) + (1 - y_true) * np.maximum(np.log(1 - p), -100))
+            inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
+            grad = (-(y_true / p) + (1 - y_true) / (1 - p)) * inside
+        return float(loss.mean(axis=1).mean()), (grad / (n * k)).astype(y_pred.dtype)
+
+
+class MeanSquaredError(Loss):
+    """mean_k (y − p)² per sample."""
+
+    name = "mse"
+
+    def __init__(self, from_logits: bool = False):
+        super().__init__(False)
+
+    def check_targets(self, y, n_outputs):
+        y = np.asarray(y, np.float32)
+        if y.ndim == 1 and n_outputs == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{self.name} needs targets of shape (N, {n_outputs}); received shape {y.shape}")
+        return y
+
+    def value_and_grad(self, y_true, y_pred):
+        n, k = y_pred.shape
+        diff = y_pred - y_true
+        return float((diff**2).mean(axis=1).mean()), (2 * diff / (n * k)).astype(y_pred.dtype)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+}
+
+
+def get(identifier) -> Loss:
+    """A loss from a Keras name, a config dict or a Loss instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        return get(config.pop("name", None)).__class__(**config)
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"unknown loss; expected one of {sorted(_BY_NAME)}; received loss={identifier!r}")
