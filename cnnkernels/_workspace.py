@@ -12,15 +12,18 @@ import threading
 
 import numpy as np
 
-# im2col block: at most this many elements per thread (8 MiB in float32), or one output row.
+# im2col block: at most this many elements per thread (8 MiB in float32), or one output row ...
 BLOCK_ELEMENTS = 1 << 21
+# ... and about this many output pixels: OpenBLAS sgemm on 16 filters x 288 rows ran at 80
+# GFLOP/s with 1,024 columns and 48 GFLOP/s with 8,192 (the column block falls out of cache).
+BLOCK_COLUMNS = 1024
 
 _local = threading.local()
 
 
 def block_rows(crs: int, P: int, Q: int) -> int:
-    """Output rows per im2col block: max(1, min(P, BLOCK_ELEMENTS // (C/G·R·S·Q)))."""
-    return max(1, min(P, BLOCK_ELEMENTS // (crs * Q)))
+    """Output rows per im2col block: max(1, min(P, BLOCK_COLUMNS // Q, BLOCK_ELEMENTS // (C/G·R·S·Q)))."""
+    return max(1, min(P, BLOCK_COLUMNS // Q, BLOCK_ELEMENTS // (crs * Q)))
 
 
 def scratch(count: int, dtype) -> np.ndarray:
