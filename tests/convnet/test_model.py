@@ -124,6 +124,7 @@ def test_losses_and_one_hot_targets():
         assert all(np.isfinite(history.history["loss"]))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_callbacks_early_stopping_checkpoint_terminate_and_custom(tmp_path):
     x, y = quadrant_images(64)
     model = small_cnn()
