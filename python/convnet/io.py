@@ -84,7 +84,7 @@ def save_model(model, path) -> None:
                           "metrics": list(model.metric_names)}
     if not model._build_from_input():
         raise ValueError("build the model (or train it) before saving")
-    header = _header("model", model=model.get_config(), compile=compile_config)
+    header = _header("model", model=model.get_config(), compile=compile_config, metadata=model.metadata)
     _atomic_savez(path, {_HEADER: header, **_weights_dict(model.get_weights())})
 
 
@@ -100,6 +100,7 @@ def load_model(path, compile=True):
         model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
         model.build(config["input_shape"])
         model.set_weights(weights)
+        model.metadata = dict(header.get("metadata") or {})
         if compile and header.get("compile"):
             settings = header["compile"]
             model.compile(optimizer=settings["optimizer"], loss=settings["loss"], metrics=settings["metrics"])

@@ -51,6 +51,7 @@ class Sequential:
         self.optimizer = self.loss = None
         self.metric_names: list[str] = []
         self._metric_functions = []
+        self.metadata: dict = {}  # saved with the model: e.g. class names, image size (JSON-serialisable)
         for layer in layers or []:
             self.add(layer)
 

@@ -1,0 +1,365 @@
+"""The ``convnet`` command line (also ``python -m convnet``).
+
+    convnet train [--data DIR] ...     train the tutorial CNN (default: the embedded digits)
+    convnet evaluate MODEL --data DIR  loss and accuracy on an image folder
+    convnet predict MODEL IMAGE...     top classes of images
+    convnet summary MODEL              layers and parameter counts
+
+Every error is one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+EXIT_ERROR = 2
+
+
+class CommandError(Exception):
+    """A user error with a one-line explanation."""
+
+
+# ------------------------------------------------------------------------------------- model
+
+
+def tutorial_model(input_shape, n_classes):
+    """The Keras fruit-classifier tutorial's CNN, sized to the data."""
+    from . import Sequential, layers
+
+    return Sequential([
+        layers.Input(input_shape),
+        layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
+        layers.Conv2D(16, (3, 3), padding="same"),
+        layers.LeakyReLU(0.5),
+        layers.BatchNormalization(),
+        layers.MaxPooling2D((2, 2)),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(100, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(n_classes, activation="softmax"),
+    ], name="tutorial_cnn")
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def _fruits_layout(directory):
+    """(train folder, test folder) for a Fruits-360-style root holding Training/ and Test/, else None."""
+    training, test = os.path.join(directory, "Training"), os.path.join(directory, "Test")
+    return (training, test) if os.path.isdir(training) and os.path.isdir(test) else None
+
+
+def _first_image_size(directory):
+    from .data import IMAGE_EXTENSIONS, load_image
+
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for file in sorted(files):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                try:
+                    return load_image(os.path.join(root, file)).shape[:2]
+                except ValueError:
+                    continue
+    raise CommandError(f"no readable images in {directory!r}")
+
+
+def _folder_data(args, quiet):
+    """Training stream, validation stream and test stream (possibly the validation one) of an image folder."""
+    from .data import RandomAugment, image_dataset_from_directory
+
+    if not os.path.isdir(args.data):
+        raise CommandError(f"data folder {args.data!r} does not exist or is not a folder")
+    fruits = _fruits_layout(args.data)
+    train_dir = fruits[0] if fruits else args.data
+    size = tuple(args.image_size) if args.image_size else tuple(_first_image_size(train_dir))
+    common = dict(image_size=size, color_mode="grayscale" if args.grayscale else "rgb", batch_size=args.batch_size,
+                  seed=args.seed, verbose=not quiet)
+    augment = RandomAugment(seed=args.seed) if args.augment else None
+    if args.val_data:
+        train = image_dataset_from_directory(train_dir, augment=augment, **common)
+        validation = image_dataset_from_directory(args.val_data, class_names=train.class_names, shuffle=False,
+                                                  **common)
+    else:
+        train, validation = image_dataset_from_directory(train_dir, validation_split=args.validation_split,
+                                                         subset="both", augment=augment, **common)
+        if not validation.file_paths:
+            raise CommandError(f"--validation-split {args.validation_split} leaves no validation images")
+    test = validation
+    if fruits:
+        test = image_dataset_from_directory(fruits[1], class_names=train.class_names, shuffle=False, **common)
+    return train, validation, test, size
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+def _setup_compute(args):
+    import cnnkernels
+
+    if getattr(args, "backend", None):
+        cnnkernels.set_backend(args.backend)
+    if getattr(args, "threads", None):
+        cnnkernels.set_num_threads(args.threads)
+
+
+def cmd_train(args):
+    import convnet
+
+    from . import optimizers
+    from .data import load_digits
+    from .viz import plot_history
+
+    quiet = args.json
+    on_digits = args.data is None
+    args.epochs = args.epochs or (40 if on_digits else 10)
+    args.validation_split = args.validation_split or (0.1 if on_digits else 0.2)
+    _setup_compute(args)
+    convnet.set_seed(args.seed)
+    started = time.perf_counter()
+    if on_digits:
+        (x_train, y_train), (x_test, y_test), class_names = load_digits(seed=args.seed)
+        if not quiet:
+            print(f"Embedded data: scikit-learn's handwritten digits, {len(x_train)} training and {len(x_test)} "
+                  f"test images of 8x8x1, {len(class_names)} classes.")
+        cut = int(len(x_train) * (1 - args.validation_split))
+        order = np.random.default_rng(args.seed).permutation(len(x_train))
+        fit_data = dict(x=x_train[order[:cut]], y=y_train[order[:cut]], batch_size=args.batch_size,
+                        validation_data=(x_train[order[cut:]], y_train[order[cut:]]))
+        test_data = (x_test, y_test)
+        input_shape, source = x_train.shape[1:], "digits"
+    else:
+        train, validation, test, size = _folder_data(args, quiet)
+        class_names = train.class_names
+        fit_data = dict(x=train, validation_data=validation)
+        test_data = (test,)
+        input_shape, source = (*size, 1 if args.grayscale else 3), os.path.abspath(args.data)
+    model = tutorial_model(tuple(int(s) for s in input_shape), len(class_names))
+    optimizer = optimizers.get(args.optimizer).__class__(learning_rate=args.learning_rate)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    model.metadata = {"class_names": class_names, "image_size": list(input_shape[:2]),
+                      "color_mode": "grayscale" if input_shape[2] == 1 else "rgb", "data": source}
+    if not quiet:
+        model.summary()
+    history = model.fit(**fit_data, epochs=args.epochs, verbose=0 if quiet else 1)
+    test_result = model.evaluate(*test_data, verbose=0, return_dict=True)
+    os.makedirs(args.out, exist_ok=True)
+    model_path = os.path.join(args.out, "model.npz")
+    history_path = os.path.join(args.out, "history.json")
+    model.save(model_path)
+    with open(history_path, "w") as f:
+        json.dump(history.history, f, indent=1)
+    curve_path = None
+    try:
+        curve_path = plot_history(history, os.path.join(args.out, "training.png"), title=f"{source} CNN")
+    except ImportError as exc:
+        warnings.warn(f"no training curve: {exc}")
+    seconds = time.perf_counter() - started
+    report = {"loss": test_result["loss"], "accuracy": test_result["accuracy"], "epochs": len(history.epoch),
+              "seconds": round(seconds, 2), "model": model_path, "history": history_path, "curve": curve_path,
+              "classes": len(class_names), "data": source}
+    if quiet:
+        print(json.dumps(report))
+    else:
+        print(f"Test loss: {report['loss']:.4f} - test accuracy: {100 * report['accuracy']:.2f}% "
+              f"({len(history.epoch)} epochs, {seconds:.1f} s)")
+        print(f"Wrote {model_path}, {history_path}" + (f", {curve_path}" if curve_path else ""))
+
+
+def _load(path):
+    from . import load_model
+
+    model = load_model(path)
+    for key in ("class_names", "image_size", "color_mode"):
+        if key not in model.metadata:
+            raise CommandError(f"{path!r} was not written by `convnet train` (no {key} in it)")
+    return model
+
+
+def cmd_evaluate(args):
+    from .data import image_dataset_from_directory
+
+    _setup_compute(args)
+    model = _load(args.model)
+    meta = model.metadata
+    if args.image_size and list(args.image_size) != meta["image_size"]:
+        raise CommandError(f"the model expects {meta['image_size'][0]}x{meta['image_size'][1]} images; "
+                           f"received --image-size {args.image_size[0]} {args.image_size[1]}")
+    if not model.compiled:
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    if not os.path.isdir(args.data):
+        raise CommandError(f"data folder {args.data!r} does not exist or is not a folder")
+    folder = (_fruits_layout(args.data) or (None, args.data))[1]
+    dataset = image_dataset_from_directory(folder, class_names=meta["class_names"],
+                                           image_size=tuple(meta["image_size"]), color_mode=meta["color_mode"],
+                                           batch_size=args.batch_size, shuffle=False, verbose=not args.json)
+    result = model.evaluate(dataset, verbose=0, return_dict=True)
+    result["images"] = len(dataset.file_paths)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"loss: {result['loss']:.4f} - accuracy: {100 * result['accuracy']:.2f}% ({result['images']} images)")
+
+
+def cmd_predict(args):
+    from .data import load_image
+
+    _setup_compute(args)
+    model = _load(args.model)
+    meta = model.metadata
+    images = np.stack([load_image(path, size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
+                       for path in args.images])
+    probabilities = model.predict(images)
+    top = max(1, min(args.top, len(meta["class_names"])))
+    results = []
+    for path, p in zip(args.images, probabilities):
+        best = np.argsort(-p, kind="stable")[:top]
+        results.append({"image": path, "top": [{"class": meta["class_names"][i], "probability": float(p[i])}
+                                               for i in best]})
+    if args.json:
+        print(json.dumps({"predictions": results}))
+        return
+    for result in results:
+        ranked = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+        print(f"{result['image']}: {ranked}")
+
+
+def cmd_summary(args):
+    from . import load_model
+
+    model = load_model(args.model)
+    model.summary()
+    meta = model.metadata
+    if meta.get("class_names"):
+        names = meta["class_names"]
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        print(f"Classes: {shown}")
+    if meta.get("image_size"):
+        print(f"Input: {meta['image_size'][0]}x{meta['image_size'][1]} {meta.get('color_mode', '')} images; "
+              f"trained on {meta.get('data', '?')}")
+
+
+# ------------------------------------------------------------------------------------- parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); received {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); received {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number; received {text!r}")
+    return value
+
+
+def _compute_options(parser):
+    parser.add_argument("--backend", choices=["cython", "numba", "numpy"], help="kernel backend (default: fastest)")
+    parser.add_argument("--threads", type=_positive_int, help="threads for the kernels and BLAS (default: all cores)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="convnet", description="Train, evaluate and use CNNs on image folders.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    train = commands.add_parser("train", help="train the tutorial CNN (default: the embedded digits)",
+                                description="Train the Keras tutorial's CNN (conv 32 → conv 16 → LeakyReLU → "
+                                            "BatchNorm → max-pool → dropout → dense 100 → dropout → softmax) and "
+                                            "write model.npz, history.json and training.png into --out.")
+    train.add_argument("--data", help="image folder: one sub-folder per class, or a Fruits-360 root with "
+                                      "Training/ and Test/ (default: scikit-learn's digits)")
+    validation = train.add_mutually_exclusive_group()
+    validation.add_argument("--val-data", help="validation image folder (same class sub-folders)")
+    validation.add_argument("--validation-split", type=_fraction, default=None,
+                            help="fraction of the training images held out for validation "
+                                 "(default 0.1 for the digits, 0.2 for a folder)")
+    train.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                       help="resize images to H x W (default: the first image's size)")
+    train.add_argument("--grayscale", action="store_true", help="train on one-channel images")
+    train.add_argument("--augment", action="store_true", help="random flips, shifts, rotations and zooms")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="epochs (default 40 for the digits, 10 for a folder)")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default 32)")
+    train.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default="adam", help="default adam")
+    train.add_argument("--learning-rate", type=_positive_float, default=1e-3, help="default 0.001")
+    train.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, dropout (default 0)")
+    train.add_argument("--out", default="convnet-run", help="output folder (default ./convnet-run)")
+    train.add_argument("--json", action="store_true", help="print one JSON object instead of prose")
+    _compute_options(train)
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="loss and accuracy of a model on an image folder")
+    evaluate.add_argument("model", help="model file written by `convnet train`")
+    evaluate.add_argument("--data", required=True, help="image folder with the model's class sub-folders")
+    evaluate.add_argument("--image-size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                          help="must match the model's input size if given")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=32)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object instead of prose")
+    _compute_options(evaluate)
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="top classes of images")
+    predict.add_argument("model", help="model file written by `convnet train`")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (resized to the model's input)")
+    predict.add_argument("--top", type=_positive_int, default=3, help="classes to show per image (default 3)")
+    predict.add_argument("--json", action="store_true", help="print one JSON object instead of prose")
+    _compute_options(predict)
+    predict.set_defaults(run=cmd_predict)
+
+    summary = commands.add_parser("summary", help="layers, output shapes and parameter counts of a model")
+    summary.add_argument("model", help="model file")
+    summary.set_defaults(run=cmd_summary)
+    return parser
+
+
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"convnet: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warnings
+    try:
+        args.run(args)
+    except CommandError as exc:
+        print(f"convnet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"convnet: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("convnet: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
