@@ -4,6 +4,9 @@
     convnet evaluate MODEL --data DIR  loss and accuracy on an image folder
     convnet predict MODEL IMAGE...     top classes of images
     convnet summary MODEL              layers and parameter counts
+    convnet inspect IMAGE              an image as a matrix of numbers
+    convnet filters IMAGE              classic kernels applied to an image (PNG)
+    convnet show filters|featuremaps|history ...   pictures of a model (PNG)
 
 Every error is one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -246,6 +249,51 @@ def cmd_summary(args):
               f"trained on {meta.get('data', '?')}")
 
 
+def cmd_inspect(args):
+    from .viz import image_matrix_report
+
+    print(image_matrix_report(args.image, (args.row, args.col, args.size)))
+
+
+def cmd_filters(args):
+    from .viz import plot_classic_filters
+
+    stem = os.path.splitext(os.path.basename(args.image))[0]
+    print(plot_classic_filters(args.image, os.path.join(args.out, f"classic_filters_{stem}.png"),
+                               grayscale=not args.color))
+
+
+def cmd_show(args):
+    from . import viz
+
+    if args.what == "history":
+        if len(args.inputs) != 1:
+            raise CommandError(f"show history takes one HISTORY_JSON; received {len(args.inputs)} arguments")
+        try:
+            with open(args.inputs[0]) as f:
+                history = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{args.inputs[0]!r} is not a JSON history: {exc}") from None
+        print(viz.plot_history(history, os.path.join(args.out, "history.png")))
+        return
+    if args.what == "filters":
+        if len(args.inputs) != 1:
+            raise CommandError(f"show filters takes one MODEL; received {len(args.inputs)} arguments")
+        model = _load(args.inputs[0])
+        print(viz.plot_filters(model, os.path.join(args.out, "filters.png"), layer=args.layer))
+        return
+    if len(args.inputs) != 2:
+        raise CommandError(f"show featuremaps takes MODEL IMAGE; received {len(args.inputs)} arguments")
+    from .data import load_image
+
+    model = _load(args.inputs[0])
+    meta = model.metadata
+    image = load_image(args.inputs[1], size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
+    for path, shown, channels in viz.plot_feature_maps(model, image, args.out,
+                                                       layers=[args.layer] if args.layer else None):
+        print(path + (f"  ({shown} of {channels} channels)" if shown < channels else ""))
+
+
 # ------------------------------------------------------------------------------------- parser
 
 
@@ -336,6 +384,29 @@ def build_parser():
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts of a model")
     summary.add_argument("model", help="model file")
     summary.set_defaults(run=cmd_summary)
+
+    inspect = commands.add_parser("inspect", help="an image as numbers: shapes and a window of pixel values")
+    inspect.add_argument("image")
+    inspect.add_argument("--row", type=int, default=0, help="top row of the window (default 0)")
+    inspect.add_argument("--col", type=int, default=0, help="left column of the window (default 0)")
+    inspect.add_argument("--size", type=_positive_int, default=6, help="window size (default 6)")
+    inspect.set_defaults(run=cmd_inspect)
+
+    filters = commands.add_parser("filters", help="classic kernels (sharpen, blur, Sobel, edge, emboss) on an "
+                                                  "image, padding same vs valid and stride 1 vs 2, as one PNG")
+    filters.add_argument("image")
+    filters.add_argument("--color", action="store_true", help="filter the RGB image (default: grayscale)")
+    filters.add_argument("--out", default="convnet-pictures", help="output folder (default ./convnet-pictures)")
+    filters.set_defaults(run=cmd_filters)
+
+    show = commands.add_parser("show", help="pictures of a model: filters, featuremaps, history",
+                               description="convnet show filters MODEL | show featuremaps MODEL IMAGE | "
+                                           "show history HISTORY_JSON; PNGs go into --out and their paths are printed.")
+    show.add_argument("what", choices=["filters", "featuremaps", "history"])
+    show.add_argument("inputs", nargs="+", metavar="INPUT", help="MODEL, MODEL IMAGE, or HISTORY_JSON")
+    show.add_argument("--layer", help="a layer name (filters: which Conv2D; featuremaps: only this layer)")
+    show.add_argument("--out", default="convnet-pictures", help="output folder (default ./convnet-pictures)")
+    show.set_defaults(run=cmd_show)
     return parser
 
 

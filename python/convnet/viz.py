@@ -52,3 +52,193 @@ def plot_history(history, path, title="training") -> str:
         ax.legend()
     fig.tight_layout()
     return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ the image as numbers
+
+
+def image_matrix_report(path, window=(0, 0, 6)) -> str:
+    """Text showing an image as the tutorial does: its shape, its grayscale version's shape, and a
+    ``size``×``size`` window at (``row``, ``col``) of pixel values, scaled 0–1 and raw 0–255."""
+    from .data import load_image
+
+    row, col, size = window
+    rgb = load_image(path)
+    gray = load_image(path, grayscale=True)
+    H, W = gray.shape[:2]
+    if not (0 <= row < H and 0 <= col < W) or size < 1:
+        raise ValueError(f"window (row={row}, col={col}, size={size}) is outside the {H}x{W} image")
+    patch = gray[row : row + size, col : col + size, 0]
+    lines = [f"image: {os.fspath(path)}", f"shape (height, width, channels): {rgb.shape}",
+             f"grayscale shape: {gray.shape}",
+             f"grayscale pixels [{row}:{row + patch.shape[0]}, {col}:{col + patch.shape[1]}] scaled to 0-1:"]
+    lines += ["  " + " ".join(f"{v:4.2f}" for v in r) for r in patch]
+    lines.append("the same pixels, raw 0-255:")
+    lines += ["  " + " ".join(f"{int(round(v * 255)):4d}" for v in r) for r in patch]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ classic kernels
+
+CLASSIC_KERNELS = {
+    "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+    "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "box blur": [[1 / 9] * 3] * 3,
+    "gaussian blur": [[1 / 16, 2 / 16, 1 / 16], [2 / 16, 4 / 16, 2 / 16], [1 / 16, 2 / 16, 1 / 16]],
+    "sobel x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "sobel y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "edge (laplacian)": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    "emboss": [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
+}
+
+
+def apply_kernel(image, kernel, stride=1, padding="same"):
+    """Convolve an (H, W, C) image with one 2-D kernel, each channel alike, through
+    :func:`cnnkernels.conv2d` (a depthwise convolution); returns (P, Q, C) float32."""
+    import numpy as np
+
+    import cnnkernels
+
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3:
+        raise ValueError(f"image must be (height, width, channels); received shape {image.shape}")
+    kernel = np.asarray(kernel, np.float32)
+    channels = image.shape[2]
+    weights = np.ascontiguousarray(np.broadcast_to(kernel, (channels, 1, *kernel.shape)))
+    out = cnnkernels.conv2d(image.transpose(2, 0, 1)[None], weights, stride=stride, padding=padding, groups=channels)
+    return out[0].transpose(1, 2, 0)
+
+
+def plot_classic_filters(image_path, path, grayscale=True) -> str:
+    """One PNG grid: for each classic kernel, the original beside the filtered image with padding
+    "same" and "valid" at stride 1, and "same" at stride 2 (titles give each output's size)."""
+    import numpy as np
+
+    from .data import load_image
+
+    plt = _pyplot()
+    image = load_image(image_path, grayscale=grayscale)
+    variants = [("same", 1), ("valid", 1), ("same", 2)]
+    fig, axes = plt.subplots(len(CLASSIC_KERNELS), 1 + len(variants),
+                             figsize=(3 * (1 + len(variants)), 2.6 * len(CLASSIC_KERNELS)), dpi=80)
+    for row, (name, kernel) in enumerate(CLASSIC_KERNELS.items()):
+        panels = [("original", image)]
+        panels += [(f"{padding}, stride {stride}", apply_kernel(image, kernel, stride, padding))
+                   for padding, stride in variants]
+        for ax, (label, picture) in zip(axes[row], panels):
+            shown = np.clip(picture, 0, 1) if name in ("identity", "box blur", "gaussian blur", "sharpen") \
+                else _normalise(picture)
+            ax.imshow(shown[:, :, 0] if shown.shape[2] == 1 else shown, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{name}: {label}\n{picture.shape[0]}x{picture.shape[1]}" if label != "original"
+                         else f"original {picture.shape[0]}x{picture.shape[1]}", fontsize=8)
+            ax.axis("off")
+    fig.suptitle(f"classic 3x3 kernels on {os.path.basename(os.fspath(image_path))}")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _normalise(array):
+    import numpy as np
+
+    low, high = float(np.min(array)), float(np.max(array))
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+# ------------------------------------------------------------------------------ what a model learned
+
+
+def _conv_layer(model, layer):
+    from .layers import Conv2D
+
+    if not model._build_from_input():
+        raise ValueError("the model is not built: give it an Input layer or train it first")
+    convs = [candidate for candidate in model.layers if isinstance(candidate, Conv2D)]
+    if not convs:
+        raise ValueError("the model has no Conv2D layer")
+    if layer is None:
+        return convs[0]
+    for candidate in model.layers:
+        if candidate.name == layer or (isinstance(layer, int) and model.layers.index(candidate) == layer):
+            if not isinstance(candidate, Conv2D):
+                raise ValueError(f"layer {layer!r} is a {type(candidate).__name__}, not a Conv2D")
+            return candidate
+    raise ValueError(f"no layer {layer!r}; Conv2D layers: {[c.name for c in convs]}")
+
+
+def plot_filters(model, path, layer=None) -> str:
+    """The learned kernels of a Conv2D layer (default: the first) as a tile grid: in colour when
+    the layer reads 3 channels, else each filter's mean over its input channels in gray."""
+    import numpy as np
+
+    plt = _pyplot()
+    conv = _conv_layer(model, layer)
+    kernel = conv.get_weights()[0]  # (kh, kw, in, out)
+    filters = kernel.shape[3]
+    columns = min(8, filters)
+    rows = int(np.ceil(filters / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.7 * rows + 0.6), dpi=80, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= filters:
+            continue
+        tile = kernel[:, :, :, index]
+        tile = _normalise(tile) if tile.shape[2] == 3 else _normalise(tile.mean(axis=2))
+        ax.imshow(tile, cmap=None if tile.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{index}", fontsize=7)
+    mode = "RGB" if kernel.shape[2] == 3 else f"mean over {kernel.shape[2]} input channels"
+    fig.suptitle(f"{conv.name}: {filters} filters {kernel.shape[0]}x{kernel.shape[1]} ({mode})", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def feature_maps(model, image, layers=None):
+    """[(layer, maps (H, W, C))] after each Conv2D / pooling layer (or the named ``layers``) for one image."""
+    import numpy as np
+
+    from .layers import Conv2D
+    from .layers.pooling import _Pooling2D
+
+    x = np.asarray(image, np.float32)
+    if x.ndim == 3:
+        x = x[None]
+    model._ensure_built(x)
+    wanted = set(layers) if layers else None
+    if wanted:
+        unknown = wanted - {layer.name for layer in model.layers}
+        if unknown:
+            raise ValueError(f"no layer named {sorted(unknown)}; layers: {[layer.name for layer in model.layers]}")
+    maps = []
+    activations = model._to_internal(x)
+    for layer in model.layers:
+        activations = layer.forward(activations, training=False)
+        chosen = layer.name in wanted if wanted else isinstance(layer, (Conv2D, _Pooling2D))
+        if chosen and activations.ndim == 4:
+            maps.append((layer, activations[0].transpose(1, 2, 0)))
+    return maps
+
+
+def plot_feature_maps(model, image, out_dir, layers=None, max_maps=64):
+    """One PNG per layer with the activation maps of one image; at most ``max_maps`` panels a
+    figure (a note in the title says how many were left out). Returns [(path, panels, channels)]."""
+    import numpy as np
+
+    plt = _pyplot()
+    written = []
+    for number, (layer, maps) in enumerate(feature_maps(model, image, layers)):
+        channels = maps.shape[2]
+        shown = min(channels, max_maps)
+        columns = min(8, shown)
+        rows = int(np.ceil(shown / columns))
+        fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.7), dpi=80, squeeze=False)
+        for index, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if index < shown:
+                ax.imshow(maps[:, :, index], cmap="viridis", interpolation="nearest")
+                ax.set_title(str(index), fontsize=7)
+        note = f" — showing {shown} of {channels} channels" if shown < channels else ""
+        fig.suptitle(f"{layer.name} ({type(layer).__name__}): {maps.shape[0]}x{maps.shape[1]}x{channels}{note}",
+                     fontsize=10)
+        fig.tight_layout()
+        path = _save(fig, os.path.join(os.fspath(out_dir), f"featuremaps_{number:02d}_{layer.name}.png"))
+        written.append((path, shown, channels))
+    return written
