@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 
-from . import core, impls
-from .shapes import DEFAULT_SETS, SETS
+from . import core, impls, training
+from .shapes import DEFAULT_SETS, SETS, TRAINING
 
 
 def _parse_threads(text: str) -> list[int]:
@@ -29,7 +29,7 @@ def _parse_threads(text: str) -> list[int]:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", choices=sorted(SETS), dest="sets",
+    parser.add_argument("--set", action="append", choices=sorted([*SETS, TRAINING]), dest="sets",
                         help=f"shape set (repeatable; default: {', '.join(DEFAULT_SETS)})")
     parser.add_argument("--threads", type=_parse_threads, default=[1], help="thread counts, e.g. 1,2 (default 1)")
     parser.add_argument("--impl", action="append", dest="impls",
@@ -106,7 +106,7 @@ def plot(rows, path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sets = ["quick"] if args.quick else (args.sets or list(DEFAULT_SETS))
+    sets = ["quick", TRAINING] if args.quick else (args.sets or list(DEFAULT_SETS))
     repeats = 3 if args.quick else args.repeats
     if repeats < 1:
         print(f"--repeats must be positive; received {repeats}", file=sys.stderr)
@@ -119,8 +119,14 @@ def main(argv=None) -> int:
     info = core.machine_info()
     print(" ".join(f"{k}={v}" for k, v in info.items()))
     peaks = {n: core.sgemm_gflops(n, repeats=3 if args.quick else 10) for n in args.threads}
-    rows = []
+    rows, training_rows = [], []
     for name in sets:
+        if name == TRAINING:
+            print(f"\n# set {TRAINING}: {training.DESCRIPTION}", flush=True)
+            training_rows = [row for n in args.threads
+                             for row in training.measure(n, steps=3 if args.quick else 30, warmup=1 if args.quick else 5)]
+            print(training.format_rows(training_rows), flush=True)
+            continue
         shape_set = SETS[name]
         print(f"\n# set {name}: {shape_set.source} ({shape_set.note})", flush=True)
         for threads in args.threads:
@@ -131,9 +137,9 @@ def main(argv=None) -> int:
         print(format_table([r for r in rows if r["set"] == name], peaks), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "sgemm_gflops": peaks, "rows": rows}, f, indent=1)
+            json.dump({"machine": info, "sgemm_gflops": peaks, "rows": rows, "training": training_rows}, f, indent=1)
         print(f"\nwrote {args.json}")
-    if args.plot:
+    if args.plot and rows:
         plot(rows, args.plot)
         print(f"wrote {args.plot}")
     return 0

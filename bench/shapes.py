@@ -146,5 +146,8 @@ SETS = {
     ]
 }
 
+# Not a shape set: the tutorial model's training step (bench/training.py), selected by name.
+TRAINING = "training"
+
 # What `python -m bench` runs when no --set is given.
-DEFAULT_SETS = ("tutorial", "convnet-benchmarks", "deepbench", "resnet", "pooling")
+DEFAULT_SETS = ("tutorial", "convnet-benchmarks", "deepbench", "resnet", "pooling", TRAINING)
