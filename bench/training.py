@@ -60,7 +60,7 @@ def torch_step(channels_last=False):
         loss = loss_function(model(tx), ty)
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
