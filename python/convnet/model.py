@@ -7,11 +7,14 @@ per batch, on the way in, and image outputs are converted back on the way out.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
 
 import numpy as np
+
+from cnnkernels.threads import numpy_blas_single_threaded
 
 from . import callbacks as callbacks_module
 from . import losses, optimizers
@@ -20,6 +23,18 @@ from ._random import generator
 from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.core import Input
+
+
+def _kernels_own_the_cores(method):
+    """NumPy's BLAS single-threaded while the model runs: the parallel kernels own the cores
+    (see :func:`cnnkernels.threads.numpy_blas_single_threaded`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with numpy_blas_single_threaded():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def _as_float_batch(name, x) -> np.ndarray:
@@ -152,11 +167,13 @@ class Sequential:
         for layer in reversed(self._layers):
             dy = layer.backward(dy)
 
+    @_kernels_own_the_cores
     def __call__(self, x, training=False):
         x = _as_float_batch("x", x)
         self._ensure_built(x)
         return self._to_user(self._forward(x, training))
 
+    @_kernels_own_the_cores
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
         """Outputs for ``x`` (N, ...), computed in batches with inference behaviour."""
         x = _as_float_batch("x", x)
@@ -207,6 +224,7 @@ class Sequential:
                              [owner.grads[key] for owner, key in variables])
         return loss, [float(f(y, prediction).mean()) for f in self._metric_functions]
 
+    @_kernels_own_the_cores
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the loss (and metrics, as a list, if any)."""
         self._check_compiled()
@@ -214,6 +232,7 @@ class Sequential:
         loss, values = self._train_step(x, y)
         return [loss, *values] if values else loss
 
+    @_kernels_own_the_cores
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0):
         """Train for ``epochs`` epochs; returns a :class:`convnet.callbacks.History`.
@@ -303,6 +322,7 @@ class Sequential:
         self._steps_done = step
         return logs
 
+    @_kernels_own_the_cores
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
         """Loss and metrics on (x, y) with inference behaviour; a float, a list, or a dict."""
         self._check_compiled()
