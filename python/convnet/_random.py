@@ -1,10 +1,29 @@
-"""One random generator for initialisation, shuffling and dropout, reseeded by :func:`set_seed`."""
+"""Process-wide settings: the random generator (initialisation, shuffling, dropout), reseeded
+by :func:`set_seed`, and the float type of weights and activations, :func:`set_floatx`."""
 
 from __future__ import annotations
 
 import numpy as np
 
 _generator = np.random.default_rng()
+_floatx = np.dtype(np.float32)
+
+
+def set_floatx(dtype) -> None:
+    """Float type of new layers' weights and of model inputs: "float32" (default, as Keras) or
+    "float64" (e.g. for gradient checks or bit-for-bit comparisons)."""
+    global _floatx
+    try:
+        chosen = np.dtype(dtype)
+    except TypeError:
+        chosen = None
+    if chosen not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"floatx must be 'float32' or 'float64'; received {dtype!r}")
+    _floatx = chosen
+
+
+def floatx() -> np.dtype:
+    return _floatx
 
 
 def set_seed(seed: int) -> None:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ._random import generator
+from ._random import floatx, generator
 
 
 def _fans(shape) -> tuple[float, float]:
@@ -30,40 +30,40 @@ def _truncated_normal(shape, stddev):
     return values
 
 
-def glorot_uniform(shape, dtype=np.float32):
+def glorot_uniform(shape, dtype=None):
     """U(-l, l), l = sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(shape)
     limit = math.sqrt(6.0 / max(1.0, fan_in + fan_out))
-    return generator().uniform(-limit, limit, size=shape).astype(dtype)
+    return generator().uniform(-limit, limit, size=shape).astype(dtype or floatx())
 
 
-def glorot_normal(shape, dtype=np.float32):
+def glorot_normal(shape, dtype=None):
     """Truncated normal with stddev sqrt(2 / (fan_in + fan_out)) / 0.8796 (Keras's correction)."""
     fan_in, fan_out = _fans(shape)
     stddev = math.sqrt(2.0 / max(1.0, fan_in + fan_out)) / 0.87962566103423978
-    return _truncated_normal(shape, stddev).astype(dtype)
+    return _truncated_normal(shape, stddev).astype(dtype or floatx())
 
 
-def he_normal(shape, dtype=np.float32):
+def he_normal(shape, dtype=None):
     """Truncated normal with stddev sqrt(2 / fan_in) / 0.8796 (Keras's correction)."""
     fan_in, _ = _fans(shape)
     stddev = math.sqrt(2.0 / max(1.0, fan_in)) / 0.87962566103423978
-    return _truncated_normal(shape, stddev).astype(dtype)
+    return _truncated_normal(shape, stddev).astype(dtype or floatx())
 
 
-def he_uniform(shape, dtype=np.float32):
+def he_uniform(shape, dtype=None):
     """U(-l, l), l = sqrt(6 / fan_in)."""
     fan_in, _ = _fans(shape)
     limit = math.sqrt(6.0 / max(1.0, fan_in))
-    return generator().uniform(-limit, limit, size=shape).astype(dtype)
+    return generator().uniform(-limit, limit, size=shape).astype(dtype or floatx())
 
 
-def zeros(shape, dtype=np.float32):
-    return np.zeros(shape, dtype)
+def zeros(shape, dtype=None):
+    return np.zeros(shape, dtype or floatx())
 
 
-def ones(shape, dtype=np.float32):
-    return np.ones(shape, dtype)
+def ones(shape, dtype=None):
+    return np.ones(shape, dtype or floatx())
 
 
 _BY_NAME = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_normal, he_uniform, zeros, ones)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._random import floatx
+
 EPSILON = 1e-7
 
 
@@ -32,7 +34,7 @@ class Loss:
 
     def check_targets(self, y, n_outputs):
         """Targets as an array the loss accepts, or a ValueError naming what was received."""
-        return np.asarray(y, np.float32)
+        return np.asarray(y, floatx())
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -44,7 +46,7 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
 
     def check_targets(self, y, n_outputs):
-        y = np.asarray(y, np.float32)
+        y = np.asarray(y, floatx())
         if y.ndim != 2 or y.shape[1] != n_outputs:
             raise ValueError(f"{self.name} needs one-hot targets of shape (N, {n_outputs}); received shape "
                              f"{y.shape} (use sparse_categorical_crossentropy for integer labels)")
@@ -82,7 +84,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return y.astype(np.int64)
 
     def value_and_grad(self, y_true, y_pred):
-        one_hot = np.zeros(y_pred.shape, np.float32)
+        one_hot = np.zeros(y_pred.shape, floatx())
         one_hot[np.arange(len(y_true)), y_true] = 1
         return super().value_and_grad(one_hot, y_pred)
 
@@ -93,7 +95,7 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
 
     def check_targets(self, y, n_outputs):
-        y = np.asarray(y, np.float32)
+        y = np.asarray(y, floatx())
         if y.ndim == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != n_outputs:
@@ -124,7 +126,7 @@ class MeanSquaredError(Loss):
         super().__init__(False)
 
     def check_targets(self, y, n_outputs):
-        y = np.asarray(y, np.float32)
+        y = np.asarray(y, floatx())
         if y.ndim == 1 and n_outputs == 1:
             y = y[:, None]
         if y.ndim != 2 or y.shape[1] != n_outputs:

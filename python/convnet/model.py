@@ -19,7 +19,7 @@ from cnnkernels.threads import numpy_blas_single_threaded
 from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
-from ._random import generator
+from ._random import floatx, generator
 from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.core import Input
@@ -37,9 +37,9 @@ def _kernels_own_the_cores(method):
     return wrapper
 
 
-def _as_float_batch(name, x) -> np.ndarray:
+def _as_float_batch(name, x, dtype) -> np.ndarray:
     try:
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be numeric array-like; received {type(x).__name__}") from None
     return x
@@ -66,7 +66,8 @@ class Sequential:
         self.optimizer = self.loss = None
         self.metric_names: list[str] = []
         self._metric_functions = []
-        self.metadata: dict = {}  # saved with the model: e.g. class names, image size (JSON-serialisable)
+        self.metadata: dict = {}
+        self.dtype = None  # floatx() when the model is built; inputs are cast to it  # saved with the model: e.g. class names, image size (JSON-serialisable)
         for layer in layers or []:
             self.add(layer)
 
@@ -131,6 +132,7 @@ class Sequential:
         if isinstance(first, Conv2D):
             first.needs_input_grad = False  # nothing upstream wants the input's gradient
         self._input_shape = input_shape
+        self.dtype = floatx()
         self.built = True
 
     def _build_from_input(self) -> bool:
@@ -169,19 +171,19 @@ class Sequential:
 
     @_kernels_own_the_cores
     def __call__(self, x, training=False):
-        x = _as_float_batch("x", x)
+        x = _as_float_batch("x", x, self.dtype or floatx())
         self._ensure_built(x)
         return self._to_user(self._forward(x, training))
 
     @_kernels_own_the_cores
     def predict(self, x, batch_size=32, verbose=0) -> np.ndarray:
         """Outputs for ``x`` (N, ...), computed in batches with inference behaviour."""
-        x = _as_float_batch("x", x)
+        x = _as_float_batch("x", x, self.dtype or floatx())
         self._ensure_built(x)
         batch_size = _check_batch_size(batch_size)
         outputs = [self._to_user(self._forward(x[i : i + batch_size], False)) for i in range(0, len(x), batch_size)]
         if not outputs:
-            return np.empty((0, *self._user_shape(self._layers[-1].output_shape)), np.float32)
+            return np.empty((0, *self._user_shape(self._layers[-1].output_shape)), self.dtype)
         return np.concatenate(outputs)
 
     # -- training ---------------------------------------------------------------------------
@@ -205,7 +207,7 @@ class Sequential:
             raise RuntimeError("call model.compile(optimizer, loss, metrics) before training or evaluating")
 
     def _prepare(self, x, y, what):
-        x = _as_float_batch("x", x)
+        x = _as_float_batch("x", x, self.dtype or floatx())
         self._ensure_built(x)
         y = self.loss.check_targets(y, self._layers[-1].output_shape[0])
         if len(x) != len(y):

@@ -264,3 +264,21 @@ def test_bad_arguments_name_what_was_received():
     with pytest.raises(ValueError, match="one-hot"):
         model.compile(loss="categorical_crossentropy", optimizer="sgd")
         model.fit(x, y, verbose=0)
+
+
+def test_float64_models(tmp_path):
+    convnet.set_floatx("float64")
+    try:
+        x, y = quadrant_images(16)
+        model = small_cnn()
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        model.fit(x, y, epochs=1, verbose=0)
+        assert all(w.dtype == np.float64 for w in model.get_weights())
+        assert model.predict(x).dtype == np.float64
+        model.save(tmp_path / "m.npz")
+        assert convnet.load_model(tmp_path / "m.npz").predict(x).dtype == np.float64
+    finally:
+        convnet.set_floatx("float32")
+    assert small_cnn().predict(x).dtype == np.float32
+    with pytest.raises(ValueError, match="'float16'"):
+        convnet.set_floatx("float16")

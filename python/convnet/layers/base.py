@@ -52,7 +52,7 @@ def check_data_format(value) -> str | None:
 
 
 class Layer:
-    """Base class: forward/backward on NCHW or (N, features) float32 arrays."""
+    """Base class: forward/backward on NCHW or (N, features) arrays of ``convnet.floatx()``."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -121,7 +121,7 @@ class Layer:
             if value.shape != shape:
                 raise ValueError(
                     f"layer {self.name!r} weight {index} must have shape {shape}; received shape {value.shape}")
-        self._assign_keras_weights([np.asarray(w, np.float32) for w in weights])
+        self._assign_keras_weights([np.asarray(w) for w in weights])  # cast to each weight's dtype on assignment
 
     def trainable_variables(self) -> list[tuple["Layer", str]]:
         """(layer, name) of each weight the optimizer updates: ``layer.params[name]``

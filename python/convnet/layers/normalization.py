@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import initializers
 from .base import Layer
 
 
@@ -31,11 +32,11 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         channels = input_shape[0]
         if self.scale:
-            self.params["gamma"] = np.ones(channels, np.float32)
+            self.params["gamma"] = initializers.ones((channels,))
         if self.center:
-            self.params["beta"] = np.zeros(channels, np.float32)
-        self.state["moving_mean"] = np.zeros(channels, np.float32)
-        self.state["moving_variance"] = np.ones(channels, np.float32)
+            self.params["beta"] = initializers.zeros((channels,))
+        self.state["moving_mean"] = initializers.zeros((channels,))
+        self.state["moving_variance"] = initializers.ones((channels,))
         super().build(input_shape)
 
     @staticmethod
