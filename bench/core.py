@@ -35,9 +35,18 @@ def inputs(problem, seed=0):
     return (x, dy), y.shape[2:]
 
 
+SETTLE_S = 0.2
+
+
 def time_call(call, repeats: int, warmup: int = 2, budget_s: float | None = None) -> list[float]:
     """Seconds of ``repeats`` calls after ``warmup`` untimed ones; stops early (>= 3 runs)
-    once ``budget_s`` is spent, so a slow reference cannot hold a run hostage."""
+    once ``budget_s`` is spent, so a slow reference cannot hold a run hostage.
+
+    It first pauses: the worker threads of whatever ran before (OpenBLAS, another
+    OpenMP runtime) keep spinning for a while after their last call, and on 2 cores
+    they would take the cores from the call being timed (seen here: PyTorch's
+    2-thread training step at 12 ms instead of 6)."""
+    time.sleep(SETTLE_S)
     for _ in range(warmup):
         call()
     times = []

@@ -18,6 +18,20 @@ def assert_close(actual, expected, dtype=None, what=""):
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=what)
 
 
+def numerical_gradient(loss, array, eps=1e-6):
+    """d loss / d array by central differences, one entry at a time (array is perturbed in place)."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        up = loss()
+        array[index] = saved - eps
+        down = loss()
+        array[index] = saved
+        grad[index] = (up - down) / (2 * eps)
+    return grad
+
+
 @pytest.fixture(params=cnnkernels.backends())
 def backend(request):
     return request.param

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import activations
 from ._random import floatx
 
 EPSILON = 1e-7
@@ -33,8 +34,13 @@ class Loss:
         raise NotImplementedError
 
     def check_targets(self, y, n_outputs):
-        """Targets as an array the loss accepts, or a ValueError naming what was received."""
-        return np.asarray(y, floatx())
+        """Targets as an (N, n_outputs) array (a 1-D y for a single output), or a ValueError."""
+        y = np.asarray(y, floatx())
+        if y.ndim == 1 and n_outputs == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != n_outputs:
+            raise ValueError(f"{self.name} needs targets of shape (N, {n_outputs}); received shape {y.shape}")
+        return y
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -94,21 +100,12 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def check_targets(self, y, n_outputs):
-        y = np.asarray(y, floatx())
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{self.name} needs targets of shape (N, {n_outputs}); received shape {y.shape}")
-        return y
-
     def value_and_grad(self, y_true, y_pred):
         n, k = y_pred.shape
         if self.from_logits:
             # log(1 + e^x) - y x, stably
             loss = np.maximum(y_pred, 0) - y_pred * y_true + np.log1p(np.exp(-np.abs(y_pred)))
-            sig = np.where(y_pred >= 0, 1 / (1 + np.exp(-np.abs(y_pred))), 1 - 1 / (1 + np.exp(-np.abs(y_pred))))
-            grad = sig - y_true
+            grad = activations.FORWARD["sigmoid"](y_pred) - y_true
         else:
             p = np.clip(y_pred, EPSILON, 1 - EPSILON)
             loss = -(y_true * np.maximum(np.log(p), -100) + (1 - y_true) * np.maximum(np.log(1 - p), -100))
@@ -124,14 +121,6 @@ class MeanSquaredError(Loss):
 
     def __init__(self, from_logits: bool = False):
         super().__init__(False)
-
-    def check_targets(self, y, n_outputs):
-        y = np.asarray(y, floatx())
-        if y.ndim == 1 and n_outputs == 1:
-            y = y[:, None]
-        if y.ndim != 2 or y.shape[1] != n_outputs:
-            raise ValueError(f"{self.name} needs targets of shape (N, {n_outputs}); received shape {y.shape}")
-        return y
 
     def value_and_grad(self, y_true, y_pred):
         n, k = y_pred.shape

@@ -24,6 +24,10 @@ def test_quick_bench_writes_json(tmp_path, capsys):
     assert all(r["gflops"] > 0 for r in rows if r["name"] == "q-conv")
     printed = capsys.readouterr().out
     assert "x torch" in printed and "q-conv" in printed
+    from bench.report import markdown
+
+    tables = markdown(report)
+    assert "### 1 thread(s)" in tables and "| q-conv" in tables and "images/s" in tables
     training = {(r["impl"], r["threads"]) for r in report["training"]}
     assert {("convnet", 1), ("convnet", 2)} <= training
     assert all(r["images_per_s"] > 0 for r in report["training"])

@@ -5,9 +5,7 @@ import pytest
 
 import convnet
 from convnet import layers
-
-EPS = 1e-6
-
+from tests.conftest import numerical_gradient
 
 def to_float64(layer):
     for store in (layer.params, layer.state):
@@ -32,16 +30,7 @@ def check_gradients(layer, x, training=True, seed=0):
     dx = layer.backward(dy)
     grads = [(owner.params[key], owner.grads[key].copy()) for owner, key in layer.trainable_variables()]
     for array, analytic_grad in [(x, dx), *grads]:
-        numeric = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            saved = array[index]
-            array[index] = saved + EPS
-            up = loss()
-            array[index] = saved - EPS
-            down = loss()
-            array[index] = saved
-            numeric[index] = (up - down) / (2 * EPS)
-        np.testing.assert_allclose(analytic_grad, numeric, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(analytic_grad, numerical_gradient(loss, array), rtol=1e-5, atol=1e-6)
 
 
 def image(shape=(2, 3, 5, 6), seed=1):

@@ -8,23 +8,7 @@ import numpy as np
 import pytest
 
 import cnnkernels
-
-EPS = 1e-6
-
-
-def numerical_gradient(loss, array):
-    """d loss / d array by central differences, one entry at a time."""
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + EPS
-        up = loss()
-        array[index] = saved - EPS
-        down = loss()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * EPS)
-    return grad
-
+from tests.conftest import numerical_gradient
 
 CONV_CASES = [
     dict(stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"),
