@@ -282,12 +282,15 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
-            logs = self._run_epoch(batches_for_epoch(), steps, callback_list, verbose)
+            started = time.perf_counter()
+            progress = callbacks_module.ProgressBar(steps or 0, sys.stdout)
+            logs, steps_done = self._run_epoch(batches_for_epoch(), callback_list, progress if verbose == 1 else None)
             if validation_data is not None:
                 values = self.evaluate(*_validation_pair(validation_data), verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in values.items()})
             if verbose:
-                self._progress.update(self._steps_done, logs, time.perf_counter() - self._epoch_start, final=True)
+                progress.total = steps or steps_done
+                progress.update(steps_done, logs, time.perf_counter() - started, final=True)
             for callback in callback_list:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -296,9 +299,9 @@ class Sequential:
             callback.on_train_end()
         return history
 
-    def _run_epoch(self, batches, steps, callback_list, verbose):
-        self._epoch_start = time.perf_counter()
-        self._progress = callbacks_module.ProgressBar(steps or 0, sys.stdout)
+    def _run_epoch(self, batches, callback_list, progress=None):
+        """Train on every batch once; returns (logs, number of steps)."""
+        started = time.perf_counter()
         seen, loss_sum, metric_sums = 0, 0.0, [0.0] * len(self._metric_functions)
         logs: dict[str, float] = {}
         step = 0
@@ -314,15 +317,13 @@ class Sequential:
             logs = {"loss": loss_sum / seen, **{n: s / seen for n, s in zip(self.metric_names, metric_sums)}}
             for callback in callback_list:
                 callback.on_train_batch_end(step - 1, {**logs, "loss": loss})
-            if verbose == 1 and steps:
-                self._progress.update(step, logs, time.perf_counter() - self._epoch_start)
+            if progress is not None and progress.total:
+                progress.update(step, logs, time.perf_counter() - started)
             if self.stop_training:
                 break
         if step == 0:
             raise ValueError("fit received no training batches")
-        self._progress.total = steps or step
-        self._steps_done = step
-        return logs
+        return logs, step
 
     @_kernels_own_the_cores
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, return_dict=False):
