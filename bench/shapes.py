@@ -150,4 +150,4 @@ SETS = {
 TRAINING = "training"
 
 # What `python -m bench` runs when no --set is given.
-DEFAULT_SETS = ("tutorial", "convnet-benchmarks", "deepbench", "resnet", "pooling", TRAINING)
+DEFAULT_SETS = ("core", "tutorial", "convnet-benchmarks", "deepbench", "resnet", "pooling", TRAINING)
