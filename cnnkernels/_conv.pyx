@@ -7,10 +7,14 @@ output, G groups, Cg = C/G and Kg = K/G per group, L = columns in one block.
 
 Work is split into items (image, group, block of output rows) run by an OpenMP
 ``prange``; BLAS is called inside, single-threaded (see cnnkernels.threads).
-Each thread im2cols one block at a time into its own slice of a workspace that
-is reused across calls. Workspace bound, per thread: Cg·R·S·rows·Q elements
-with rows = max(1, min(P, 2**21 // (Cg·R·S·Q))) (cnnkernels._workspace), i.e. at
-most max(2**21, Cg·R·S·Q) elements (8 MiB in float32 for most layers), whatever N is.
+Each thread unrolls one block at a time (im2col, or im2row for the forward pass
+of layers with few filters) into its own slice of a workspace that is reused
+across calls. Block: rows = max(1, min(P, 1024 // Q, 2**21 // (Cg·R·S·Q)))
+output rows (cnnkernels._workspace), so the workspace per thread is at most
+max(2**21, Cg·R·S·Q) elements plus the block's input rows and product (8 MiB in
+float32 for most layers), whatever N is. Measured: a batch-128 convnet-benchmarks
+L2 forward (a full im2col would be 7.8 GiB) added 291 MiB of resident memory, of
+which 196 MiB is its output.
 """
 
 import numpy as np
