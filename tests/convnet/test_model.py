@@ -7,24 +7,13 @@ import pytest
 
 import convnet
 from convnet import callbacks, layers, optimizers
+from convnet.cli import tutorial_model as cli_tutorial_model
 from convnet.io import ModelFileError
 
 
-def tutorial_model(dropout=True):
-    stack = [
-        layers.Input((20, 20, 3)),
-        layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
-        layers.Conv2D(16, (3, 3), padding="same"),
-        layers.LeakyReLU(0.5),
-        layers.BatchNormalization(),
-        layers.MaxPooling2D((2, 2)),
-        layers.Dropout(0.25),
-        layers.Flatten(),
-        layers.Dense(100, activation="relu"),
-        layers.Dropout(0.5),
-        layers.Dense(16, activation="softmax"),
-    ]
-    return convnet.Sequential([s for s in stack if dropout or not isinstance(s, layers.Dropout)])
+def tutorial_model():
+    """The Keras fruit-classifier tutorial's model on 20x20x3 images, 16 classes (as `convnet train` builds it)."""
+    return cli_tutorial_model((20, 20, 3), 16)
 
 
 def quadrant_images(n, seed=0, size=12, channels_last=True):
@@ -93,7 +82,6 @@ def test_set_seed_makes_training_reproducible():
     for _ in range(2):
         convnet.set_seed(42)
         x, y = quadrant_images(64, seed=3)
-        model = tutorial_model()
         model = convnet.Sequential([layers.Conv2D(4, 3, activation="relu"), layers.Dropout(0.3), layers.Flatten(),
                                     layers.Dense(4, activation="softmax")])
         model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
