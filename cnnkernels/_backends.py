@@ -99,7 +99,7 @@ def _initial_default() -> str:
         except ValueError as exc:
             raise ValueError(f"CNNKERNELS_BACKEND: {exc}") from None
     available = backends()
-    skipped = [name for name in ORDER[: ORDER.index(available[0])]]
+    skipped = ORDER[: ORDER.index(available[0])]
     if skipped:
         reasons = "; ".join(f"{name}: {_failures[name]}" for name in skipped)
         warnings.warn(
