@@ -49,30 +49,24 @@ def _fmt(value, spec):
 
 def format_table(rows, peaks) -> str:
     """One block per (threads, problem); ratios are of total medians."""
-    lines = []
-    totals = [r for r in rows if r["pass"] == "total"]
-    for threads in sorted({r["threads"] for r in totals}):
-        lines.append(f"\n== {threads} thread(s); sgemm peak {peaks[threads]:.1f} GFLOP/s ==")
-        header = (f"{'implementation':<12} {'fwd ms':>9} {'bwd-data':>9} {'bwd-wt':>9} {'total ms':>9} "
-                  f"{'min-max':>15} {'GFLOP/s':>8} {'%peak':>6} {'x torch':>8} {'x ref':>7} {'mem MB':>7} "
-                  f"{'max|diff|':>9}")
-        for problem in dict.fromkeys(r["problem"] for r in totals if r["threads"] == threads):
-            group = [r for r in rows if r["threads"] == threads and r["problem"] == problem]
+    lines, seen_threads, seen_problem = [], None, None
+    header = (f"{'implementation':<12} {'fwd ms':>9} {'bwd-data':>9} {'bwd-wt':>9} {'total ms':>9} "
+              f"{'min-max':>15} {'GFLOP/s':>8} {'%peak':>6} {'x torch':>8} {'x ref':>7} {'mem MB':>7} "
+              f"{'max|diff|':>9}")
+    for threads, problem, impl, total, passes, x_torch, x_ref in core.summary_rows(rows):
+        if threads != seen_threads:
+            lines.append(f"\n== {threads} thread(s); sgemm peak {peaks[threads]:.1f} GFLOP/s ==")
+            seen_threads, seen_problem = threads, None
+        if problem != seen_problem:
             lines += ["", problem, header]
-            by_impl = {r["impl"]: r for r in group if r["pass"] == "total"}
-            torch_total = by_impl.get("torch", {}).get("median_ms")
-            ref_total = by_impl.get("numpy-ref", {}).get("median_ms")
-            for impl, total in by_impl.items():
-                passes = {r["pass"]: r["median_ms"] for r in group if r["impl"] == impl}
-                data = passes.get("backward-data", passes.get("backward"))
-                lines.append(
-                    f"{impl:<12} {passes['forward']:>9.3f} {_fmt(data, '9.3f'):>9} "
-                    f"{_fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "
-                    f"{total['min_ms']:>7.2f}-{total['max_ms']:<7.2f} {_fmt(total['gflops'], '8.1f'):>8} "
-                    f"{_fmt(total['pct_peak'], '6.1f'):>6} "
-                    f"{_fmt(total['median_ms'] / torch_total if torch_total else None, '8.2f'):>8} "
-                    f"{_fmt(total['median_ms'] / ref_total if ref_total else None, '7.3f'):>7} "
-                    f"{_fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}")
+            seen_problem = problem
+        data = passes.get("backward-data", passes.get("backward"))
+        lines.append(
+            f"{impl:<12} {passes['forward']:>9.3f} {_fmt(data, '9.3f'):>9} "
+            f"{_fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "
+            f"{total['min_ms']:>7.2f}-{total['max_ms']:<7.2f} {_fmt(total['gflops'], '8.1f'):>8} "
+            f"{_fmt(total['pct_peak'], '6.1f'):>6} {_fmt(x_torch, '8.2f'):>8} {_fmt(x_ref, '7.3f'):>7} "
+            f"{_fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}")
     return "\n".join(lines)
 
 

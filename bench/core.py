@@ -152,6 +152,23 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
     return rows
 
 
+def summary_rows(rows):
+    """Each implementation's totals per (threads, problem), in run order: yields
+    (threads, problem, impl, total row, {pass: median ms}, total / torch's, total / the reference's)."""
+    totals = [r for r in rows if r["pass"] == "total"]
+    for threads in sorted({r["threads"] for r in totals}):
+        for problem in dict.fromkeys(r["problem"] for r in totals if r["threads"] == threads):
+            group = [r for r in rows if r["threads"] == threads and r["problem"] == problem]
+            by_impl = {r["impl"]: r for r in group if r["pass"] == "total"}
+            torch_ms = by_impl.get("torch", {}).get("median_ms")
+            ref_ms = by_impl.get("numpy-ref", {}).get("median_ms")
+            for impl, total in by_impl.items():
+                passes = {r["pass"]: r["median_ms"] for r in group if r["impl"] == impl}
+                yield (threads, problem, impl, total, passes,
+                       total["median_ms"] / torch_ms if torch_ms else None,
+                       total["median_ms"] / ref_ms if ref_ms else None)
+
+
 def machine_info() -> dict:
     info = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
+from .core import summary_rows
 
-def _ratio(value, base):
-    return f"{value / base:.2f}" if value and base else "-"
+
+def _number(value, spec):
+    return "-" if value is None else format(value, spec)
 
 
 def markdown(report) -> str:
@@ -18,28 +20,21 @@ def markdown(report) -> str:
              f"torch {machine.get('torch', 'not installed')}, cnnkernels {machine['cnnkernels']}. "
              "sgemm peak (NumPy's OpenBLAS, same run): "
              + ", ".join(f"{float(v):.0f} GFLOP/s at {k} thread(s)" for k, v in peaks.items()) + "."]
-    totals = [r for r in report["rows"] if r["pass"] == "total"]
-    for threads in sorted({r["threads"] for r in totals}):
-        lines += ["", f"### {threads} thread(s)", "",
-                  "| problem | impl | fwd ms | bwd-data ms | bwd-wt ms | total ms | GFLOP/s | % peak | x torch | x ref "
-                  "| mem MB | max abs diff |",
-                  "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        for problem in dict.fromkeys(r["problem"] for r in totals if r["threads"] == threads):
-            group = [r for r in report["rows"] if r["threads"] == threads and r["problem"] == problem]
-            by_impl = {r["impl"]: r for r in group if r["pass"] == "total"}
-            torch_ms = by_impl.get("torch", {}).get("median_ms")
-            ref_ms = by_impl.get("numpy-ref", {}).get("median_ms")
-            for impl, total in by_impl.items():
-                passes = {r["pass"]: r["median_ms"] for r in group if r["impl"] == impl}
-                data = passes.get("backward-data", passes.get("backward"))
-                weights = passes.get("backward-weights")
-                gflops = f"{total['gflops']:.1f}" if total["gflops"] else "-"
-                peak = f"{total['pct_peak']:.0f}" if total["pct_peak"] else "-"
-                lines.append(
-                    f"| {problem} | {impl} | {passes['forward']:.3f} | {data:.3f} | "
-                    f"{f'{weights:.3f}' if weights is not None else '-'} | **{total['median_ms']:.3f}** | {gflops} | "
-                    f"{peak} | {_ratio(total['median_ms'], torch_ms)} | {_ratio(total['median_ms'], ref_ms)} | "
-                    f"{(total['peak_extra_mb'] or 0):.1f} | {total['max_abs_diff']:.1e} |")
+    seen_threads = None
+    for threads, problem, impl, total, passes, x_torch, x_ref in summary_rows(report["rows"]):
+        if threads != seen_threads:
+            lines += ["", f"### {threads} thread(s)", "",
+                      "| problem | impl | fwd ms | bwd-data ms | bwd-wt ms | total ms | GFLOP/s | % peak | x torch "
+                      "| x ref | mem MB | max abs diff |",
+                      "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+            seen_threads = threads
+        data = passes.get("backward-data", passes.get("backward"))
+        weights = passes.get("backward-weights")
+        lines.append(
+            f"| {problem} | {impl} | {passes['forward']:.3f} | {data:.3f} | "
+            f"{_number(weights, '.3f')} | **{total['median_ms']:.3f}** | {_number(total['gflops'], '.1f')} | "
+            f"{_number(total['pct_peak'], '.0f')} | {_number(x_torch, '.2f')} | {_number(x_ref, '.2f')} | "
+            f"{(total['peak_extra_mb'] or 0):.1f} | {total['max_abs_diff']:.1e} |")
     if report.get("training"):
         lines += ["", "### Training step of the tutorial model (batch 32, 20x20x3, 16 classes, RMSprop)", "",
                   "| impl | threads | images/s | step ms (median) | min-max ms | speed vs torch |",
