@@ -43,10 +43,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
-
-
 def format_table(rows, peaks) -> str:
     """One block per (threads, problem); ratios are of total medians."""
     lines, seen_threads, seen_problem = [], None, None
@@ -62,11 +58,11 @@ def format_table(rows, peaks) -> str:
             seen_problem = problem
         data = passes.get("backward-data", passes.get("backward"))
         lines.append(
-            f"{impl:<12} {passes['forward']:>9.3f} {_fmt(data, '9.3f'):>9} "
-            f"{_fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "
-            f"{total['min_ms']:>7.2f}-{total['max_ms']:<7.2f} {_fmt(total['gflops'], '8.1f'):>8} "
-            f"{_fmt(total['pct_peak'], '6.1f'):>6} {_fmt(x_torch, '8.2f'):>8} {_fmt(x_ref, '7.3f'):>7} "
-            f"{_fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}")
+            f"{impl:<12} {passes['forward']:>9.3f} {core.fmt(data, '9.3f'):>9} "
+            f"{core.fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "
+            f"{total['min_ms']:>7.2f}-{total['max_ms']:<7.2f} {core.fmt(total['gflops'], '8.1f'):>8} "
+            f"{core.fmt(total['pct_peak'], '6.1f'):>6} {core.fmt(x_torch, '8.2f'):>8} {core.fmt(x_ref, '7.3f'):>7} "
+            f"{core.fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}")
     return "\n".join(lines)
 
 

@@ -152,6 +152,11 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
     return rows
 
 
+def fmt(value, spec) -> str:
+    """``value`` formatted by ``spec``, or "-" when there is none (a pass pooling lacks, no PyTorch)."""
+    return "-" if value is None else format(value, spec)
+
+
 def summary_rows(rows):
     """Each implementation's totals per (threads, problem), in run order: yields
     (threads, problem, impl, total row, {pass: median ms}, total / torch's, total / the reference's)."""

@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .core import summary_rows
-
-
-def _number(value, spec):
-    return "-" if value is None else format(value, spec)
+from .core import fmt, summary_rows
 
 
 def markdown(report) -> str:
@@ -32,8 +28,8 @@ def markdown(report) -> str:
         weights = passes.get("backward-weights")
         lines.append(
             f"| {problem} | {impl} | {passes['forward']:.3f} | {data:.3f} | "
-            f"{_number(weights, '.3f')} | **{total['median_ms']:.3f}** | {_number(total['gflops'], '.1f')} | "
-            f"{_number(total['pct_peak'], '.0f')} | {_number(x_torch, '.2f')} | {_number(x_ref, '.2f')} | "
+            f"{fmt(weights, '.3f')} | **{total['median_ms']:.3f}** | {fmt(total['gflops'], '.1f')} | "
+            f"{fmt(total['pct_peak'], '.0f')} | {fmt(x_torch, '.2f')} | {fmt(x_ref, '.2f')} | "
             f"{(total['peak_extra_mb'] or 0):.1f} | {total['max_abs_diff']:.1e} |")
     if report.get("training"):
         lines += ["", "### Training step of the tutorial model (batch 32, 20x20x3, 16 classes, RMSprop)", "",
