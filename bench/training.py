@@ -73,8 +73,9 @@ def measure(threads: int, steps: int = 30, warmup: int = 5):
 
     candidates = [("convnet", convnet_step)]
     try:
-        import torch  # noqa: F401
+        import torch
 
+        torch.set_num_threads(threads)
         candidates += [("torch", torch_step), ("torch-nhwc", lambda: torch_step(channels_last=True))]
     except ImportError:
         pass
@@ -83,10 +84,6 @@ def measure(threads: int, steps: int = 30, warmup: int = 5):
     try:
         cnnkernels.set_num_threads(threads)
         for name, make in candidates:
-            if name.startswith("torch"):
-                import torch
-
-                torch.set_num_threads(threads)
             times = time_call(make(), steps, warmup=warmup)
             median = statistics.median(times)
             rows.append({"impl": name, "threads": threads, "images_per_s": BATCH / median,
