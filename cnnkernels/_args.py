@@ -10,7 +10,9 @@ R×S kernel, P×Q output, G groups.
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -18,6 +20,15 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 PADDING_WORDS = ("valid", "same")
 PADDING_MODES = ("zeros", "replicate", "reflect")
+
+# Integer ranges. The compiled kernels index with C ``int`` and form sums such as
+# p·stride + r·dilation − pad and −offset + stride − 1; every term is bounded by the padded
+# extent of its axis, so capping that extent at 2**30 keeps every such sum below 2**31.
+# A padded (image, channel) plane, and the C/G·R·S rows of one unrolled patch, must also fit
+# in an ``int``. Real layers sit many orders of magnitude below these limits.
+INT32_MAX = 2**31 - 1
+MAX_EXTENT = 2**30
+MAX_PLANE = INT32_MAX
 
 
 class ConvGeometry(NamedTuple):
@@ -143,6 +154,48 @@ def normalise_padding(padding, in_hw, kernel, stride, dilation) -> tuple[int, in
     return pads
 
 
+def memory_limit() -> int:
+    """Bytes one call may allocate for one array: this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no stated limit but the address space
+        return 2**47
+
+
+def check_allocation(what: str, shape, dtype) -> None:
+    """An array of ``shape`` and ``dtype`` must fit in :func:`memory_limit`; checked before allocating."""
+    nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
+    if nbytes > memory_limit():
+        raise ValueError(
+            f"{what} of shape {tuple(int(s) for s in shape)} would need {nbytes / 2**30:,.1f} GiB, "
+            f"more than this machine's memory ({memory_limit() / 2**30:,.1f} GiB)"
+        )
+
+
+def check_dims(name: str, shape) -> None:
+    """Every axis the kernels index with a C ``int`` must fit in one."""
+    if max(shape, default=0) > INT32_MAX:
+        raise ValueError(f"{name} has an axis longer than 2**31 - 1; received shape {tuple(shape)}")
+
+
+def _check_extent(in_hw, pad, padding, what) -> tuple[int, int]:
+    """The padded input must stay within :data:`MAX_EXTENT` per axis and :data:`MAX_PLANE` in all."""
+    height = in_hw[0] + pad[0] + pad[1]
+    width = in_hw[1] + pad[2] + pad[3]
+    if max(height, width) > MAX_EXTENT or height * width > MAX_PLANE:
+        raise ValueError(
+            f"{what}: the padded input {height}x{width} (input {in_hw[0]}x{in_hw[1]}, pads {pad} from "
+            f"padding={padding!r}) exceeds the supported {MAX_EXTENT} per axis and {MAX_PLANE} cells per plane"
+        )
+    return height, width
+
+
+def _effective_stride(stride, extent) -> tuple[int, int]:
+    """A stride at least the padded extent yields one output position, as does that extent itself:
+    the kernels get the smaller one, which keeps their index sums in range."""
+    return (min(stride[0], extent[0]), min(stride[1], extent[1]))
+
+
 def _out_size(size, pad_before, pad_after, kernel, stride, dilation) -> int:
     return (size + pad_before + pad_after - (kernel - 1) * dilation - 1) // stride + 1
 
@@ -176,14 +229,21 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
             f"reflect padding must be smaller than the input; received padding={padding!r} "
             f"(pads {pad}) for input {H}x{W}"
         )
+    check_dims("x", x_shape)
+    check_dims("weight", w_shape)
+    extent = _check_extent((H, W), pad, padding, "conv2d")
     P = _out_size(H, pad[0], pad[1], R, stride[0], dilation[0])
     Q = _out_size(W, pad[2], pad[3], S, stride[1], dilation[1])
     if P < 1 or Q < 1:
         raise ValueError(
             f"kernel {R}x{S} with dilation {dilation} is larger than the padded input "
-            f"{H + pad[0] + pad[1]}x{W + pad[2] + pad[3]} (input {H}x{W}, padding={padding!r})"
+            f"{extent[0]}x{extent[1]} (input {H}x{W}, padding={padding!r})"
         )
-    return ConvGeometry(stride, dilation, pad, groups, (P, Q))
+    if Cg * R * S > INT32_MAX:
+        raise ValueError(f"weight's C/groups·R·S = {Cg * R * S} exceeds 2**31 - 1; received weight shape {tuple(w_shape)}")
+    # A kernel axis of size 1 reads one row whatever its dilation.
+    dilation = (dilation[0] if R > 1 else 1, dilation[1] if S > 1 else 1)
+    return ConvGeometry(_effective_stride(stride, extent), dilation, pad, groups, (P, Q))
 
 
 def pool_geometry(x_shape, kernel_size, stride, padding) -> PoolGeometry:
@@ -198,14 +258,26 @@ def pool_geometry(x_shape, kernel_size, stride, padding) -> PoolGeometry:
             f"pooling padding must be smaller than kernel_size on each side; "
             f"received padding={padding!r} (pads {pad}) with kernel_size={kernel_size!r}"
         )
+    check_dims("x", x_shape)
+    extent = _check_extent((H, W), pad, padding, "pooling")
     P = _out_size(H, pad[0], pad[1], kernel[0], stride[0], 1)
     Q = _out_size(W, pad[2], pad[3], kernel[1], stride[1], 1)
     if P < 1 or Q < 1:
         raise ValueError(
             f"kernel_size={kernel_size!r} is larger than the padded input "
-            f"{H + pad[0] + pad[1]}x{W + pad[2] + pad[3]} (input {H}x{W}, padding={padding!r})"
+            f"{extent[0]}x{extent[1]} (input {H}x{W}, padding={padding!r})"
         )
-    return PoolGeometry(kernel, stride, pad, (P, Q))
+    # The window fits in the padded plane, so kh·kw <= MAX_PLANE fits in a C int.
+    return PoolGeometry(kernel, _effective_stride(stride, extent), pad, (P, Q))
+
+
+def check_allocations(x_shape, channels_out, geometry, dtype) -> None:
+    """The output, and the padded copy of the input that the numpy backend and the replicate/reflect
+    modes make, must each fit in memory; checked before anything is allocated."""
+    N, C, H, W = x_shape
+    top, bottom, left, right = geometry.pad
+    check_allocation("the output", (N, channels_out, *geometry.out_hw), dtype)
+    check_allocation("the padded input", (N, C, H + top + bottom, W + left + right), dtype)
 
 
 def check_grad(name: str, dy, expected_shape, dtype) -> np.ndarray:

@@ -24,6 +24,7 @@ def _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode):
     if 0 in weight.shape:
         raise ValueError(f"weight must have no empty axis; received shape {weight.shape}")
     geometry = _args.conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, padding_mode)
+    _args.check_allocations(x.shape, weight.shape[0], geometry, dtype)
     return x, weight, dtype, geometry
 
 
@@ -85,6 +86,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     -------
     y : ndarray, shape (N, K, P, Q), dtype of ``x``
     """
+    ops = kernels(backend)
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
     K = weight.shape[0]
     if bias is None:
@@ -98,7 +100,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     y = np.empty((x.shape[0], K, *geometry.out_hw), dtype)
     if x.shape[0] == 0:
         return y
-    ops = kernels(backend)
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     ops.conv2d_forward(source, weight, bias, *geometry.stride, top, left, *geometry.dilation, geometry.groups, y)
     return y
@@ -143,6 +144,7 @@ def conv2d_backward(
     dweight : ndarray like ``weight``, or None
     dbias : ndarray of shape (K,), or None
     """
+    ops = kernels(backend)
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
     with_bias = _args.check_flag("bias", bias)
     input_grad = _args.check_flag("input_grad", input_grad)
@@ -155,7 +157,6 @@ def conv2d_backward(
         dx = np.zeros(x.shape, dtype) if input_grad else None
         dweight = np.zeros(weight.shape, dtype) if weight_grad else None
         return dx, dweight, dbias
-    ops = kernels(backend)
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
     if input_grad:
@@ -171,7 +172,9 @@ def conv2d_backward(
 def _pool_setup(x, kernel_size, stride, padding):
     x = _args.as_input("x", x, 4)
     _args.check_nonempty("x", x)
-    return x, _args.pool_geometry(x.shape, kernel_size, stride, padding)
+    geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding)
+    _args.check_allocations(x.shape, x.shape[1], geometry, x.dtype)
+    return x, geometry
 
 
 def _pool_args(geometry):
@@ -194,10 +197,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
     -------
     y : ndarray, shape (N, C, P, Q), dtype of ``x``. NaN propagates.
     """
+    ops = kernels(backend)
     x, geometry = _pool_setup(x, kernel_size, stride, padding)
     y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
     if x.shape[0]:
-        kernels(backend).max_pool2d_forward(x, *_pool_args(geometry), y)
+        ops.max_pool2d_forward(x, *_pool_args(geometry), y)
     return y
 
 
@@ -209,11 +213,12 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=N
     -------
     dx : ndarray like ``x``
     """
+    ops = kernels(backend)
     x, geometry = _pool_setup(x, kernel_size, stride, padding)
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
     dx = np.empty(x.shape, x.dtype)
     if x.shape[0]:
-        kernels(backend).max_pool2d_backward(dy, x, *_pool_args(geometry), dx)
+        ops.max_pool2d_backward(dy, x, *_pool_args(geometry), dx)
     return dx
 
 
@@ -222,22 +227,25 @@ def _divisor_mode(count_include_pad) -> int:
 
 
 def _mean_pool(x, kernel_size, stride, padding, divisor_mode, backend):
+    ops = kernels(backend)
     x, geometry = _pool_setup(x, kernel_size, stride, padding)
     y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
     if x.shape[0]:
-        kernels(backend).avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode, y)
+        ops.avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode, y)
     return y
 
 
 def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backend):
     # Only x's shape and dtype matter here: validate them without copying its data.
+    ops = kernels(backend)
     x = _args.check_array("x", x, 4)
     _args.check_nonempty("x", x)
     geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding)
+    _args.check_allocations(x.shape, x.shape[1], geometry, x.dtype)
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
     dx = np.empty(x.shape, x.dtype)
     if x.shape[0]:
-        kernels(backend).avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode, dx)
+        ops.avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode, dx)
     return dx
 
 

@@ -14,10 +14,11 @@ def set_floatx(dtype) -> None:
     "float64" (e.g. for gradient checks or bit-for-bit comparisons)."""
     global _floatx
     try:
-        chosen = np.dtype(dtype)
+        chosen = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         chosen = None
-    if chosen not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # Not `chosen in (...)`: NumPy compares a dtype equal to None (None means float64).
+    if chosen is None or chosen.name not in ("float32", "float64"):
         raise ValueError(f"floatx must be 'float32' or 'float64'; received {dtype!r}")
     _floatx = chosen
 

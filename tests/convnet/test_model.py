@@ -268,5 +268,7 @@ def test_float64_models(tmp_path):
     finally:
         convnet.set_floatx("float32")
     assert small_cnn().predict(x).dtype == np.float32
-    with pytest.raises(ValueError, match="'float16'"):
-        convnet.set_floatx("float16")
+    for unknown in ("float16", "bfloat16", "nonsense", None):
+        with pytest.raises(ValueError, match=repr(unknown)):
+            convnet.set_floatx(unknown)
+        assert convnet.floatx() == np.float32
