@@ -1,12 +1,22 @@
-"""convnet: a Keras-compatible CNN layer API on the cnnkernels kernels."""
+"""convnet: a Keras-compatible CNN layer API on the cnnkernels kernels.
+
+``import convnet as keras`` covers what Keras image scripts use: ``keras.Input``,
+``keras.Model``, ``keras.Sequential``, ``keras.layers``, ``keras.models``,
+``keras.optimizers``, ``keras.losses``, ``keras.callbacks``.
+"""
 
 from . import callbacks, data, initializers, layers, losses, metrics, optimizers, viz
 from ._random import floatx, set_floatx, set_seed
+from .functional import Model
+from .graph import Input, KerasTensor
 from .io import ModelFileError, load_model
+from .layers import containers as _containers  # registers Residual and Parallel for loading
 from .layers.base import reset_names as clear_session
-from .model import Sequential
+from .sequential import Sequential
+from . import models  # noqa: E402  (needs Model and Sequential)
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelFileError", "Sequential", "callbacks", "clear_session", "data", "initializers", "layers",
-           "load_model", "losses", "metrics", "optimizers", "floatx", "set_floatx", "set_seed", "viz"]
+__all__ = ["Input", "KerasTensor", "Model", "ModelFileError", "Sequential", "callbacks", "clear_session", "data",
+           "floatx", "initializers", "layers", "load_model", "losses", "metrics", "models", "optimizers",
+           "set_floatx", "set_seed", "viz"]

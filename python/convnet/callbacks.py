@@ -9,9 +9,14 @@ class Callback:
     """Override any of the hooks; ``self.model`` is set before training starts."""
 
     model = None
+    params: dict = {}
 
     def set_model(self, model):
         self.model = model
+
+    def set_params(self, params):
+        """What fit runs: {"verbose", "epochs", "steps"} (Keras's ``History.params``)."""
+        self.params = params
 
     def on_train_begin(self, logs=None): ...
     def on_train_end(self, logs=None): ...

@@ -77,43 +77,61 @@ def _read(path, kind: str):
     return header, weights
 
 
+def _loss_config(loss):
+    from . import losses
+
+    if isinstance(loss, dict):
+        return {key: _loss_config(value) for key, value in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [_loss_config(value) for value in loss]
+    return losses.get(loss).get_config()
+
+
+def _require_built(model, what):
+    if model._graph is None:
+        raise ValueError(f"build the model (or train it) before saving {what}")
+
+
 def save_model(model, path) -> None:
+    from .serialization import layer_config
+
+    _require_built(model, "it")
     compile_config = None
     if model.compiled:
-        compile_config = {"loss": model.loss.get_config(), "optimizer": model.optimizer.get_config(),
-                          "metrics": list(model.metric_names)}
-    if not model._build_from_input():
-        raise ValueError("build the model (or train it) before saving")
-    header = _header("model", model=model.get_config(), compile=compile_config, metadata=model.metadata)
+        compile_config = {"loss": _loss_config(model._loss_spec), "optimizer": model.optimizer.get_config(),
+                          "metrics": model._metrics_spec, "loss_weights": model._loss_weights_spec}
+    header = _header("model", model=layer_config(model), compile=compile_config, metadata=model.metadata)
     _atomic_savez(path, {_HEADER: header, **_weights_dict(model.get_weights())})
 
 
 def load_model(path, compile=True):
-    """A :class:`convnet.Sequential` saved by ``model.save(path)``, built, with its weights;
-    compiled again (optimizer state fresh) when it was compiled at save time."""
-    from .layers.containers import layer_from_config
-    from .model import Sequential
+    """The model saved by ``model.save(path)`` (Sequential, functional, nested), built, with its
+    weights; compiled again (optimizer state fresh) when it was compiled at save time."""
+    from .sequential import Sequential
+    from .serialization import layer_from_config
 
     header, weights = _read(path, "model")
     try:
         config = header["model"]
-        model = Sequential([layer_from_config(entry) for entry in config["layers"]], name=config["name"])
-        model.build(config["input_shape"])
+        # Files of the first version hold a Sequential config without a class name.
+        model = layer_from_config(config) if "class_name" in config else Sequential.from_config(config)
+        if model._graph is None:
+            raise ValueError("the saved model has no input shape")
         model.set_weights(weights)
         model.metadata = dict(header.get("metadata") or {})
         if compile and header.get("compile"):
             settings = header["compile"]
-            model.compile(optimizer=settings["optimizer"], loss=settings["loss"], metrics=settings["metrics"])
+            model.compile(optimizer=settings["optimizer"], loss=settings["loss"], metrics=settings["metrics"],
+                          loss_weights=settings.get("loss_weights"))
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelFileError(f"{os.fspath(path)!r} holds a model this convnet cannot rebuild: {exc}") from None
     return model
 
 
 def save_weights(model, path) -> None:
-    if not model._build_from_input():
-        raise ValueError("build the model (or train it) before saving its weights")
+    _require_built(model, "its weights")
     shapes = [list(w.shape) for w in model.get_weights()]
     _atomic_savez(path, {_HEADER: _header("weights", shapes=shapes), **_weights_dict(model.get_weights())})
 

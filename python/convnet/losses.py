@@ -1,5 +1,5 @@
-"""Losses with Keras 3's formulas; each returns the batch loss (mean over samples) and its
-gradient with respect to the predictions.
+"""Losses with Keras 3's formulas: per-sample values and gradients, reduced to the batch loss
+Σ wᵢ·lossᵢ / N (sample weights w, default 1) and its gradient with respect to the predictions.
 
 Probabilities are clipped to [1e-7, 1 − 1e-7] as Keras does (the gradient is zero
 where clipping bites); with ``from_logits=True`` the softmax / sigmoid is folded
@@ -30,7 +30,22 @@ class Loss:
     def __call__(self, y_true, y_pred):
         return self.value_and_grad(y_true, y_pred)[0]
 
-    def value_and_grad(self, y_true, y_pred):
+    def value_and_grad(self, y_true, y_pred, sample_weight=None):
+        """The batch loss Σ wᵢ·lossᵢ / N (Keras's "sum_over_batch_size"; w = 1 by default) and its
+        gradient with respect to ``y_pred``."""
+        values, grad = self.per_sample(y_true, y_pred)
+        n = len(values)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, np.float64).reshape(-1)
+            if weights.shape != (n,):
+                raise ValueError(f"sample_weight must have one weight per sample ({n}); received shape "
+                                 f"{np.shape(sample_weight)}")
+            values = values * weights
+            grad = grad * weights.astype(grad.dtype).reshape(-1, *[1] * (grad.ndim - 1))
+        return float(values.sum() / n) if n else 0.0, (grad / n).astype(y_pred.dtype)
+
+    def per_sample(self, y_true, y_pred):
+        """(lossᵢ for each sample, d lossᵢ / d y_pred[i])."""
         raise NotImplementedError
 
     def check_targets(self, y, n_outputs):
@@ -58,13 +73,12 @@ class CategoricalCrossentropy(Loss):
                              f"{y.shape} (use sparse_categorical_crossentropy for integer labels)")
         return y
 
-    def value_and_grad(self, y_true, y_pred):
-        n = y_pred.shape[0]
+    def per_sample(self, y_true, y_pred):
         if self.from_logits:
             log_p = _log_softmax(y_pred)
             loss = -(y_true * log_p).sum(axis=1)
             grad = np.exp(log_p) * y_true.sum(axis=1, keepdims=True) - y_true
-            return float(loss.mean()), (grad / n).astype(y_pred.dtype)
+            return loss, grad
         total = y_pred.sum(axis=1, keepdims=True)
         normalised = y_pred / total
         clipped = np.clip(normalised, EPSILON, 1 - EPSILON)
@@ -72,7 +86,7 @@ class CategoricalCrossentropy(Loss):
         d_clipped = -y_true / clipped * ((normalised >= EPSILON) & (normalised <= 1 - EPSILON))
         # through the normalisation p / Σp
         grad = (d_clipped - (d_clipped * normalised).sum(axis=1, keepdims=True)) / total
-        return float(loss.mean()), (grad / n).astype(y_pred.dtype)
+        return loss, grad
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
@@ -89,10 +103,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                              f"shape {y.shape}" + (f" with values in [{y.min()}, {y.max()}]" if y.size else ""))
         return y.astype(np.int64)
 
-    def value_and_grad(self, y_true, y_pred):
-        one_hot = np.zeros(y_pred.shape, floatx())
+    def per_sample(self, y_true, y_pred):
+        one_hot = np.zeros(y_pred.shape, y_pred.dtype)
         one_hot[np.arange(len(y_true)), y_true] = 1
-        return super().value_and_grad(one_hot, y_pred)
+        return super().per_sample(one_hot, y_pred)
 
 
 class BinaryCrossentropy(Loss):
@@ -100,8 +114,8 @@ class BinaryCrossentropy(Loss):
 
     name = "binary_crossentropy"
 
-    def value_and_grad(self, y_true, y_pred):
-        n, k = y_pred.shape
+    def per_sample(self, y_true, y_pred):
+        k = y_pred.shape[1]
         if self.from_logits:
             # log(1 + e^x) - y x, stably
             loss = np.maximum(y_pred, 0) - y_pred * y_true + np.log1p(np.exp(-np.abs(y_pred)))
@@ -111,7 +125,7 @@ class BinaryCrossentropy(Loss):
             loss = -(y_true * np.maximum(np.log(p), -100) + (1 - y_true) * np.maximum(np.log(1 - p), -100))
             inside = (y_pred >= EPSILON) & (y_pred <= 1 - EPSILON)
             grad = (-(y_true / p) + (1 - y_true) / (1 - p)) * inside
-        return float(loss.mean(axis=1).mean()), (grad / (n * k)).astype(y_pred.dtype)
+        return loss.mean(axis=1), grad / k
 
 
 class MeanSquaredError(Loss):
@@ -122,10 +136,9 @@ class MeanSquaredError(Loss):
     def __init__(self, from_logits: bool = False):
         super().__init__(False)
 
-    def value_and_grad(self, y_true, y_pred):
-        n, k = y_pred.shape
+    def per_sample(self, y_true, y_pred):
         diff = y_pred - y_true
-        return float((diff**2).mean(axis=1).mean()), (2 * diff / (n * k)).astype(y_pred.dtype)
+        return (diff**2).mean(axis=1), 2 * diff / y_pred.shape[1]
 
     def get_config(self):
         return {"name": self.name}

@@ -26,12 +26,15 @@ class Optimizer:
         self.learning_rate = _check_number("learning_rate", learning_rate, low_inclusive=False)
         self.decay = _check_number("decay", decay)
         self.iterations = 0
-        self._slots: dict[int, dict[str, np.ndarray]] = {}
+        # Slots keyed by the variable itself (Keras keys by variable): the list of trainable
+        # variables may change between steps (a layer frozen or unfrozen), positions may not.
+        # Each entry keeps its variable alive, so an id is never reused for another array.
+        self._slots: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
 
-    def _slot(self, index, name, like):
-        slots = self._slots.setdefault(index, {})
+    def _slot(self, variable, name):
+        _, slots = self._slots.setdefault(id(variable), (variable, {}))
         if name not in slots:
-            slots[name] = np.zeros_like(like)
+            slots[name] = np.zeros_like(variable)
         return slots[name]
 
     def current_learning_rate(self) -> float:
@@ -40,11 +43,11 @@ class Optimizer:
     def apply(self, variables, gradients) -> None:
         """Update each array in ``variables`` in place from its gradient; one step."""
         lr = self.current_learning_rate()
-        for index, (variable, gradient) in enumerate(zip(variables, gradients)):
-            self._update(index, variable, gradient.astype(variable.dtype, copy=False), lr)
+        for variable, gradient in zip(variables, gradients):
+            self._update(variable, gradient.astype(variable.dtype, copy=False), lr)
         self.iterations += 1
 
-    def _update(self, index, variable, gradient, lr):
+    def _update(self, variable, gradient, lr):
         raise NotImplementedError
 
     def get_config(self):
@@ -64,11 +67,11 @@ class SGD(Optimizer):
         self.momentum = _check_number("momentum", momentum, high=1.0)
         self.nesterov = bool(nesterov)
 
-    def _update(self, index, variable, gradient, lr):
+    def _update(self, variable, gradient, lr):
         if self.momentum == 0:
             variable -= lr * gradient
             return
-        m = self._slot(index, "momentum", variable)
+        m = self._slot(variable, "momentum")
         m[...] = m * self.momentum - gradient * lr
         if self.nesterov:
             variable += m * self.momentum - gradient * lr
@@ -91,18 +94,18 @@ class RMSprop(Optimizer):
         self.epsilon = _check_number("epsilon", epsilon)
         self.centered = bool(centered)
 
-    def _update(self, index, variable, gradient, lr):
-        velocity = self._slot(index, "velocity", variable)
+    def _update(self, variable, gradient, lr):
+        velocity = self._slot(variable, "velocity")
         velocity[...] = self.rho * velocity + (1 - self.rho) * np.square(gradient)
         if self.centered:
-            average = self._slot(index, "average_gradient", variable)
+            average = self._slot(variable, "average_gradient")
             average[...] = self.rho * average + (1 - self.rho) * gradient
             denominator = velocity - np.square(average) + self.epsilon
         else:
             denominator = velocity + self.epsilon
         increment = lr * gradient / np.sqrt(denominator)
         if self.momentum > 0:
-            m = self._slot(index, "momentum", variable)
+            m = self._slot(variable, "momentum")
             m[...] = self.momentum * m + increment
             variable -= m
         else:
@@ -125,15 +128,15 @@ class Adam(Optimizer):
         self.epsilon = _check_number("epsilon", epsilon)
         self.amsgrad = bool(amsgrad)
 
-    def _update(self, index, variable, gradient, lr):
+    def _update(self, variable, gradient, lr):
         step = self.iterations + 1
-        m = self._slot(index, "momentum", variable)
-        v = self._slot(index, "velocity", variable)
+        m = self._slot(variable, "momentum")
+        v = self._slot(variable, "velocity")
         alpha = lr * np.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         m += (gradient - m) * (1 - self.beta_1)
         v += (np.square(gradient) - v) * (1 - self.beta_2)
         if self.amsgrad:
-            v_hat = self._slot(index, "velocity_hat", variable)
+            v_hat = self._slot(variable, "velocity_hat")
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
         variable -= (m * alpha) / (np.sqrt(v) + self.epsilon)

@@ -150,7 +150,7 @@ def _normalise(array):
 def _conv_layer(model, layer):
     from .layers import Conv2D
 
-    if not model._build_from_input():
+    if not model.built:
         raise ValueError("the model is not built: give it an Input layer or train it first")
     convs = [candidate for candidate in model.layers if isinstance(candidate, Conv2D)]
     if not convs:
@@ -201,20 +201,19 @@ def feature_maps(model, image, layers=None):
     x = np.asarray(image, np.float32)
     if x.ndim == 3:
         x = x[None]
-    model._ensure_built(x)
-    wanted = set(layers) if layers else None
-    if wanted:
-        unknown = wanted - {layer.name for layer in model.layers}
+    if layers:
+        names = list(layers)
+        known = {layer.name for layer in model.layers}
+        unknown = [name for name in names if name not in known]
         if unknown:
             raise ValueError(f"no layer named {sorted(unknown)}; layers: {[layer.name for layer in model.layers]}")
-    maps = []
-    activations = model._to_internal(x)
-    for layer in model.layers:
-        activations = layer.forward(activations, training=False)
-        chosen = layer.name in wanted if wanted else isinstance(layer, (Conv2D, _Pooling2D))
-        if chosen and activations.ndim == 4:
-            maps.append((layer, activations[0].transpose(1, 2, 0)))
-    return maps
+    else:
+        if not model.built:
+            model.build(x.shape[1:])
+        names = [layer.name for layer in model.layers if isinstance(layer, (Conv2D, _Pooling2D))]
+    outputs = model.activations(x, layers=names)
+    by_name = {layer.name: layer for layer in model.layers}
+    return [(by_name[name], outputs[name][0]) for name in names if outputs[name].ndim == 4]
 
 
 def plot_feature_maps(model, image, out_dir, layers=None, max_maps=64):

@@ -145,5 +145,7 @@ def test_each_training_step_matches_keras(name, arguments, seed, float64_everywh
         for mine, start, want in zip(ours.get_weights(), before, theirs.get_weights()):
             update, expected = mine - start, keras.ops.convert_to_numpy(want) - start
             # Adam and RMSprop move every weight by about the learning rate, however small its
-            # gradient; where the gradient is ~0, Keras's float32 loss makes its direction noise.
-            np.testing.assert_allclose(update, expected, rtol=1e-3, atol=1e-2 * arguments["learning_rate"])
+            # gradient; where the gradient is ~0, Keras's float32 loss makes its direction noise
+            # (seen: 1.07e-5 = 1.07 % of lr on one of 4,608 weights, seed 2, Adam, when this file
+            # runs whole; the same with the code before the functional API).
+            np.testing.assert_allclose(update, expected, rtol=1e-3, atol=2e-2 * arguments["learning_rate"])

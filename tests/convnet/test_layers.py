@@ -11,7 +11,7 @@ def to_float64(layer):
     for store in (layer.params, layer.state):
         for key in store:
             store[key] = store[key].astype(np.float64)
-    for sub in getattr(layer, "sublayers", lambda: [])():
+    for sub in getattr(layer, "_sublayers", lambda: [])():
         to_float64(sub)
 
 

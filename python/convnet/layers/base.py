@@ -58,12 +58,14 @@ class Layer:
         super().__init_subclass__(**kwargs)
         REGISTRY[cls.__name__] = cls
 
-    def __init__(self, name: str | None = None, trainable: bool = True):
+    _multi_input = False  # merge layers take a list of inputs
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, input_shape=None,
+                 input_dim=None, batch_input_shape=None, batch_size=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unrecognized keyword arguments: {sorted(kwargs)}")
         if name is None:
-            base = _snake(type(self).__name__)
-            count = _name_counts[base]
-            _name_counts[base] += 1
-            name = base if count == 0 else f"{base}_{count}"
+            name = self._auto_name(_snake(type(self).__name__))
         elif not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string; received name={name!r}")
         self.name = name
@@ -72,8 +74,22 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.built = False
-        self.input_shape: tuple | None = None
+        self.input_shape: tuple | None = None  # per sample, the kernels' layout (set by build)
         self.output_shape: tuple | None = None
+        self._inbound_nodes: list = []  # one Node per call on symbolic tensors
+        # Keras 2's way to start a Sequential model: Conv2D(..., input_shape=(28, 28, 1)).
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        self._declared_input_shape = None if input_shape is None else tuple(input_shape)
+
+    @staticmethod
+    def _auto_name(base: str) -> str:
+        """Keras's automatic names: conv2d, conv2d_1, ... (reset by ``convnet.clear_session()``)."""
+        count = _name_counts[base]
+        _name_counts[base] += 1
+        return base if count == 0 else f"{base}_{count}"
 
     # -- building ---------------------------------------------------------------------------
     def build(self, input_shape: tuple) -> None:
@@ -93,8 +109,50 @@ class Layer:
         """Gradient with respect to the last forward's input; fills ``grads``."""
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
-        return self.forward(x, training)
+    def __call__(self, inputs, training=None, **kwargs):
+        """On symbolic tensors (from ``convnet.Input``): record the call and return the output
+        tensor. On arrays (the user's layout, batch first): build if needed and compute."""
+        from .. import graph
+
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} call got unrecognized keyword arguments: {sorted(kwargs)}")
+        if graph.is_symbolic(inputs):
+            return graph.call_symbolic(self, inputs)
+        return self._call_eager(inputs, bool(training))
+
+    def _call_eager(self, inputs, training):
+        from .. import graph
+        from .._random import floatx
+
+        layout = getattr(self, "data_format", None) or graph.CHANNELS_LAST
+        arrays = list(inputs) if self._multi_input else [inputs]
+        dtype = self.params[next(iter(self.params))].dtype if self.params else floatx()
+        arrays = [graph.array_to_internal(np.asarray(a, dtype=dtype), layout) for a in arrays]
+        shapes = [a.shape[1:] for a in arrays]
+        if not self.built:
+            self.build(shapes if self._multi_input else shapes[0])
+        y = self.forward(arrays if self._multi_input else arrays[0], training)
+        return graph.array_to_user(y, layout)
+
+    # -- the graph --------------------------------------------------------------------------
+    def _only_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"layer {self.name!r} has never been called on a symbolic tensor, so it has no {what}")
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(f"layer {self.name!r} has been called {len(self._inbound_nodes)} times, so its "
+                                 f"{what} is ambiguous; use the tensors returned by each call")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic tensor(s) this layer was called on (one call only), as Keras."""
+        inputs = self._only_node("input").inputs
+        return inputs if self._multi_input else inputs[0]
+
+    @property
+    def output(self):
+        """The symbolic tensor this layer made (one call only), as Keras."""
+        return self._only_node("output").outputs[0]
 
     # -- weights ----------------------------------------------------------------------------
     def _keras_weights(self) -> list[np.ndarray]:
@@ -123,6 +181,19 @@ class Layer:
                     f"layer {self.name!r} weight {index} must have shape {shape}; received shape {value.shape}")
         self._assign_keras_weights([np.asarray(w) for w in weights])  # cast to each weight's dtype on assignment
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Every weight in Keras's order and shapes; views, so writing into them changes the layer."""
+        return list(self._keras_weights())
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        return self.weights[: len(self.params)] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        return self.weights[len(self.params):] if self.trainable else self.weights
+
     def trainable_variables(self) -> list[tuple["Layer", str]]:
         """(layer, name) of each weight the optimizer updates: ``layer.params[name]``
         with gradient ``layer.grads[name]``, in a stable order."""
@@ -136,7 +207,10 @@ class Layer:
 
     # -- configuration ----------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable}
+        config = {"name": self.name, "trainable": self.trainable}
+        if self._declared_input_shape is not None:
+            config["input_shape"] = list(self._declared_input_shape)
+        return config
 
     @classmethod
     def from_config(cls, config: dict):

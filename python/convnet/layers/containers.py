@@ -1,10 +1,17 @@
-"""Branching containers for ResNet- and Inception-style blocks inside a Sequential model."""
+"""Residual and Parallel: ResNet- and Inception-style blocks for Sequential models.
+
+Conveniences over the functional API: each is a small :class:`convnet.Model` whose
+graph (the block's layers, then ``Add`` or ``Concatenate``) is traced the first time
+it is called. Their weights keep the order of the block's layers, then the shortcut's
+(or the branches' in turn), as files saved by earlier versions expect.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
-from .base import REGISTRY, Layer
+from .. import graph
+from ..functional import Model
+from .base import Layer
+from .merging import Add, Concatenate
 
 
 def _as_layers(name, block) -> list[Layer]:
@@ -14,68 +21,37 @@ def _as_layers(name, block) -> list[Layer]:
     return layers
 
 
-def _run_forward(layers, x, training):
+def _chain(layers, x):
     for layer in layers:
-        x = layer.forward(x, training)
+        x = layer(x)
     return x
 
 
-def _run_backward(layers, dy):
-    for layer in reversed(layers):
-        dy = layer.backward(dy)
-    return dy
+def _configs(layers):
+    from ..serialization import layer_config
+
+    return [layer_config(layer) for layer in layers]
 
 
-def _build_chain(layers, shape):
-    for layer in layers:
-        layer.build(shape)
-        shape = layer.output_shape
-    return shape
+def _from_configs(entries):
+    from ..serialization import layer_from_config
+
+    return [layer_from_config(entry) for entry in entries]
 
 
-def _layer_config(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+class _Block(Model):
+    """A layer made of layers: ``build`` takes one sample's shape in the kernels' layout, as any
+    layer's does (inside a model it is built from the tensors it is called on instead)."""
+
+    def build(self, input_shape):
+        if self._graph is not None:
+            return
+        inputs = graph.Input(tuple(input_shape))
+        inputs.data_format = graph.INTERNAL
+        self._trace([inputs])
 
 
-def layer_from_config(entry):
-    """A layer from ``{"class_name": ..., "config": ...}``."""
-    if not isinstance(entry, dict) or entry.get("class_name") not in REGISTRY:
-        raise ValueError(f"unknown layer entry {entry!r}")
-    return REGISTRY[entry["class_name"]].from_config(entry["config"])
-
-
-class _Container(Layer):
-    """A layer made of sub-layers; their weights are its weights, in order."""
-
-    def sublayers(self) -> list[Layer]:
-        raise NotImplementedError
-
-    def _keras_weights(self):
-        return [w for layer in self.sublayers() for w in layer._keras_weights()]
-
-    def get_weights(self):
-        return [w for layer in self.sublayers() for w in layer.get_weights()]
-
-    def set_weights(self, weights):
-        weights = list(weights)
-        expected = sum(len(layer._expected_shapes()) for layer in self.sublayers())
-        if len(weights) != expected:
-            raise ValueError(f"layer {self.name!r} expects {expected} weight arrays; received {len(weights)}")
-        for layer in self.sublayers():
-            count = len(layer._expected_shapes())
-            layer.set_weights(weights[:count])
-            weights = weights[count:]
-
-    def trainable_variables(self):
-        if not self.trainable:
-            return []
-        return [variable for layer in self.sublayers() for variable in layer.trainable_variables()]
-
-    def count_trainable_params(self):
-        return sum(layer.count_trainable_params() for layer in self.sublayers()) if self.trainable else 0
-
-
-class Residual(_Container):
+class Residual(_Block):
     """output = block(x) + shortcut(x): a ResNet block.
 
     ``shortcut`` is None (identity: block must keep the shape) or a layer / list of
@@ -83,82 +59,61 @@ class Residual(_Container):
     """
 
     def __init__(self, block, shortcut=None, name=None):
-        super().__init__(name=name)
         self.block = _as_layers("block", block)
         self.shortcut = None if shortcut is None else _as_layers("shortcut", shortcut)
+        self._add = Add()
+        super().__init__(name=name)
 
-    def sublayers(self):
-        return self.block + (self.shortcut or [])
+    def call(self, x, training=None):
+        main = _chain(self.block, x)
+        side = x if self.shortcut is None else _chain(self.shortcut, x)
+        if main.shape != side.shape:
+            raise ValueError(f"Residual {self.name!r}: the block's output {main.shape[1:]} does not match the "
+                             f"shortcut's {side.shape[1:]}; give a projection shortcut (e.g. a 1x1 Conv2D)")
+        return self._add([main, side])
 
-    def build(self, input_shape):
-        block_shape = _build_chain(self.block, input_shape)
-        shortcut_shape = input_shape if self.shortcut is None else _build_chain(self.shortcut, input_shape)
-        if tuple(block_shape) != tuple(shortcut_shape):
-            raise ValueError(f"Residual {self.name!r}: the block's output {tuple(block_shape)} does not match the "
-                             f"shortcut's {tuple(shortcut_shape)}; give a projection shortcut (e.g. a 1x1 Conv2D)")
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        return self.block[-1].output_shape
-
-    def forward(self, x, training=False):
-        main = _run_forward(self.block, x, training)
-        side = x if self.shortcut is None else _run_forward(self.shortcut, x, training)
-        return main + side
-
-    def backward(self, dy):
-        dx = _run_backward(self.block, dy)
-        return dx + (dy if self.shortcut is None else _run_backward(self.shortcut, dy))
+    def _sublayers(self):
+        return [*self.block, *(self.shortcut or []), self._add]
 
     def get_config(self):
-        return {"name": self.name, "block": [_layer_config(layer) for layer in self.block],
-                "shortcut": None if self.shortcut is None else [_layer_config(layer) for layer in self.shortcut]}
+        return {"name": self.name, "block": _configs(self.block),
+                "shortcut": None if self.shortcut is None else _configs(self.shortcut)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         shortcut = config.get("shortcut")
-        return cls([layer_from_config(e) for e in config["block"]],
-                   None if shortcut is None else [layer_from_config(e) for e in shortcut], name=config.get("name"))
+        return cls(_from_configs(config["block"]), None if shortcut is None else _from_configs(shortcut),
+                   name=config.get("name"))
 
 
-class Parallel(_Container):
+class Parallel(_Block):
     """Runs branches side by side on the same input and concatenates their outputs
     along channels (features): an Inception block. Branches must agree on the other axes."""
 
     def __init__(self, branches, name=None):
-        super().__init__(name=name)
         if not isinstance(branches, (list, tuple)) or len(branches) < 2:
             raise ValueError(f"Parallel needs a list of at least two branches; received {branches!r}")
         self.branches = [_as_layers(f"branch {i}", branch) for i, branch in enumerate(branches)]
+        self._concatenate = None
+        super().__init__(name=name)
 
-    def sublayers(self):
-        return [layer for branch in self.branches for layer in branch]
+    def call(self, x, training=None):
+        outputs = [_chain(branch, x) for branch in self.branches]
+        channels_axis = 1 if x.data_format in (graph.CHANNELS_FIRST, graph.INTERNAL) else -1
+        self._concatenate = Concatenate(axis=channels_axis)
+        try:
+            return self._concatenate(outputs)
+        except ValueError:
+            raise ValueError(f"Parallel {self.name!r}: branch outputs {[o.shape[1:] for o in outputs]} differ "
+                             f"beyond the channel axis") from None
 
-    def build(self, input_shape):
-        shapes = [tuple(_build_chain(branch, input_shape)) for branch in self.branches]
-        if len({shape[1:] for shape in shapes}) != 1:
-            raise ValueError(f"Parallel {self.name!r}: branch outputs {shapes} differ beyond the channel axis")
-        self._channels = [shape[0] for shape in shapes]
-        super().build(input_shape)
-
-    def compute_output_shape(self, input_shape):
-        first = self.branches[0][-1].output_shape
-        return (sum(self._channels), *first[1:])
-
-    def forward(self, x, training=False):
-        return np.concatenate([_run_forward(branch, x, training) for branch in self.branches], axis=1)
-
-    def backward(self, dy):
-        bounds = np.cumsum([0, *self._channels])
-        dx = None
-        for branch, start, stop in zip(self.branches, bounds[:-1], bounds[1:]):
-            grad = _run_backward(branch, np.ascontiguousarray(dy[:, start:stop]))
-            dx = grad if dx is None else dx + grad
-        return dx
+    def _sublayers(self):
+        return [layer for branch in self.branches for layer in branch] + \
+            ([self._concatenate] if self._concatenate is not None else [])
 
     def get_config(self):
-        return {"name": self.name, "branches": [[_layer_config(layer) for layer in branch] for branch in self.branches]}
+        return {"name": self.name, "branches": [_configs(branch) for branch in self.branches]}
 
     @classmethod
-    def from_config(cls, config):
-        return cls([[layer_from_config(e) for e in branch] for branch in config["branches"]], name=config.get("name"))
+    def from_config(cls, config, custom_objects=None):
+        return cls([_from_configs(branch) for branch in config["branches"]], name=config.get("name"))

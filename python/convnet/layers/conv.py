@@ -36,8 +36,8 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True):
-        super().__init__(name=name, trainable=trainable)
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
         self.filters = check_positive_int("filters", filters)
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.strides = _pair("strides", strides)

@@ -1,4 +1,4 @@
-"""Input, Dense, Flatten, Dropout and activation layers (Keras names, arguments, defaults)."""
+"""Dense, Flatten, Dropout and activation layers (Keras names, arguments, defaults)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,12 @@ from .._random import generator
 from .base import Layer, check_data_format, check_positive_int, check_rate
 
 
-class Input(Layer):
-    """Declares the per-sample input shape, in the user's format: ``Input((20, 20, 3))``.
-
-    Not a computing layer: :class:`convnet.Sequential` reads its shape and drops it.
-    """
-
-    def __init__(self, shape, name=None):
-        super().__init__(name=name)
-        if isinstance(shape, (int, np.integer)):
-            shape = (shape,)
-        if (not isinstance(shape, (tuple, list)) or len(shape) not in (1, 3)
-                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in shape)):
-            raise ValueError(f"Input shape must be (features,) or (height, width, channels) of positive ints; "
-                             f"received shape={shape!r}")
-        self.shape = tuple(int(s) for s in shape)
-
-    def get_config(self):
-        return {"shape": list(self.shape), "name": self.name}
-
-
 class Dense(Layer):
     """y = activation(x · kernel + bias); kernel (in, out) as Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name=None, trainable=True):
-        super().__init__(name=name, trainable=trainable)
+                 bias_initializer="zeros", name=None, trainable=True, **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
         self.units = check_positive_int("units", units)
         self.activation = activations.check(activation)
         self.use_bias = bool(use_bias)
@@ -77,8 +57,8 @@ class Dense(Layer):
 class Flatten(Layer):
     """(N, C, H, W) → (N, H·W·C) in channels_last order (as Keras), or C·H·W for channels_first."""
 
-    def __init__(self, data_format=None, name=None):
-        super().__init__(name=name)
+    def __init__(self, data_format=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.data_format = check_data_format(data_format)
 
     def compute_output_shape(self, input_shape):
@@ -104,8 +84,8 @@ class Flatten(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training each value is zeroed with probability ``rate`` and the rest scaled by 1/(1−rate)."""
 
-    def __init__(self, rate, seed=None, name=None):
-        super().__init__(name=name)
+    def __init__(self, rate, seed=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.rate = check_rate("rate", rate)
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
@@ -128,8 +108,8 @@ class Dropout(Layer):
 class Activation(Layer):
     """Applies ``activation``: "relu", "sigmoid", "tanh", "softmax" (over channels/features) or "linear"."""
 
-    def __init__(self, activation, name=None):
-        super().__init__(name=name)
+    def __init__(self, activation, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.activation = activations.check(activation)
 
     def forward(self, x, training=False):
@@ -144,8 +124,8 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    def __init__(self, name=None):
-        super().__init__("relu", name=name)
+    def __init__(self, name=None, **kwargs):
+        super().__init__("relu", name=name, **kwargs)
 
     def get_config(self):
         return Layer.get_config(self)
@@ -154,10 +134,10 @@ class ReLU(Activation):
 class Softmax(Activation):
     """Softmax over the channel / feature axis (Keras's axis=-1)."""
 
-    def __init__(self, axis=-1, name=None):
+    def __init__(self, axis=-1, name=None, **kwargs):
         if axis != -1:
             raise ValueError(f"Softmax supports axis=-1 (channels / features) only; received axis={axis!r}")
-        super().__init__("softmax", name=name)
+        super().__init__("softmax", name=name, **kwargs)
 
     def get_config(self):
         return {**Layer.get_config(self), "axis": -1}
@@ -169,9 +149,7 @@ class LeakyReLU(Layer):
     def __init__(self, negative_slope=0.3, name=None, **kwargs):
         if "alpha" in kwargs:  # Keras 2 spelling
             negative_slope = kwargs.pop("alpha")
-        if kwargs:
-            raise TypeError(f"LeakyReLU got unexpected arguments {sorted(kwargs)}")
-        super().__init__(name=name)
+        super().__init__(name=name, **kwargs)
         if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) or negative_slope < 0:
             raise ValueError(f"negative_slope must be a non-negative number; received negative_slope={negative_slope!r}")
         self.negative_slope = float(negative_slope)

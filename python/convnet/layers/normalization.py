@@ -17,8 +17,9 @@ class BatchNormalization(Layer):
     order: gamma, beta (trainable), moving_mean, moving_variance (not trainable).
     """
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None, trainable=True):
-        super().__init__(name=name, trainable=trainable)
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None, trainable=True,
+                 **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
         if axis not in (-1, 1, 3):
             raise ValueError(f"BatchNormalization normalises the channel axis (-1 for channels_last, 1 for "
                              f"channels_first); received axis={axis!r}")

@@ -14,8 +14,8 @@ from .conv import _pair, check_padding
 class _Pooling2D(Layer):
     _kind = ""
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None):
-        super().__init__(name=name)
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.pool_size = _pair("pool_size", pool_size)
         self.strides = self.pool_size if strides is None else _pair("strides", strides)
         self.padding = check_padding(padding)
@@ -66,8 +66,8 @@ class SumPooling2D(_Pooling2D):
 
 
 class _GlobalPooling2D(Layer):
-    def __init__(self, data_format=None, keepdims=False, name=None):
-        super().__init__(name=name)
+    def __init__(self, data_format=None, keepdims=False, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
         self.data_format = check_data_format(data_format)
         if keepdims:
             raise ValueError("keepdims=True is not supported; received keepdims=True")

@@ -1,0 +1,432 @@
+"""The trainer: compile, fit, evaluate, predict, train_on_batch for any :class:`convnet.Model`.
+
+Keras's arguments, defaults and history keys. One loss per output (or one for all),
+``loss_weights``; logs are "loss" and each metric, and with several outputs also
+"<output>_loss" and "<output>_<metric>", where <output> is the name of the layer
+that makes it. All data goes through :class:`convnet.batches.Batches`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+
+import numpy as np
+
+from cnnkernels.threads import numpy_blas_single_threaded
+
+from . import callbacks as callbacks_module
+from . import losses, optimizers
+from . import metrics as metrics_module
+from .batches import Batches, as_list, is_array_data
+
+
+def _kernels_own_the_cores(function):
+    """NumPy's BLAS single-threaded while the model runs: the parallel kernels own the cores
+    (see :func:`cnnkernels.threads.numpy_blas_single_threaded`)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with numpy_blas_single_threaded():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _positive_int(name, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int; received {name}={value!r}")
+    return int(value)
+
+
+def _output_names(model):
+    return [t.node.layer.name for t in model.outputs]
+
+
+# ------------------------------------------------------------------------------------- inputs
+
+
+def ensure_built(model, xs):
+    """Build a model that has no Input yet from the first data it sees; check the input shapes."""
+    if model._graph is None:
+        first = np.asarray(xs[0] if isinstance(xs, list) else xs)
+        declared = getattr(model, "_declared_shape", lambda: None)()
+        model.build(declared or first.shape[1:])
+
+
+def standardize_inputs(model, x) -> list[np.ndarray]:
+    """Input data as a list of float arrays, one per model input, shapes checked."""
+    if x is None:
+        raise ValueError("x is required")
+    if model._graph is None:
+        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    tensors = model._graph.inputs
+    names = [t.name for t in tensors]
+    arrays = as_list(x, names, "input")
+    result = []
+    for array, tensor in zip(arrays, tensors):
+        try:
+            array = np.asarray(array, dtype=tensor.dtype)
+        except (TypeError, ValueError):
+            raise TypeError(f"x must be numeric array-like; received {type(array).__name__}") from None
+        if array.shape[1:] != tensor.shape[1:]:
+            raise ValueError(f"model {model.name!r} expects input of shape (batch, "
+                             f"{', '.join(map(str, tensor.shape[1:]))}); received shape {array.shape}")
+        result.append(array)
+    return result
+
+
+def standardize_targets(model, y):
+    """Targets as a list, one per output, each checked by its loss."""
+    if y is None:
+        return None
+    targets = as_list(y, _output_names(model), "output")
+    return [loss.check_targets(target, tensor.internal_shape[0])
+            for loss, target, tensor in zip(model._losses, targets, model._graph.outputs)]
+
+
+def _batches(model, x, y, sample_weight, batch_size, shuffle=False, steps=None, class_weight=None):
+    if is_array_data(x):
+        x = standardize_inputs(model, x)
+        y = standardize_targets(model, y) if y is not None else None
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, np.float64)
+    return Batches(x, y, sample_weight, batch_size, shuffle, steps, class_weight)
+
+
+# ------------------------------------------------------------------------------------ compile
+
+
+def compile_model(model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
+    if kwargs:
+        raise TypeError(f"compile got unrecognized keyword arguments: {sorted(kwargs)}")
+    if loss is None:
+        raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+    model.optimizer = optimizers.get(optimizer)
+    model.loss = loss if isinstance(loss, list) or isinstance(loss, dict) and "name" not in loss else losses.get(loss)
+    model._loss_spec, model._loss_weights_spec, model._metrics_spec = loss, loss_weights, metrics
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    for name in _metric_names(metrics):
+        metrics_module.get(name, losses.MeanSquaredError())  # an unknown name fails here, not in fit
+    model.metric_names = [] if metrics is None else (list(metrics) if isinstance(metrics, (list, tuple))
+                                                     else metrics)
+    model.compiled = True
+    model._compiled_for = None  # resolved per output once the graph exists (see _resolve)
+
+
+def _metric_names(metrics):
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        metrics = list(metrics.values())
+    if isinstance(metrics, (list, tuple)):
+        return [name for item in metrics for name in _metric_names(item)]
+    return [metrics]
+
+
+def _resolve(model):
+    """Per-output losses, weights and metrics, once the model's outputs are known."""
+    if model._compiled_for is model._graph:
+        return
+    names = _output_names(model)
+    spec = model._loss_spec
+    # A dict is one loss per output when keyed by output names, else one loss's config.
+    if isinstance(spec, list) or isinstance(spec, dict) and spec and set(spec) <= set(names):
+        model._losses = [losses.get(item) for item in as_list(spec, names, "loss")]
+    else:
+        model._losses = [losses.get(spec)] * len(names)
+    weights = model._loss_weights_spec
+    model._loss_weight_values = [1.0] * len(names) if weights is None else [float(w) for w in as_list(weights, names,
+                                                                                                 "loss weight")]
+    metrics = model._metrics_spec or []
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    if isinstance(metrics, dict) or (len(names) > 1 and metrics and all(isinstance(m, (list, tuple)) for m in metrics)):
+        per_output = as_list(metrics, names, "metric")
+        per_output = [[m] if isinstance(m, str) else list(m or []) for m in per_output]
+    else:
+        per_output = [list(metrics)] * len(names)
+    model._metric_fns = [[metrics_module.get(m, loss) for m in ms] for ms, loss in zip(per_output, model._losses)]
+    model._compiled_for = model._graph
+
+
+def _check_compiled(model):
+    if not getattr(model, "compiled", False):
+        raise RuntimeError("call model.compile(optimizer, loss, metrics) before training or evaluating")
+    _resolve(model)
+
+
+# ---------------------------------------------------------------------------------- the steps
+
+
+class _Totals:
+    """Keras's running means: losses weighted by batch size, metrics by sample weight."""
+
+    def __init__(self, model):
+        self.names = _output_names(model)
+        self.multi = len(self.names) > 1
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, key, value, weight):
+        self.sums[key] = self.sums.get(key, 0.0) + value * weight
+        self.weights[key] = self.weights.get(key, 0.0) + weight
+
+    def record(self, n, total, per_output, metric_values):
+        self.add("loss", total, n)
+        if self.multi:
+            for name, value in zip(self.names, per_output):
+                self.add(f"{name}_loss", value, n)
+        for name, values in zip(self.names, metric_values):
+            for metric, (value, weight) in values:
+                self.add(f"{name}_{metric}" if self.multi else metric, value, weight)
+
+    def logs(self) -> dict:
+        return {key: self.sums[key] / self.weights[key] if self.weights[key] else 0.0 for key in self.sums}
+
+
+def _losses_and_grads(model, outputs, ys, sample_weight):
+    total, per_output, grads = 0.0, [], []
+    for loss, weight, y, prediction in zip(model._losses, model._loss_weight_values, ys, outputs):
+        value, grad = loss.value_and_grad(y, prediction, sample_weight)
+        total += weight * value
+        per_output.append(value)
+        grads.append(grad if weight == 1 else grad * np.asarray(weight, grad.dtype))
+    return total, per_output, grads
+
+
+def _metric_values(model, outputs, ys, sample_weight):
+    result = []
+    for fns, y, prediction in zip(model._metric_fns, ys, outputs):
+        values = []
+        for name, fn in fns:
+            per_sample = fn(y, prediction)
+            if sample_weight is None:
+                values.append((name, (float(per_sample.mean()), len(per_sample))))
+            else:
+                w = np.asarray(sample_weight, np.float64)
+                values.append((name, (float((per_sample * w).sum() / w.sum()) if w.sum() else 0.0, float(w.sum()))))
+        result.append(values)
+    return result
+
+
+def _train_step(model, xs, ys, sample_weight, totals):
+    outputs, tape = model._run(xs, training=True)
+    total, per_output, grads = _losses_and_grads(model, outputs, ys, sample_weight)
+    model._backprop(tape, grads)
+    variables = model.trainable_variables()
+    model.optimizer.apply([owner.params[key] for owner, key in variables],
+                          [owner.grads[key] for owner, key in variables])
+    totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
+    return total
+
+
+def _test_step(model, xs, ys, sample_weight, totals):
+    outputs, _ = model._run(xs, training=False)
+    total, per_output, _ = _losses_and_grads(model, outputs, ys, sample_weight)
+    totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
+
+
+def _standard_batch(model, x, y, sample_weight, need_targets=True):
+    xs = standardize_inputs(model, x)
+    if y is None and need_targets:
+        raise ValueError("training and evaluating need targets: give y, or batches of (x, y)")
+    ys = standardize_targets(model, y) if y is not None else None
+    return xs, ys, sample_weight
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+@_kernels_own_the_cores
+def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    if x is not None and is_array_data(x):
+        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    _check_compiled(model)
+    epochs = _positive_int("epochs", epochs)
+    batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
+    validation_freq = _positive_int("validation_freq", validation_freq)
+    if steps_per_epoch is not None:
+        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
+    if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) or initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be a non-negative int; received initial_epoch={initial_epoch!r}")
+    verbose = 1 if verbose == "auto" else verbose
+    if class_weight is not None and len(model.outputs) > 1:
+        raise ValueError("class_weight is supported for models with one output only")
+    if validation_split:
+        if not is_array_data(x):
+            raise ValueError("validation_split is only supported for arrays, not datasets or generators; "
+                             f"received x of type {type(x).__name__}")
+        if validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
+        xs = standardize_inputs(model, x)
+        ys = standardize_targets(model, y) if y is not None else None
+        cut = int(len(xs[0]) * (1 - validation_split))
+        validation_data = ([a[cut:] for a in xs], [a[cut:] for a in ys])
+        if sample_weight is not None:
+            validation_data = (*validation_data, np.asarray(sample_weight)[cut:])
+            sample_weight = np.asarray(sample_weight)[:cut]
+        x, y = [a[:cut] for a in xs], [a[:cut] for a in ys]
+        x = x if len(x) > 1 else x[0]
+        y = y if len(y) > 1 else y[0]
+    train = _batches(model, x, y, sample_weight, batch_size, shuffle, steps_per_epoch, class_weight)
+    if not train.stream and train.size == 0:
+        raise ValueError("fit needs at least one training sample")
+    if not train.stream and train.y is None:
+        raise ValueError("fit needs targets y")
+    history = callbacks_module.History()
+    callback_list = [history, *(callbacks or [])]
+    params = {"verbose": verbose, "epochs": epochs, "steps": len(train) or None}
+    for callback in callback_list:
+        callback.set_model(model)
+        callback.set_params(params)
+    model.history = history
+    model.stop_training = False
+    for callback in callback_list:
+        callback.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+        for callback in callback_list:
+            callback.on_epoch_begin(epoch)
+        started = time.perf_counter()
+        progress = callbacks_module.ProgressBar(len(train), sys.stdout)
+        totals, step = _Totals(model), 0
+        for step, (xb, yb, wb) in enumerate(train.epoch(), start=1):
+            for callback in callback_list:
+                callback.on_train_batch_begin(step - 1)
+            xs, ys, wb = _standard_batch(model, xb, yb, wb)
+            loss = _train_step(model, xs, ys, wb, totals)
+            for callback in callback_list:
+                callback.on_train_batch_end(step - 1, {**totals.logs(), "loss": loss})
+            if verbose == 1 and progress.total:
+                progress.update(step, totals.logs(), time.perf_counter() - started)
+            if model.stop_training:
+                break
+        if step == 0:
+            raise ValueError("fit received no training batches")
+        logs = totals.logs()
+        if validation_data is not None and (epoch + 1) % validation_freq == 0:
+            values = _evaluate(model, validation_data, validation_batch_size or batch_size, validation_steps)
+            logs.update({f"val_{k}": v for k, v in values.items()})
+        if verbose:
+            progress.total = progress.total or step
+            progress.update(step, logs, time.perf_counter() - started, final=True)
+        for callback in callback_list:
+            callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for callback in callback_list:
+        callback.on_train_end()
+    return history
+
+
+def _evaluate(model, data, batch_size, steps):
+    if is_array_data(data):
+        if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+            raise ValueError(f"validation_data must be (x, y), (x, y, sample_weight) or a dataset; received "
+                             f"{type(data).__name__} of length {len(data) if hasattr(data, '__len__') else '?'}")
+        batches = _batches(model, data[0], data[1], data[2] if len(data) == 3 else None, batch_size, steps=steps)
+    else:
+        batches = _batches(model, data, None, None, batch_size, steps=steps)
+    totals = _Totals(model)
+    seen = 0
+    for xb, yb, wb in batches.epoch():
+        xs, ys, wb = _standard_batch(model, xb, yb, wb)
+        _test_step(model, xs, ys, wb, totals)
+        seen += 1
+    if seen == 0:
+        raise ValueError("evaluate received no samples")
+    return totals.logs()
+
+
+@_kernels_own_the_cores
+def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+             return_dict=False, single_batch=False):
+    if x is not None and is_array_data(x):
+        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    _check_compiled(model)
+    batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
+    if single_batch:
+        totals = _Totals(model)
+        xs, ys, wb = _standard_batch(model, x, y, sample_weight)
+        _test_step(model, xs, ys, wb, totals)
+        result = totals.logs()
+    else:
+        data = x if not is_array_data(x) else ((x, y) if sample_weight is None else (x, y, sample_weight))
+        result = _evaluate(model, data, batch_size, steps)
+    if verbose not in (0, False) and not single_batch:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+    if return_dict:
+        return result
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values
+
+
+@_kernels_own_the_cores
+def predict(model, x, batch_size=None, verbose="auto", steps=None, single_batch=False):
+    batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
+    if is_array_data(x):
+        xs = standardize_inputs(model, x)
+        batches = [xs] if single_batch else [[a[i : i + batch_size] for a in xs]
+                                             for i in range(0, len(xs[0]), batch_size)]
+    else:
+        batches = (item[0] for item in Batches(x, steps=steps, batch_size=batch_size).epoch())
+    collected = None
+    for xb in batches:
+        outputs, _ = model._run(standardize_inputs(model, xb), training=False)
+        outputs = model._outputs_to_user(outputs)
+        collected = [[o] for o in outputs] if collected is None else [c + [o] for c, o in zip(collected, outputs)]
+    if collected is None:
+        result = [np.empty((0, *t.shape[1:]), t.dtype) for t in model._graph.outputs]
+    else:
+        result = [np.concatenate(parts) for parts in collected]
+    return result[0] if model._single_output else result
+
+
+@_kernels_own_the_cores
+def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    _check_compiled(model)
+    xs, ys, sample_weight = _standard_batch(model, x, y, sample_weight)
+    if class_weight is not None:
+        from .batches import class_weights_to_sample_weights
+
+        weights = class_weights_to_sample_weights(ys[0], class_weight)
+        sample_weight = weights if sample_weight is None else np.asarray(sample_weight) * weights
+    totals = _Totals(model)
+    _train_step(model, xs, ys, sample_weight, totals)
+    result = totals.logs()
+    if return_dict:
+        return result
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values
+
+
+@_kernels_own_the_cores
+def activations(model, x, layers=None) -> dict:
+    """{layer name: its output (user layout)} from one inference pass over ``x``; a layer called
+    several times gives its first call's output."""
+    from . import graph
+
+    xs = standardize_inputs(model, x)
+    known = [layer.name for layer in model.layers]
+    wanted = known if layers is None else list(layers)
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ValueError(f"no layer named {unknown}; layers: {known}")
+    g = model._graph
+    values = g.values([graph.array_to_internal(a, t.data_format) for a, t in zip(xs, g.inputs)], False)
+    first_output = {}
+    for tensor in g.inputs:
+        first_output.setdefault(tensor.node.layer.name, tensor)
+    for node in g.nodes:
+        first_output.setdefault(node.layer.name, node.outputs[0])
+    return {name: graph.array_to_user(values[id(first_output[name])], first_output[name].data_format)
+            for name in wanted}
