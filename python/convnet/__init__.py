@@ -5,7 +5,7 @@
 ``keras.optimizers``, ``keras.losses``, ``keras.callbacks``.
 """
 
-from . import callbacks, data, initializers, layers, losses, metrics, optimizers, viz
+from . import callbacks, data, initializers, layers, losses, metrics, optimizers, regularizers, viz
 from ._random import floatx, set_floatx, set_seed
 from .functional import Model
 from .graph import Input, KerasTensor
@@ -18,5 +18,5 @@ from . import models  # noqa: E402  (needs Model and Sequential)
 __version__ = "0.1.0"
 
 __all__ = ["Input", "KerasTensor", "Model", "ModelFileError", "Sequential", "callbacks", "clear_session", "data",
-           "floatx", "initializers", "layers", "load_model", "losses", "metrics", "models", "optimizers",
+           "floatx", "initializers", "layers", "load_model", "losses", "metrics", "models", "optimizers", "regularizers",
            "set_floatx", "set_seed", "viz"]

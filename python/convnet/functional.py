@@ -189,7 +189,10 @@ class Model(Layer):
         return g.forward(internal, training)
 
     def _backprop(self, tape, output_grads):
-        """Fill every layer's ``grads`` from the gradients of the outputs; no input gradient."""
+        """Fill every layer's ``grads`` from the gradients of the outputs; no input gradient. A layer
+        the loss does not reach is left without gradients (not with the last step's)."""
+        for leaf in graph._leaves(self):
+            leaf.grads.clear()
         self._graph.backward(tape, output_grads, input_grads=False)
 
     def _outputs_to_user(self, outputs):

@@ -142,6 +142,14 @@ def call_symbolic(layer, inputs):
     return node.outputs if isinstance(out_shape, list) else node.outputs[0]
 
 
+def _leaves(layer) -> list:
+    """The layers that own weights under ``layer``: itself, or a nested model's layers, recursively."""
+    inner = getattr(layer, "_sublayers", None)
+    if inner is None:
+        return [layer]
+    return [leaf for sub in inner() for leaf in _leaves(sub)]
+
+
 def _cache_of(layer) -> dict:
     """What a forward pass left on the layer for its backward pass (its private attributes)."""
     return {key: value for key, value in vars(layer).items() if key.startswith("_") and key != "_inbound_nodes"}
@@ -266,12 +274,14 @@ class Graph:
             if hasattr(layer, "needs_input_grad"):
                 layer.needs_input_grad = input_grads or not all(id(t) in input_ids for t in node.inputs)
             dx = layer.backward(dy)
-            if layer.grads:
-                summed = weight_sums.get(id(layer))
+            for leaf in _leaves(layer):  # a nested model's layers hold the gradients
+                if not leaf.grads:
+                    continue
+                summed = weight_sums.get(id(leaf))
                 if summed is None:
-                    weight_sums[id(layer)] = (layer, dict(layer.grads))
+                    weight_sums[id(leaf)] = (leaf, dict(leaf.grads))
                 else:
-                    for key, value in layer.grads.items():
+                    for key, value in leaf.grads.items():
                         summed[1][key] = summed[1][key] + value
             for tensor, value in zip(node.inputs, dx if isinstance(dx, list) else [dx]):
                 if value is not None:

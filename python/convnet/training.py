@@ -212,11 +212,24 @@ def _metric_values(model, outputs, ys, sample_weight):
     return result
 
 
+def _regularization(model, variables, add_gradients):
+    """Σ of the weight penalties (Keras adds them to the loss); their gradients go into ``grads``."""
+    total = 0.0
+    for owner, key in variables:
+        regularizer = owner.regularizers.get(key)
+        if regularizer is not None:
+            total += regularizer.penalty(owner.params[key])
+            if add_gradients:
+                owner.grads[key] = owner.grads[key] + regularizer.gradient(owner.params[key])
+    return total
+
+
 def _train_step(model, xs, ys, sample_weight, totals):
     outputs, tape = model._run(xs, training=True)
     total, per_output, grads = _losses_and_grads(model, outputs, ys, sample_weight)
     model._backprop(tape, grads)
-    variables = model.trainable_variables()
+    variables = [(owner, key) for owner, key in model.trainable_variables() if key in owner.grads]
+    total += _regularization(model, variables, add_gradients=True)
     model.optimizer.apply([owner.params[key] for owner, key in variables],
                           [owner.grads[key] for owner, key in variables])
     totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
@@ -226,6 +239,7 @@ def _train_step(model, xs, ys, sample_weight, totals):
 def _test_step(model, xs, ys, sample_weight, totals):
     outputs, _ = model._run(xs, training=False)
     total, per_output, _ = _losses_and_grads(model, outputs, ys, sample_weight)
+    total += _regularization(model, model.trainable_variables(), add_gradients=False)
     totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
 
 

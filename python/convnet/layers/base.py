@@ -73,6 +73,7 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
+        self.regularizers: dict = {}  # weight name -> convnet.regularizers.Regularizer or None
         self.built = False
         self.input_shape: tuple | None = None  # per sample, the kernels' layout (set by build)
         self.output_shape: tuple | None = None

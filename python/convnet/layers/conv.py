@@ -7,7 +7,7 @@ import numpy as np
 import cnnkernels
 from cnnkernels import _args
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from .base import Layer, check_data_format, check_positive_int
 
 
@@ -36,8 +36,10 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", name=None, trainable=True, **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
+        self.regularizers = {"kernel": regularizers.get(kernel_regularizer), "bias": regularizers.get(bias_regularizer)}
         self.filters = check_positive_int("filters", filters)
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.strides = _pair("strides", strides)
@@ -107,4 +109,6 @@ class Conv2D(Layer):
                 "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
                 "dilation_rate": list(self.dilation_rate), "groups": self.groups, "activation": self.activation,
                 "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer)}
+                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.regularizers["kernel"]),
+                "bias_regularizer": regularizers.serialize(self.regularizers["bias"])}

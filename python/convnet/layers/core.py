@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from .._random import generator
 from .base import Layer, check_data_format, check_positive_int, check_rate
 
@@ -13,8 +13,10 @@ class Dense(Layer):
     """y = activation(x · kernel + bias); kernel (in, out) as Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name=None, trainable=True, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, name=None,
+                 trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
+        self.regularizers = {"kernel": regularizers.get(kernel_regularizer), "bias": regularizers.get(bias_regularizer)}
         self.units = check_positive_int("units", units)
         self.activation = activations.check(activation)
         self.use_bias = bool(use_bias)
@@ -51,7 +53,9 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "bias_initializer": initializers.name_of(self.bias_initializer)}
+                "bias_initializer": initializers.name_of(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.regularizers["kernel"]),
+                "bias_regularizer": regularizers.serialize(self.regularizers["bias"])}
 
 
 class Flatten(Layer):
