@@ -20,5 +20,5 @@ def accuracy_for(loss: losses.Loss):
 def get(name, loss: losses.Loss):
     """(name, per-sample function) for a metric name."""
     if isinstance(name, str) and name.lower() in ("accuracy", "acc"):
-        return "accuracy", accuracy_for(loss)
+        return name, accuracy_for(loss)  # logged under the name given, as Keras ("acc" -> "acc", "val_acc")
     raise ValueError(f"unknown metric; expected 'accuracy'; received metric={name!r}")

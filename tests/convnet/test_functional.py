@@ -246,3 +246,46 @@ def test_freezing_mid_training_keeps_each_weights_own_optimizer_state():
         for old, new in zip(frozen, a.get_weights()):
             np.testing.assert_array_equal(old, new)
         assert optimizer._slots[id(b.params["kernel"])][0] is b.params["kernel"]
+
+
+def test_keras_guides_toy_resnet_and_resnet20_train_as_written():
+    """The guide's own compile and fit lines, with arrays of CIFAR-10's shapes for the data."""
+    from tests.convnet.keras_scripts import resnet20, toy_resnet
+
+    keras = convnet  # the port: `import convnet as keras`
+    convnet.set_floatx("float32")
+    rng = np.random.default_rng(0)
+    x_train = rng.random((96, 32, 32, 3), dtype=np.float32)
+    y_labels = rng.integers(0, 10, 96)
+    y_train = np.eye(10, dtype=np.float32)[y_labels]
+
+    model = toy_resnet(keras)
+    assert model.count_params() == 223_242
+    model.compile(optimizer=keras.optimizers.RMSprop(1e-3),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    history = model.fit(x_train, y_train, batch_size=64, epochs=1, validation_split=0.2, verbose=0)
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}  # named as given, as Keras
+
+    model = resnet20(keras)
+    assert model.count_params() == 274_442
+    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  metrics=["accuracy"])
+    history = model.fit(x_train[:32], y_train[:32], batch_size=16, epochs=1, validation_data=(x_train[32:48],
+                                                                                          y_train[32:48]),
+                        shuffle=True, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    scores = model.evaluate(x_train[:16], y_train[:16], verbose=0)
+    assert len(scores) == 2
+
+
+def test_summary_lists_inputs_and_what_each_layer_reads():
+    inputs = convnet.Input((6, 5, 3), name="img")
+    x = layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    y = layers.Conv2D(4, 1, name="b")(inputs)
+    model = convnet.Model(inputs, layers.add([x, y], name="sum"))
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = lines[0]
+    assert "img (InputLayer)" in text and "(None, 6, 5, 3)" in text
+    assert "sum (Add)" in text and "a[0][0], b[0][0]" in text and "Connected to" in text
+    assert " Total params: 132" in text  # 3·3·3·4 + 4 + 3·4 + 4
