@@ -288,4 +288,4 @@ def test_summary_lists_inputs_and_what_each_layer_reads():
     text = lines[0]
     assert "img (InputLayer)" in text and "(None, 6, 5, 3)" in text
     assert "sum (Add)" in text and "a[0][0], b[0][0]" in text and "Connected to" in text
-    assert " Total params: 132" in text  # 3·3·3·4 + 4 + 3·4 + 4
+    assert " Total params: 128" in text  # 3·3·3·4 + 4 + 3·4 + 4
