@@ -48,7 +48,7 @@ def _output_names(model):
 
 
 def ensure_built(model, xs):
-    """Build a model that has no Input yet from the first data it sees; check the input shapes."""
+    """Build a model that has no Input yet from the first data it sees (standardize_inputs checks shapes)."""
     if model._graph is None:
         first = np.asarray(xs[0] if isinstance(xs, list) else xs)
         declared = getattr(model, "_declared_shape", lambda: None)()
