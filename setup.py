@@ -66,6 +66,9 @@ def extensions():
         )
         for name in ("_conv", "_pool")
     ]
+    # The Winograd transforms are C compiled per ISA inside one object (target_clones).
+    modules.append(Extension("cnnkernels._winograd", ["cnnkernels/_winograd.pyx", "cnnkernels/simd/winograd43.c"],
+                             include_dirs=["cnnkernels"]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
     # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.
     return cythonize(modules, compiler_directives=DIRECTIVES, force=True)

@@ -11,23 +11,27 @@ from .api import (
     avg_pool2d_backward,
     conv2d,
     conv2d_backward,
+    conv2d_plan,
     max_pool2d,
     max_pool2d_backward,
     sum_pool2d,
     sum_pool2d_backward,
 )
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
+from .plan import ConvPlan
 from .threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableWarning",
+    "ConvPlan",
     "avg_pool2d",
     "avg_pool2d_backward",
     "backends",
     "conv2d",
     "conv2d_backward",
+    "conv2d_plan",
     "get_backend",
     "get_num_threads",
     "max_pool2d",

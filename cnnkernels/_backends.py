@@ -28,8 +28,10 @@ KERNELS = (
     "avg_pool2d_backward",
     "set_num_threads",
 )
+# Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
+OPTIONAL_KERNELS = ("winograd_forward", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
 _MODULES = {
-    "cython": ("cnnkernels._conv", "cnnkernels._pool"),
+    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd"),
     "numba": ("cnnkernels.numba_kernels",),
     "numpy": ("cnnkernels.reference",),
 }
@@ -55,9 +57,9 @@ def _load(name: str) -> SimpleNamespace | None:
             return _loaded.get(name)
         try:
             modules = [importlib.import_module(module_name) for module_name in _MODULES[name]]
-            namespace = SimpleNamespace()
+            namespace = SimpleNamespace(name=name)
             for module in modules:
-                for kernel in KERNELS:
+                for kernel in (*KERNELS, *OPTIONAL_KERNELS):
                     if hasattr(module, kernel):
                         setattr(namespace, kernel, getattr(module, kernel))
             missing = [k for k in KERNELS if not hasattr(namespace, k)]
@@ -66,7 +68,7 @@ def _load(name: str) -> SimpleNamespace | None:
         except Exception as exc:  # any import failure means "not available", with its reason
             _failures[name] = f"{type(exc).__name__}: {exc}"
             return None
-        setters = [module.set_num_threads for module in modules]
+        setters = [module.set_num_threads for module in modules if hasattr(module, "set_num_threads")]
         namespace.set_num_threads = lambda n: [setter(n) for setter in setters]
         from . import threads
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args
+from . import _args, plan as _plan
 from ._backends import kernels
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
+from .threads import get_num_threads
 
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect"}
 
@@ -62,7 +63,69 @@ def _fold_padding(dx_padded, geometry, padding_mode, in_hw):
     return np.ascontiguousarray(dx)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *, backend=None):
+def _make_plan(ops, x_shape, w_shape, geometry, dtype, algorithm):
+    isa = ops.simd_isa() if hasattr(ops, "simd_isa") else "numpy"
+    return _plan.make_plan(tuple(x_shape), tuple(w_shape), geometry.stride, geometry.pad, geometry.dilation,
+                           geometry.groups, np.dtype(dtype).name, ops.name, get_num_threads(), algorithm, isa)
+
+
+def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
+                padding_mode="zeros", *, algorithm="auto", backend=None):
+    """How :func:`conv2d` and :func:`conv2d_backward` would run these shapes: a
+    :class:`cnnkernels.plan.ConvPlan` naming each pass's algorithm, the Winograd tile block,
+    the forward pass's scratch memory, the threads and the SIMD instruction set.
+
+    Parameters
+    ----------
+    x_shape, weight_shape : tuple of 4 ints
+        (N, C, H, W) and (K, C/groups, R, S).
+    stride, padding, dilation, groups, padding_mode
+        As for :func:`conv2d`.
+    dtype : {"float32", "float64"}
+    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
+        What ``algorithm=`` would force; ValueError if it cannot run these shapes.
+    backend : str, optional
+    """
+    ops = kernels(backend)
+    for name, shape in (("x_shape", x_shape), ("weight_shape", weight_shape)):
+        if not (isinstance(shape, (tuple, list)) and len(shape) == 4 and all(_args._is_int(v) and v > 0 for v in shape)):
+            raise ValueError(f"{name} must be 4 positive ints; received {name}={shape!r}")
+    if np.dtype(dtype) not in _args.FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64; received dtype={dtype!r}")
+    geometry = _args.conv_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation, groups, padding_mode)
+    implicit = padding_mode == "zeros" or not any(geometry.pad)
+    if not implicit:  # the kernels see the explicitly padded input
+        top, bottom, left, right = geometry.pad
+        x_shape = (*x_shape[:2], x_shape[2] + top + bottom, x_shape[3] + left + right)
+    return _make_plan(ops, x_shape, weight_shape, _source_geometry(geometry, implicit), dtype, algorithm)
+
+
+def _source_geometry(geometry, implicit_zeros):
+    """The geometry the kernels see: replicate/reflect padding is already in the source."""
+    return geometry if implicit_zeros else geometry._replace(pad=(0, 0, 0, 0))
+
+
+def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
+    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
+    if plan.forward == "winograd":
+        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
+    elif plan.forward == "im2row":
+        ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
+    elif hasattr(ops, "conv2d_forward_columns"):
+        ops.conv2d_forward_columns(x, weight, bias, *conv_args, y)
+    else:  # numba and numpy: their own im2col / einsum
+        ops.conv2d_forward(x, weight, bias, *conv_args, y)
+
+
+def _flipped_transposed(weight, groups):
+    """w'[g·Cg + c, k, r, s] = w[g·Kg + k, c, R−1−r, S−1−s]: the filters of the adjoint convolution."""
+    K, Cg, R, S = weight.shape
+    grouped = weight.reshape(groups, K // groups, Cg, R, S).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    return np.ascontiguousarray(grouped.reshape(groups * Cg, K // groups, R, S))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
+           algorithm="auto", backend=None):
     """2-D convolution (cross-correlation, as in deep learning), NCHW.
 
     ``y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·C/G + c, p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s]``
@@ -79,6 +142,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
     padding_mode : {"zeros", "replicate", "reflect"}
+    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
+        Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
+        (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than
+        the direct sum's: about 1e-6 · Σ|x||w| in float32.
     backend : str, optional
         Force one backend (see :func:`cnnkernels.backends`) for this call.
 
@@ -98,10 +165,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         if bias.shape != (K,):
             raise ValueError(f"bias must have shape ({K},); received shape {bias.shape}")
     y = np.empty((x.shape[0], K, *geometry.out_hw), dtype)
+    source, top, left = _pad_explicitly(x, geometry, padding_mode)
+    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm)
     if x.shape[0] == 0:
         return y
-    source, top, left = _pad_explicitly(x, geometry, padding_mode)
-    ops.conv2d_forward(source, weight, bias, *geometry.stride, top, left, *geometry.dilation, geometry.groups, y)
+    _run_forward(ops, plan, source, weight, bias, geometry, top, left, y)
     return y
 
 
@@ -118,6 +186,7 @@ def conv2d_backward(
     *,
     input_grad=True,
     weight_grad=True,
+    algorithm="auto",
     backend=None,
 ):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
@@ -137,6 +206,9 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
+    algorithm : {"auto", "winograd", "im2col", "gemm"}
+        As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
+        3×3 convolution is one too), ``dweight`` runs unrolled.
 
     Returns
     -------
@@ -146,6 +218,9 @@ def conv2d_backward(
     """
     ops = kernels(backend)
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
+    if algorithm == "im2row":
+        raise ValueError("algorithm='im2row' is a forward algorithm; conv2d_backward takes 'auto', 'winograd', "
+                         "'im2col' or 'gemm'")
     with_bias = _args.check_flag("bias", bias)
     input_grad = _args.check_flag("input_grad", input_grad)
     weight_grad = _args.check_flag("weight_grad", weight_grad)
@@ -158,10 +233,16 @@ def conv2d_backward(
         dweight = np.zeros(weight.shape, dtype) if weight_grad else None
         return dx, dweight, dbias
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
+    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm)
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
     if input_grad:
         dsource = np.empty(source.shape, dtype)
-        ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
+        if plan.backward_data == "winograd":
+            R, S = weight.shape[2:]
+            ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
+                                 R - 1 - top, S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dsource)
+        else:
+            ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
         dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
     if weight_grad:
         dweight = np.empty(weight.shape, dtype)

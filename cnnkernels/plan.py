@@ -1,0 +1,132 @@
+"""ConvPlan: how one convolution runs, decided once per geometry and cached.
+
+The plan names the algorithm of each pass, the Winograd tile block, the scratch
+memory and the thread count. ``algorithm="auto"`` picks by the rules below, which
+come from measurements on this project's machines (AMD EPYC, AVX2+FMA, 1 and 2
+threads; ``python -m bench --set core``); a forced algorithm that cannot run the
+geometry raises ``ValueError`` saying why.
+
+Algorithms
+----------
+winograd
+    F(4×4, 3×3) (:mod:`cnnkernels._winograd`): 3×3 kernels, stride 1, dilation 1,
+    float32, cython backend. 2.25 multiplies per output instead of 9; its
+    rounding error is larger than the direct sum's (see that module).
+im2col
+    channel-major unrolling + BLAS (every geometry, every backend).
+im2row
+    pixel-major unrolling + BLAS, forward only: faster for few filters per group.
+gemm
+    1×1, stride-1, unpadded: the image already is the column matrix (no copy).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+ALGORITHMS = ("auto", "winograd", "im2col", "im2row", "gemm")
+
+
+class ConvPlan(NamedTuple):
+    """What :func:`cnnkernels.conv2d` / :func:`cnnkernels.conv2d_backward` will do."""
+
+    forward: str
+    backward_data: str
+    backward_weight: str
+    tile_block: int  # Winograd: output tiles per work item
+    workspace_bytes: int  # Winograd scratch of the forward pass (0 for the others: see _workspace)
+    n_threads: int
+    isa: str  # the instruction set the SIMD kernels run with
+
+
+def _winograd_block(Cg: int, Kg: int) -> int:
+    """Tiles per work item: a multiple of the 6-tile register block whose transformed tiles
+    (36·block·(Cg + Kg) floats) stay within about 2 MB, at most 240 (measured: 96-240 within
+    noise of each other on 16-384 channels; fewer starve the register block)."""
+    per_tile = 36 * (Cg + max(16, Kg)) * 4
+    return max(48, min(240, (2 << 20) // per_tile // 6 * 6))
+
+
+def winograd_reason(dtype, kernel, stride, dilation, backend) -> str | None:
+    """Why Winograd F(4×4, 3×3) cannot run this convolution, or None if it can."""
+    if backend != "cython":
+        return f"it is implemented by the cython backend only; received backend={backend!r}"
+    if str(dtype) != "float32":
+        return f"it runs in float32 only (float64 keeps the exact algorithms); received dtype={dtype}"
+    if tuple(kernel) != (3, 3):
+        return f"it needs a 3x3 kernel; received kernel {kernel[0]}x{kernel[1]}"
+    if tuple(stride) != (1, 1):
+        return f"it needs stride 1; received stride={tuple(stride)}"
+    if tuple(dilation) != (1, 1):
+        return f"it needs dilation 1; received dilation={tuple(dilation)}"
+    return None
+
+
+def _pointwise(kernel, stride, pad) -> bool:
+    return tuple(kernel) == (1, 1) and tuple(stride) == (1, 1) and not any(pad)
+
+
+def _worth_winograd(Cg: int, Kg: int) -> bool:
+    """Measured: with fewer than 8 channels or filters per group the transforms cost more than
+    the multiplies they save (a 3-channel first layer runs faster unrolled)."""
+    return Cg >= 8 and Kg >= 8
+
+
+def _check(name, algorithm, allowed, why):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}; received algorithm={algorithm!r}")
+    if algorithm != "auto" and algorithm not in allowed:
+        raise ValueError(f"algorithm={algorithm!r} cannot run this convolution's {name}: {why}")
+
+
+@functools.lru_cache(maxsize=512)
+def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n_threads, algorithm, isa):
+    """The plan for validated arguments (see :func:`cnnkernels.conv2d_plan` for the public face)."""
+    N, C, H, W = x_shape
+    K, Cg, R, S = w_shape
+    Kg = K // groups
+    kernel = (R, S)
+    not_winograd = winograd_reason(dtype, kernel, stride, dilation, backend)
+    pointwise = _pointwise(kernel, stride, pad)
+
+    # forward
+    allowed = {"im2col"}
+    if backend == "cython":
+        allowed.add("im2row")
+    if pointwise:
+        allowed.add("gemm")
+    if not_winograd is None:
+        allowed.add("winograd")
+    why = not_winograd if algorithm == "winograd" else (
+        "gemm needs a 1x1 kernel, stride 1 and no padding" if algorithm == "gemm" else
+        f"im2row is a forward algorithm of the cython backend; received backend={backend!r}")
+    _check("forward pass", algorithm, allowed, why)
+    if algorithm != "auto":
+        forward = algorithm
+    elif not_winograd is None and _worth_winograd(Cg, Kg):
+        forward = "winograd"
+    elif pointwise:
+        forward = "gemm"
+    elif backend == "cython" and Cg * R * S >= 64 and Kg <= 32:
+        forward = "im2row"  # OpenBLAS's faster orientation for few filters (tutorial conv2: 4.2 -> 2.3 ms)
+    else:
+        forward = "im2col"
+
+    # backward data: the adjoint of a stride-1 convolution is a convolution of dy with the rotated,
+    # transposed filters, so Winograd serves it with the roles of channels and filters swapped
+    if algorithm in ("winograd", "gemm", "im2col"):
+        backward_data = algorithm
+    elif not_winograd is None and _worth_winograd(Kg, Cg):
+        backward_data = "winograd"
+    else:
+        backward_data = "gemm" if pointwise else "im2col"
+    backward_weight = "gemm" if pointwise else "im2col"
+
+    block = _winograd_block(Cg, Kg) if "winograd" in (forward, backward_data) else 0
+    workspace = 0
+    if forward == "winograd":
+        from . import _winograd
+
+        workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, block, n_threads)
+    return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa)

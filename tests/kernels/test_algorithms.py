@@ -1,0 +1,144 @@
+"""Every convolution algorithm, forced, against the float64 reference; the plan's choices.
+
+Tolerances are keyed by algorithm and dtype. Winograd F(4×4, 3×3) rounds more than a
+direct sum (its transforms scale values by up to 8 and divide by 24): its float32
+results must be within 1e-5 · Σ|x||w| (the largest of the direct sums of absolute
+values; measured errors are 1–2e-6 of it), the unrolled algorithms within the dtype
+tolerance of tests.conftest.
+"""
+
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from cnnkernels import plan as plan_module
+from tests.conftest import assert_close
+
+BACKENDS = ck.backends()
+CYTHON = ["cython"] if "cython" in BACKENDS else []
+
+
+def reference(x, w, b, dy, **geometry):
+    f8 = [a.astype(np.float64) if a is not None else None for a in (x, w, b, dy)]
+    y = ck.conv2d(f8[0], f8[1], f8[2], backend="numpy", **geometry)
+    grads = ck.conv2d_backward(f8[3], f8[0], f8[1], bias=b is not None, backend="numpy", **geometry)
+    scale = ck.conv2d(np.abs(f8[0]), np.abs(f8[1]), backend="numpy", **geometry).max()
+    scale_dx = ck.conv2d_backward(np.abs(f8[3]), np.abs(f8[0]), np.abs(f8[1]), backend="numpy", **geometry)[0].max()
+    return y, grads, scale, scale_dx
+
+
+def check(actual, expected, dtype, algorithm, scale, what):
+    if algorithm == "winograd":
+        assert actual.dtype == np.dtype(dtype) and actual.shape == expected.shape, what
+        error = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+        assert error <= 1e-5 * scale, f"{what}: winograd error {error:.3g} > 1e-5 · Σ|x||w| = {1e-5 * scale:.3g}"
+    else:
+        assert_close(actual, expected.astype(dtype), dtype, what)
+
+
+WINOGRAD_GRID = [
+    # x shape, weight shape, geometry
+    ((2, 8, 9, 7), (6, 8, 3, 3), dict(padding=1)),
+    ((3, 16, 13, 11), (16, 16, 3, 3), dict(padding="same")),
+    ((1, 12, 6, 10), (8, 12, 3, 3), dict(padding=0)),
+    ((2, 8, 5, 5), (4, 8, 3, 3), dict(padding=2)),
+    ((2, 8, 10, 9), (6, 8, 3, 3), dict(padding=((0, 2), (1, 0)))),
+    ((2, 12, 9, 9), (8, 3, 3, 3), dict(padding=1, groups=4)),
+    ((2, 6, 8, 8), (6, 1, 3, 3), dict(padding=1, groups=6)),
+    ((2, 8, 7, 9), (40, 8, 3, 3), dict(padding=1)),  # filters not a multiple of 16
+    ((2, 8, 7, 9), (6, 8, 3, 3), dict(padding=1, padding_mode="reflect")),
+    ((1, 8, 4, 4), (6, 8, 3, 3), dict(padding=3)),  # more padding than kernel: the adjoint crops
+]
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,geometry", WINOGRAD_GRID)
+@pytest.mark.parametrize("algorithm", ["winograd", "im2col", "im2row", "auto"])
+def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geometry, algorithm):
+    rng = np.random.default_rng(sum(x_shape) + sum(w_shape))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    y_ref = ck.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), backend="numpy", **geometry)
+    dy = rng.standard_normal(y_ref.shape).astype(np.float32)
+    y_ref, grads_ref, scale, scale_dx = reference(x, w, b, dy, **geometry)
+    y = ck.conv2d(x, w, b, algorithm=algorithm, backend=backend, **geometry)
+    kind = ck.conv2d_plan(x_shape, w_shape, backend=backend, algorithm=algorithm, **geometry).forward
+    check(y, y_ref, np.float32, kind, scale, f"forward ({algorithm} -> {kind})")
+    if algorithm == "im2row":
+        return
+    dx, dw, db = ck.conv2d_backward(dy, x, w, algorithm=algorithm, backend=backend, **geometry)
+    kind = ck.conv2d_plan(x_shape, w_shape, backend=backend, algorithm=algorithm, **geometry).backward_data
+    check(dx, grads_ref[0], np.float32, kind, scale_dx, f"dx ({algorithm} -> {kind})")
+    assert_close(dw, grads_ref[1].astype(np.float32), np.float32, "dweight")
+    assert_close(db, grads_ref[2].astype(np.float32), np.float32, "dbias")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pointwise_gemm_matches_the_reference(backend, dtype):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 10, 7, 5)).astype(dtype)
+    w = rng.standard_normal((6, 5, 1, 1)).astype(dtype)
+    dy = rng.standard_normal((3, 6, 7, 5)).astype(dtype)
+    y_ref, grads_ref, _, _ = reference(x, w, None, dy, groups=2)
+    assert ck.conv2d_plan(x.shape, w.shape, groups=2, dtype=dtype, backend=backend).forward == "gemm"
+    assert_close(ck.conv2d(x, w, groups=2, algorithm="gemm", backend=backend), y_ref.astype(dtype), dtype, "gemm")
+    dx, dw, _ = ck.conv2d_backward(dy, x, w, groups=2, bias=False, algorithm="gemm", backend=backend)
+    assert_close(dx, grads_ref[0].astype(dtype), dtype, "dx")
+    assert_close(dw, grads_ref[1].astype(dtype), dtype, "dweight")
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_winograd_on_random_layers_of_real_sizes(backend):
+    """Error of Winograd on a ResNet-like layer stays where its docstring says."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 64, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32) / 24
+    y = ck.conv2d(x, w, padding=1, algorithm="winograd", backend=backend)
+    y_ref = ck.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, backend="numpy")
+    scale = ck.conv2d(np.abs(x).astype(np.float64), np.abs(w).astype(np.float64), padding=1, backend="numpy").max()
+    assert np.abs(y - y_ref).max() < 1e-5 * scale
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), stride=2,
+                       algorithm="winograd"), "needs stride 1; received stride=(2, 2)"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 5, 5), np.float32),
+                       algorithm="winograd"), "needs a 3x3 kernel; received kernel 5x5"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6)), np.ones((4, 8, 3, 3)), algorithm="winograd"),
+     "float32 only"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), dilation=2,
+                       algorithm="winograd"), "needs dilation 1"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32),
+                       algorithm="winograd", backend="numpy"), "cython backend only"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="gemm"),
+     "gemm needs a 1x1 kernel"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="fft"),
+     "received algorithm='fft'"),
+    (lambda: ck.conv2d_backward(np.ones((1, 4, 4, 4), np.float32), np.ones((1, 8, 6, 6), np.float32),
+                                np.ones((4, 8, 3, 3), np.float32), algorithm="im2row"), "forward algorithm"),
+    (lambda: ck.conv2d_plan((1, 8, 6), (4, 8, 3, 3)), "x_shape must be 4 positive ints"),
+])
+def test_an_algorithm_that_cannot_run_says_why(call, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_the_plan_picks_by_shape(backend):
+    def chosen(x_shape, w_shape, **geometry):
+        return ck.conv2d_plan(x_shape, w_shape, backend=backend, **geometry)
+
+    resnet = chosen((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+    assert (resnet.forward, resnet.backward_data, resnet.backward_weight) == ("winograd", "winograd", "im2col")
+    assert resnet.tile_block % 6 == 0 and resnet.workspace_bytes > 0
+    assert chosen((16, 384, 13, 13), (384, 384, 3, 3), padding=1).forward == "winograd"
+    assert chosen((32, 32, 20, 20), (16, 32, 3, 3), padding="same").forward == "winograd"
+    assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward != "winograd"  # 3 channels
+    assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_data == "im2col"
+    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).forward == "im2col"
+    assert chosen((8, 256, 56, 56), (64, 256, 1, 1)).forward == "gemm"
+    assert chosen((8, 64, 56, 56), (64, 64, 3, 3), padding=1, dtype="float64").forward != "winograd"
+    assert chosen((2, 64, 9, 9), (64, 1, 3, 3), padding=1, groups=64).forward != "winograd"  # depthwise
+    assert plan_module.ALGORITHMS == ("auto", "winograd", "im2col", "im2row", "gemm")
