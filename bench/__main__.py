@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+import cnnkernels
+
 from . import core, impls, training
 from .shapes import DEFAULT_SETS, SETS, TRAINING
 
@@ -48,7 +50,7 @@ def format_table(rows, peaks) -> str:
     lines, seen_threads, seen_problem = [], None, None
     header = (f"{'implementation':<12} {'fwd ms':>9} {'bwd-data':>9} {'bwd-wt':>9} {'total ms':>9} "
               f"{'min-max':>15} {'GFLOP/s':>8} {'%peak':>6} {'x torch':>8} {'x ref':>7} {'mem MB':>7} "
-              f"{'max|diff|':>9}")
+              f"{'max|diff|':>9}  algorithm (fwd/bwd-data/bwd-wt)")
     for threads, problem, impl, total, passes, x_torch, x_ref in core.summary_rows(rows):
         if threads != seen_threads:
             lines.append(f"\n== {threads} thread(s); sgemm peak {peaks[threads]:.1f} GFLOP/s ==")
@@ -62,7 +64,7 @@ def format_table(rows, peaks) -> str:
             f"{core.fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "
             f"{total['min_ms']:>7.2f}-{total['max_ms']:<7.2f} {core.fmt(total['gflops'], '8.1f'):>8} "
             f"{core.fmt(total['pct_peak'], '6.1f'):>6} {core.fmt(x_torch, '8.2f'):>8} {core.fmt(x_ref, '7.3f'):>7} "
-            f"{core.fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}")
+            f"{core.fmt(total['peak_extra_mb'], '7.1f'):>7} {total['max_abs_diff']:>9.1e}  {total.get('algorithm') or ''}")
     return "\n".join(lines)
 
 
@@ -109,6 +111,9 @@ def main(argv=None) -> int:
     info = core.machine_info()
     print(" ".join(f"{k}={v}" for k, v in info.items()))
     peaks = {n: core.sgemm_gflops(n, repeats=3 if args.quick else 10) for n in args.threads}
+    fma = core.fma_peak_gflops()
+    if fma is not None:
+        print(f"FMA peak {fma:.1f} GFLOP/s per core (measured; SIMD kernels: {cnnkernels.conv2d_plan((1, 8, 8, 8), (8, 8, 3, 3)).isa})")
     rows, training_rows = [], []
     for name in sets:
         if name == TRAINING:

@@ -100,6 +100,15 @@ def sgemm_gflops(threads: int, size: int = 1024, repeats: int = 10) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
+def fma_peak_gflops() -> float | None:
+    """One core's FMA throughput (independent vector FMA chains), or None without the compiled backend."""
+    try:
+        from cnnkernels import _winograd
+    except ImportError:
+        return None
+    return max(_winograd.fma_peak_gflops() for _ in range(3))
+
+
 @contextlib.contextmanager
 def thread_count(impls, n):
     before = cnnkernels.get_num_threads()
@@ -131,6 +140,7 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
                 median = statistics.median(times)
                 rows.append({
                     "problem": problem.label(), "name": problem.name, "threads": threads, "impl": impl.name,
+                    "algorithm": impl.algorithm(problem, arrays[0], arrays[1], name) if is_conv else None,
                     "pass": name, "median_ms": 1e3 * median, "min_ms": 1e3 * min(times),
                     "max_ms": 1e3 * max(times), "runs": len(times),
                     "gflops": flops / median / 1e9 if flops else None,
@@ -142,6 +152,7 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
             median_total = sum(r["median_ms"] for r in total) / 1e3
             rows.append({
                 "problem": problem.label(), "name": problem.name, "threads": threads, "impl": impl.name,
+                "algorithm": "/".join(r["algorithm"] for r in total) if is_conv else None,
                 "pass": "total", "median_ms": 1e3 * median_total, "min_ms": sum(r["min_ms"] for r in total),
                 "max_ms": sum(r["max_ms"] for r in total), "runs": min(r["runs"] for r in total),
                 "gflops": len(passes) * flops / median_total / 1e9 if flops else None,

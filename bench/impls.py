@@ -28,6 +28,13 @@ class Cnnkernels:
     def set_threads(self, n: int) -> None:
         cnnkernels.set_num_threads(n)
 
+    def algorithm(self, problem, x, w, pass_name):
+        """The algorithm the plan runs for ``pass_name``."""
+        plan = cnnkernels.conv2d_plan(x.shape, w.shape, stride=problem.stride, padding=problem.padding,
+                                      dtype=x.dtype, backend=self.backend)
+        return {"forward": plan.forward, "backward-data": plan.backward_data,
+                "backward-weights": plan.backward_weight}[pass_name]
+
     def conv(self, problem, x, w, dy):
         kw = dict(stride=problem.stride, padding=problem.padding, backend=self.backend)
         return {
@@ -58,6 +65,9 @@ class Torch:
 
     def set_threads(self, n: int) -> None:
         self.torch.set_num_threads(n)
+
+    def algorithm(self, problem, x, w, pass_name):
+        return "onednn"
 
     def _tensor(self, array):
         tensor = self.torch.from_numpy(np.ascontiguousarray(array))

@@ -83,6 +83,21 @@ SETS = {
             ),
         ),
         ShapeSet(
+            "speed",
+            "the rows of the speed issue: ResNet 3x3, strided 3x3/2, convnet-benchmarks L5, ResNet 1x1, the "
+            "tutorial's two layers and the 100x100x3 first layer",
+            "batch as in the issue",
+            (
+                Conv("resnet-3x3", 8, 64, 56, 56, 64, 3, 3, 1, 1),
+                Conv("resnet-3x3-s2", 8, 64, 56, 56, 128, 3, 3, 2, 1),
+                Conv("cb-L5", 16, 384, 13, 13, 384, 3, 3, 1, 1),
+                Conv("resnet-1x1", 8, 256, 56, 56, 64, 1, 1, 1, 0),
+                Conv("tut-conv1", 32, 3, 20, 20, 32, 3, 3, 1, 1),
+                Conv("tut-conv2", 32, 32, 20, 20, 16, 3, 3, 1, 1),
+                Conv("first-100x100x3", 16, 3, 100, 100, 32, 3, 3, 1, 1),
+            ),
+        ),
+        ShapeSet(
             "tutorial",
             "the Keras fruit-classifier tutorial's conv layers ('same' padding), 20x20x3 and 100x100x3 inputs",
             "batch 32 (20x20) and 16 (100x100), as the tutorial trains",

@@ -1271,9 +1271,9 @@ static int __Pyx_init_tpflags_variables(void) {
 #define __PYX_HAVE__cnnkernels___winograd
 #define __PYX_HAVE_API__cnnkernels___winograd
 /* Early includes */
+#include <string.h>
 #include "simd/winograd43.h"
 #include "pythread.h"
-#include <string.h>
 
     typedef int (*__pyx_memoryview_to_dtype_func_type)(char*, PyObject*);
     
@@ -2766,6 +2766,22 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_MultiplyCObj(PyObject *op1, PyObject
     (inplace ? PyNumber_InPlaceMultiply(op1, op2) : PyNumber_Multiply(op1, op2))
 #endif
 
+/* PyObjectDelAttr.proto (used by PyObjectSetAttrStr) */
+#if CYTHON_COMPILING_IN_LIMITED_API && __PYX_LIMITED_VERSION_HEX < 0x030d0000
+#define __Pyx_PyObject_DelAttr(o, n) PyObject_SetAttr(o, n, NULL)
+#else
+#define __Pyx_PyObject_DelAttr(o, n) PyObject_DelAttr(o, n)
+#endif
+
+/* PyObjectSetAttrStr.proto */
+#if CYTHON_USE_TYPE_SLOTS
+#define __Pyx_PyObject_DelAttrStr(o,n) __Pyx_PyObject_SetAttrStr(o, n, NULL)
+static CYTHON_INLINE int __Pyx_PyObject_SetAttrStr(PyObject* obj, PyObject* attr_name, PyObject* value);
+#else
+#define __Pyx_PyObject_DelAttrStr(o,n)   __Pyx_PyObject_DelAttr(o,n)
+#define __Pyx_PyObject_SetAttrStr(o,n,v) PyObject_SetAttr(o,n,v)
+#endif
+
 /* PyNumberBinop.proto */
 #if CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_GRAAL || CYTHON_COMPILING_IN_LIMITED_API
 #define __Pyx_PyNumber_Subtract_object_int(op1, op2)  PyNumber_Subtract(op1, op2)
@@ -3137,6 +3153,9 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_flo
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(PyObject *, int writable_flag);
+
+/* ObjectToMemviewSlice.proto */
 static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_int(PyObject *, int writable_flag);
 
 /* ObjectToMemviewSlice.proto */
@@ -3287,6 +3306,8 @@ static PyObject *__pyx_memoryviewslice_convert_item_to_object(struct __pyx_memor
 static PyObject *__pyx_memoryviewslice_assign_item_from_object(struct __pyx_memoryviewslice_obj *__pyx_v_self, char *__pyx_v_itemp, PyObject *__pyx_v_value); /* proto*/
 static PyObject *__pyx_memoryviewslice__get_base(struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto*/
 
+/* Module declarations from "libc.string" */
+
 /* Module declarations from "cnnkernels._winograd" */
 static PyObject *__pyx_collections_abc_Sequence = 0;
 static PyObject *generic = 0;
@@ -3336,6 +3357,7 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *, 
 /* #### Code section: typeinfo ### */
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float__const__ = { "const float", NULL, sizeof(float const ), { 0 }, 0, 'R', 0, 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_float = { "float", NULL, sizeof(float), { 0 }, 0, 'R', 0, 0 };
+static const __Pyx_TypeInfo __Pyx_TypeInfo_int__const__ = { "const int", NULL, sizeof(int const ), { 0 }, 0, __PYX_IS_UNSIGNED(int const ) ? 'U' : 'I', __PYX_IS_UNSIGNED(int const ), 0 };
 static const __Pyx_TypeInfo __Pyx_TypeInfo_int = { "int", NULL, sizeof(int), { 0 }, 0, __PYX_IS_UNSIGNED(int) ? 'U' : 'I', __PYX_IS_UNSIGNED(int), 0 };
 /* #### Code section: before_global_var ### */
 #define __Pyx_MODULE_NAME "cnnkernels._winograd"
@@ -3407,10 +3429,13 @@ static void __pyx_memoryviewslice___pyx_pf_15View_dot_MemoryView_16_memoryviewsl
 static PyObject *__pyx_pf___pyx_memoryviewslice___reduce_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf___pyx_memoryviewslice_2__setstate_cython__(CYTHON_UNUSED struct __pyx_memoryviewslice_obj *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static PyObject *__pyx_pf_15View_dot_MemoryView___pyx_unpickle_Enum(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v___pyx_type, long __pyx_v___pyx_checksum, PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_P, int __pyx_v_Q); /* proto */
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_C, int __pyx_v_H, int __pyx_v_W, int __pyx_v_K, int __pyx_v_Cg, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads); /* proto */
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_fma_peak_gflops(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_2simd_isa(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_4tile_tables(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_P, int __pyx_v_Q); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_6workspace_floats(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_C, int __pyx_v_H, int __pyx_v_W, int __pyx_v_K, int __pyx_v_Cg, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_8winograd_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_10winograd_backward_weight(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_dy, __Pyx_memviewslice __pyx_v_x, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_dw); /* proto */
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_12direct_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y); /* proto */
 static PyObject *__pyx_tp_new__initialisation_array(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3544,10 +3569,10 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[1];
-    PyObject *__pyx_tuple[4];
-    PyObject *__pyx_codeobj_tab[4];
-    PyObject *__pyx_string_tab[169];
-    PyObject *__pyx_number_tab[4];
+    PyObject *__pyx_tuple[5];
+    PyObject *__pyx_codeobj_tab[7];
+    PyObject *__pyx_string_tab[207];
+    PyObject *__pyx_number_tab[5];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
 #if CYTHON_COMPILING_IN_LIMITED_API
@@ -3626,149 +3651,188 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_ASCII __pyx_string_tab[27]
 #define __pyx_n_u_C __pyx_string_tab[28]
 #define __pyx_n_u_Cg __pyx_string_tab[29]
-#define __pyx_n_u_Ellipsis __pyx_string_tab[30]
-#define __pyx_n_u_H __pyx_string_tab[31]
-#define __pyx_n_u_K __pyx_string_tab[32]
-#define __pyx_n_u_Kg __pyx_string_tab[33]
-#define __pyx_n_u_Kp __pyx_string_tab[34]
-#define __pyx_n_u_M __pyx_string_tab[35]
-#define __pyx_n_u_N __pyx_string_tab[36]
-#define __pyx_n_u_P __pyx_string_tab[37]
-#define __pyx_n_u_Q __pyx_string_tab[38]
-#define __pyx_n_u_Sequence __pyx_string_tab[39]
-#define __pyx_n_u_T __pyx_string_tab[40]
-#define __pyx_n_u_U __pyx_string_tab[41]
-#define __pyx_n_u_V __pyx_string_tab[42]
-#define __pyx_n_u_View_MemoryView __pyx_string_tab[43]
-#define __pyx_n_u_W __pyx_string_tab[44]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[45]
-#define __pyx_n_u_annotate __pyx_string_tab[46]
-#define __pyx_n_u_class __pyx_string_tab[47]
-#define __pyx_n_u_class_getitem __pyx_string_tab[48]
-#define __pyx_n_u_dict __pyx_string_tab[49]
-#define __pyx_n_u_func __pyx_string_tab[50]
-#define __pyx_n_u_getstate __pyx_string_tab[51]
-#define __pyx_n_u_import __pyx_string_tab[52]
-#define __pyx_n_u_main __pyx_string_tab[53]
-#define __pyx_n_u_module __pyx_string_tab[54]
-#define __pyx_n_u_name_2 __pyx_string_tab[55]
-#define __pyx_n_u_new __pyx_string_tab[56]
-#define __pyx_n_u_pyx_checksum __pyx_string_tab[57]
-#define __pyx_n_u_pyx_state __pyx_string_tab[58]
-#define __pyx_n_u_pyx_type __pyx_string_tab[59]
-#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[60]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[61]
-#define __pyx_n_u_qualname __pyx_string_tab[62]
-#define __pyx_n_u_reduce __pyx_string_tab[63]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[64]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[65]
-#define __pyx_n_u_set_name __pyx_string_tab[66]
-#define __pyx_n_u_setstate __pyx_string_tab[67]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[68]
-#define __pyx_n_u_test __pyx_string_tab[69]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[70]
-#define __pyx_n_u_workspace __pyx_string_tab[71]
-#define __pyx_n_u_abc __pyx_string_tab[72]
-#define __pyx_n_u_allocate_buffer __pyx_string_tab[73]
-#define __pyx_n_u_arange __pyx_string_tab[74]
-#define __pyx_n_u_ascontiguousarray __pyx_string_tab[75]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[76]
-#define __pyx_n_u_b __pyx_string_tab[77]
-#define __pyx_n_u_base __pyx_string_tab[78]
-#define __pyx_n_u_bias __pyx_string_tab[79]
-#define __pyx_n_u_block __pyx_string_tab[80]
-#define __pyx_n_u_blocks __pyx_string_tab[81]
-#define __pyx_n_u_c __pyx_string_tab[82]
-#define __pyx_n_u_c0 __pyx_string_tab[83]
-#define __pyx_n_u_chunks __pyx_string_tab[84]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[85]
-#define __pyx_n_u_cnnkernels__winograd __pyx_string_tab[86]
-#define __pyx_n_u_count __pyx_string_tab[87]
-#define __pyx_n_u_dtype __pyx_string_tab[88]
-#define __pyx_n_u_dtype_is_object __pyx_string_tab[89]
-#define __pyx_n_u_encode __pyx_string_tab[90]
-#define __pyx_n_u_enumerate __pyx_string_tab[91]
-#define __pyx_n_u_error __pyx_string_tab[92]
-#define __pyx_n_u_filters __pyx_string_tab[93]
-#define __pyx_n_u_flags __pyx_string_tab[94]
-#define __pyx_n_u_float32 __pyx_string_tab[95]
-#define __pyx_n_u_format __pyx_string_tab[96]
-#define __pyx_n_u_fortran __pyx_string_tab[97]
-#define __pyx_n_u_g __pyx_string_tab[98]
-#define __pyx_n_u_groups __pyx_string_tab[99]
-#define __pyx_n_u_icol __pyx_string_tab[100]
-#define __pyx_n_u_id __pyx_string_tab[101]
-#define __pyx_n_u_ij __pyx_string_tab[102]
-#define __pyx_n_u_image __pyx_string_tab[103]
-#define __pyx_n_u_image_size __pyx_string_tab[104]
-#define __pyx_n_u_img __pyx_string_tab[105]
-#define __pyx_n_u_index __pyx_string_tab[106]
-#define __pyx_n_u_indexing __pyx_string_tab[107]
-#define __pyx_n_u_intc __pyx_string_tab[108]
-#define __pyx_n_u_irow __pyx_string_tab[109]
-#define __pyx_n_u_item __pyx_string_tab[110]
-#define __pyx_n_u_items __pyx_string_tab[111]
-#define __pyx_n_u_itemsize __pyx_string_tab[112]
-#define __pyx_n_u_memview __pyx_string_tab[113]
-#define __pyx_n_u_meshgrid __pyx_string_tab[114]
-#define __pyx_n_u_mode __pyx_string_tab[115]
-#define __pyx_n_u_n __pyx_string_tab[116]
-#define __pyx_n_u_n_threads __pyx_string_tab[117]
-#define __pyx_n_u_name __pyx_string_tab[118]
-#define __pyx_n_u_ndim __pyx_string_tab[119]
-#define __pyx_n_u_np __pyx_string_tab[120]
-#define __pyx_n_u_nt __pyx_string_tab[121]
-#define __pyx_n_u_numpy __pyx_string_tab[122]
-#define __pyx_n_u_obj __pyx_string_tab[123]
-#define __pyx_n_u_ocol __pyx_string_tab[124]
-#define __pyx_n_u_orow __pyx_string_tab[125]
-#define __pyx_n_u_out_col __pyx_string_tab[126]
-#define __pyx_n_u_out_row __pyx_string_tab[127]
-#define __pyx_n_u_pack __pyx_string_tab[128]
-#define __pyx_n_u_per_thread __pyx_string_tab[129]
-#define __pyx_n_u_pl __pyx_string_tab[130]
-#define __pyx_n_u_pop __pyx_string_tab[131]
-#define __pyx_n_u_pt __pyx_string_tab[132]
-#define __pyx_n_u_ravel __pyx_string_tab[133]
-#define __pyx_n_u_register __pyx_string_tab[134]
-#define __pyx_n_u_scratch __pyx_string_tab[135]
-#define __pyx_n_u_setdefault __pyx_string_tab[136]
-#define __pyx_n_u_shape __pyx_string_tab[137]
-#define __pyx_n_u_simd_isa __pyx_string_tab[138]
-#define __pyx_n_u_size __pyx_string_tab[139]
-#define __pyx_n_u_space __pyx_string_tab[140]
-#define __pyx_n_u_start __pyx_string_tab[141]
-#define __pyx_n_u_step __pyx_string_tab[142]
-#define __pyx_n_u_stop __pyx_string_tab[143]
-#define __pyx_n_u_struct __pyx_string_tab[144]
-#define __pyx_n_u_t0 __pyx_string_tab[145]
-#define __pyx_n_u_tid __pyx_string_tab[146]
-#define __pyx_n_u_tile_tables __pyx_string_tab[147]
-#define __pyx_n_u_tiles_h __pyx_string_tab[148]
-#define __pyx_n_u_tiles_w __pyx_string_tab[149]
-#define __pyx_n_u_tx __pyx_string_tab[150]
-#define __pyx_n_u_ty __pyx_string_tab[151]
-#define __pyx_n_u_unpack __pyx_string_tab[152]
-#define __pyx_n_u_update __pyx_string_tab[153]
-#define __pyx_n_u_values __pyx_string_tab[154]
-#define __pyx_n_u_w __pyx_string_tab[155]
-#define __pyx_n_u_winograd_forward __pyx_string_tab[156]
-#define __pyx_n_u_workspace_floats __pyx_string_tab[157]
-#define __pyx_n_u_wsrc __pyx_string_tab[158]
-#define __pyx_n_u_x __pyx_string_tab[159]
-#define __pyx_n_u_xs __pyx_string_tab[160]
-#define __pyx_n_u_xt __pyx_string_tab[161]
-#define __pyx_n_u_y __pyx_string_tab[162]
-#define __pyx_n_u_ys __pyx_string_tab[163]
-#define __pyx_n_b_O __pyx_string_tab[164]
-#define __pyx_kp_b_iso88591__5 __pyx_string_tab[165]
-#define __pyx_kp_b_iso88591_Cs_b_S_t5_1BgQc_r_7_9FRTTU_gQiv __pyx_string_tab[166]
-#define __pyx_kp_b_iso88591_2S_r_S_2Q_L_Bb_Bb_2_Rq_j_3b_F_S __pyx_string_tab[167]
-#define __pyx_kp_b_iso88591_6_6_6_C_S_c_Ba_9Jk_S_6a_Qhb_F_A __pyx_string_tab[168]
+#define __pyx_n_u_D __pyx_string_tab[30]
+#define __pyx_n_u_Ellipsis __pyx_string_tab[31]
+#define __pyx_n_u_H __pyx_string_tab[32]
+#define __pyx_n_u_Hp __pyx_string_tab[33]
+#define __pyx_n_u_K __pyx_string_tab[34]
+#define __pyx_n_u_K6 __pyx_string_tab[35]
+#define __pyx_n_u_Kg __pyx_string_tab[36]
+#define __pyx_n_u_Kp __pyx_string_tab[37]
+#define __pyx_n_u_M __pyx_string_tab[38]
+#define __pyx_n_u_N __pyx_string_tab[39]
+#define __pyx_n_u_P __pyx_string_tab[40]
+#define __pyx_n_u_Q __pyx_string_tab[41]
+#define __pyx_n_u_R __pyx_string_tab[42]
+#define __pyx_n_u_S __pyx_string_tab[43]
+#define __pyx_n_u_Sequence __pyx_string_tab[44]
+#define __pyx_n_u_T __pyx_string_tab[45]
+#define __pyx_n_u_U __pyx_string_tab[46]
+#define __pyx_n_u_V __pyx_string_tab[47]
+#define __pyx_n_u_View_MemoryView __pyx_string_tab[48]
+#define __pyx_n_u_W __pyx_string_tab[49]
+#define __pyx_n_u_Wp __pyx_string_tab[50]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[51]
+#define __pyx_n_u_annotate __pyx_string_tab[52]
+#define __pyx_n_u_class __pyx_string_tab[53]
+#define __pyx_n_u_class_getitem __pyx_string_tab[54]
+#define __pyx_n_u_dict __pyx_string_tab[55]
+#define __pyx_n_u_func __pyx_string_tab[56]
+#define __pyx_n_u_getstate __pyx_string_tab[57]
+#define __pyx_n_u_import __pyx_string_tab[58]
+#define __pyx_n_u_main __pyx_string_tab[59]
+#define __pyx_n_u_module __pyx_string_tab[60]
+#define __pyx_n_u_name_2 __pyx_string_tab[61]
+#define __pyx_n_u_new __pyx_string_tab[62]
+#define __pyx_n_u_pyx_checksum __pyx_string_tab[63]
+#define __pyx_n_u_pyx_state __pyx_string_tab[64]
+#define __pyx_n_u_pyx_type __pyx_string_tab[65]
+#define __pyx_n_u_pyx_unpickle_Enum __pyx_string_tab[66]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[67]
+#define __pyx_n_u_qualname __pyx_string_tab[68]
+#define __pyx_n_u_reduce __pyx_string_tab[69]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[70]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[71]
+#define __pyx_n_u_set_name __pyx_string_tab[72]
+#define __pyx_n_u_setstate __pyx_string_tab[73]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[74]
+#define __pyx_n_u_test __pyx_string_tab[75]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[76]
+#define __pyx_n_u_workspace __pyx_string_tab[77]
+#define __pyx_n_u_abc __pyx_string_tab[78]
+#define __pyx_n_u_allocate_buffer __pyx_string_tab[79]
+#define __pyx_n_u_arange __pyx_string_tab[80]
+#define __pyx_n_u_ascontiguousarray __pyx_string_tab[81]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[82]
+#define __pyx_n_u_b __pyx_string_tab[83]
+#define __pyx_n_u_base __pyx_string_tab[84]
+#define __pyx_n_u_bias __pyx_string_tab[85]
+#define __pyx_n_u_block __pyx_string_tab[86]
+#define __pyx_n_u_blocks __pyx_string_tab[87]
+#define __pyx_n_u_c __pyx_string_tab[88]
+#define __pyx_n_u_c0 __pyx_string_tab[89]
+#define __pyx_n_u_chunks __pyx_string_tab[90]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[91]
+#define __pyx_n_u_cnnkernels__winograd __pyx_string_tab[92]
+#define __pyx_n_u_count __pyx_string_tab[93]
+#define __pyx_n_u_direct_forward __pyx_string_tab[94]
+#define __pyx_n_u_dtype __pyx_string_tab[95]
+#define __pyx_n_u_dtype_is_object __pyx_string_tab[96]
+#define __pyx_n_u_dw __pyx_string_tab[97]
+#define __pyx_n_u_dws __pyx_string_tab[98]
+#define __pyx_n_u_dy __pyx_string_tab[99]
+#define __pyx_n_u_dy_size __pyx_string_tab[100]
+#define __pyx_n_u_dys __pyx_string_tab[101]
+#define __pyx_n_u_dyt __pyx_string_tab[102]
+#define __pyx_n_u_encode __pyx_string_tab[103]
+#define __pyx_n_u_enumerate __pyx_string_tab[104]
+#define __pyx_n_u_error __pyx_string_tab[105]
+#define __pyx_n_u_filters __pyx_string_tab[106]
+#define __pyx_n_u_flags __pyx_string_tab[107]
+#define __pyx_n_u_float32 __pyx_string_tab[108]
+#define __pyx_n_u_fma_peak_gflops __pyx_string_tab[109]
+#define __pyx_n_u_format __pyx_string_tab[110]
+#define __pyx_n_u_fortran __pyx_string_tab[111]
+#define __pyx_n_u_functools __pyx_string_tab[112]
+#define __pyx_n_u_g __pyx_string_tab[113]
+#define __pyx_n_u_group_sums __pyx_string_tab[114]
+#define __pyx_n_u_groups __pyx_string_tab[115]
+#define __pyx_n_u_icol __pyx_string_tab[116]
+#define __pyx_n_u_id __pyx_string_tab[117]
+#define __pyx_n_u_ij __pyx_string_tab[118]
+#define __pyx_n_u_image __pyx_string_tab[119]
+#define __pyx_n_u_image_size __pyx_string_tab[120]
+#define __pyx_n_u_img __pyx_string_tab[121]
+#define __pyx_n_u_index __pyx_string_tab[122]
+#define __pyx_n_u_indexing __pyx_string_tab[123]
+#define __pyx_n_u_intc __pyx_string_tab[124]
+#define __pyx_n_u_irow __pyx_string_tab[125]
+#define __pyx_n_u_item __pyx_string_tab[126]
+#define __pyx_n_u_items __pyx_string_tab[127]
+#define __pyx_n_u_itemsize __pyx_string_tab[128]
+#define __pyx_n_u_j __pyx_string_tab[129]
+#define __pyx_n_u_k0 __pyx_string_tab[130]
+#define __pyx_n_u_lru_cache __pyx_string_tab[131]
+#define __pyx_n_u_maxsize __pyx_string_tab[132]
+#define __pyx_n_u_memview __pyx_string_tab[133]
+#define __pyx_n_u_meshgrid __pyx_string_tab[134]
+#define __pyx_n_u_mode __pyx_string_tab[135]
+#define __pyx_n_u_n __pyx_string_tab[136]
+#define __pyx_n_u_n_threads __pyx_string_tab[137]
+#define __pyx_n_u_name __pyx_string_tab[138]
+#define __pyx_n_u_ndim __pyx_string_tab[139]
+#define __pyx_n_u_np __pyx_string_tab[140]
+#define __pyx_n_u_nt __pyx_string_tab[141]
+#define __pyx_n_u_numpy __pyx_string_tab[142]
+#define __pyx_n_u_obj __pyx_string_tab[143]
+#define __pyx_n_u_ocol __pyx_string_tab[144]
+#define __pyx_n_u_orow __pyx_string_tab[145]
+#define __pyx_n_u_out_col __pyx_string_tab[146]
+#define __pyx_n_u_out_row __pyx_string_tab[147]
+#define __pyx_n_u_p0 __pyx_string_tab[148]
+#define __pyx_n_u_pack __pyx_string_tab[149]
+#define __pyx_n_u_padded __pyx_string_tab[150]
+#define __pyx_n_u_partial __pyx_string_tab[151]
+#define __pyx_n_u_per_thread __pyx_string_tab[152]
+#define __pyx_n_u_pl __pyx_string_tab[153]
+#define __pyx_n_u_pop __pyx_string_tab[154]
+#define __pyx_n_u_pt __pyx_string_tab[155]
+#define __pyx_n_u_ravel __pyx_string_tab[156]
+#define __pyx_n_u_register __pyx_string_tab[157]
+#define __pyx_n_u_rows __pyx_string_tab[158]
+#define __pyx_n_u_scratch __pyx_string_tab[159]
+#define __pyx_n_u_scratch_tiles __pyx_string_tab[160]
+#define __pyx_n_u_setdefault __pyx_string_tab[161]
+#define __pyx_n_u_shape __pyx_string_tab[162]
+#define __pyx_n_u_simd_isa __pyx_string_tab[163]
+#define __pyx_n_u_size __pyx_string_tab[164]
+#define __pyx_n_u_space __pyx_string_tab[165]
+#define __pyx_n_u_start __pyx_string_tab[166]
+#define __pyx_n_u_step __pyx_string_tab[167]
+#define __pyx_n_u_stop __pyx_string_tab[168]
+#define __pyx_n_u_struct __pyx_string_tab[169]
+#define __pyx_n_u_sums __pyx_string_tab[170]
+#define __pyx_n_u_t __pyx_string_tab[171]
+#define __pyx_n_u_t0 __pyx_string_tab[172]
+#define __pyx_n_u_table __pyx_string_tab[173]
+#define __pyx_n_u_tables __pyx_string_tab[174]
+#define __pyx_n_u_tid __pyx_string_tab[175]
+#define __pyx_n_u_tile_tables __pyx_string_tab[176]
+#define __pyx_n_u_tiles_h __pyx_string_tab[177]
+#define __pyx_n_u_tiles_w __pyx_string_tab[178]
+#define __pyx_n_u_total __pyx_string_tab[179]
+#define __pyx_n_u_tx __pyx_string_tab[180]
+#define __pyx_n_u_ty __pyx_string_tab[181]
+#define __pyx_n_u_unpack __pyx_string_tab[182]
+#define __pyx_n_u_update __pyx_string_tab[183]
+#define __pyx_n_u_values __pyx_string_tab[184]
+#define __pyx_n_u_w __pyx_string_tab[185]
+#define __pyx_n_u_winograd_backward_weight __pyx_string_tab[186]
+#define __pyx_n_u_winograd_forward __pyx_string_tab[187]
+#define __pyx_n_u_workspace_floats __pyx_string_tab[188]
+#define __pyx_n_u_writeable __pyx_string_tab[189]
+#define __pyx_n_u_wsrc __pyx_string_tab[190]
+#define __pyx_n_u_wt __pyx_string_tab[191]
+#define __pyx_n_u_x __pyx_string_tab[192]
+#define __pyx_n_u_x_size __pyx_string_tab[193]
+#define __pyx_n_u_xp __pyx_string_tab[194]
+#define __pyx_n_u_xs __pyx_string_tab[195]
+#define __pyx_n_u_xt __pyx_string_tab[196]
+#define __pyx_n_u_y __pyx_string_tab[197]
+#define __pyx_n_u_ys __pyx_string_tab[198]
+#define __pyx_n_b_O __pyx_string_tab[199]
+#define __pyx_kp_b_iso88591__5 __pyx_string_tab[200]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[201]
+#define __pyx_kp_b_iso88591_2S_r_S_2Q_L_Bb_Bb_2_Rq_j_3b_F_S __pyx_string_tab[202]
+#define __pyx_kp_b_iso88591_6_6_6_C_S_c_Ba_9Jk_S_n_A_Qhb_F __pyx_string_tab[203]
+#define __pyx_kp_b_iso88591_Cs_b_S_t5_1BgQc_r_7_9FRTTU_gQiv __pyx_string_tab[204]
+#define __pyx_kp_b_iso88591_6_2V1HBfAXRvQa_C_S_c_Ba_9Jk_S_n __pyx_string_tab[205]
+#define __pyx_kp_b_iso88591_QRRXXYYZ_2Rs_Rr_2Rr_2Rr_2Q_s_wc __pyx_string_tab[206]
 #define __pyx_int_0 __pyx_number_tab[0]
 #define __pyx_int_neg_1 __pyx_number_tab[1]
 #define __pyx_int_4 __pyx_number_tab[2]
-#define __pyx_int_136983863 __pyx_number_tab[3]
+#define __pyx_int_64 __pyx_number_tab[3]
+#define __pyx_int_136983863 __pyx_number_tab[4]
 /* #### Code section: module_state_clear ### */
 #if CYTHON_USE_MODULE_STATE
 static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
@@ -3795,10 +3859,10 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
-  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<169; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<7; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<207; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
 Py_CLEAR(clear_module_state->__pyx_CommonTypesMetaclassType);
@@ -3833,10 +3897,10 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<1; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
-  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<169; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
-  for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<7; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<207; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
 Py_VISIT(traverse_module_state->__pyx_CommonTypesMetaclassType);
@@ -18022,7 +18086,80 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
   return __pyx_r;
 }
 
-/* "cnnkernels/_winograd.pyx":40
+/* "cnnkernels/_winograd.pyx":53
+ * 
+ * 
+ * def fma_peak_gflops():             # <<<<<<<<<<<<<<
+ *     """One core's measured FMA throughput in GFLOP/s with the SIMD kernels' ISA (0 for the portable build)."""
+ *     return cnnk_fma_peak_gflops()
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_1fma_peak_gflops(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_fma_peak_gflops, "fma_peak_gflops()\n\nOne core\047s measured FMA throughput in GFLOP/s with the SIMD kernels\047 ISA (0 for the portable build).");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_1fma_peak_gflops = {"fma_peak_gflops", (PyCFunction)__pyx_pw_10cnnkernels_9_winograd_1fma_peak_gflops, METH_NOARGS, __pyx_doc_10cnnkernels_9_winograd_fma_peak_gflops};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_1fma_peak_gflops(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("fma_peak_gflops (wrapper)", 0);
+  __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_fma_peak_gflops(__pyx_self);
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_fma_peak_gflops(CYTHON_UNUSED PyObject *__pyx_self) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("fma_peak_gflops", 0);
+
+  /* "cnnkernels/_winograd.pyx":55
+ * def fma_peak_gflops():
+ *     """One core's measured FMA throughput in GFLOP/s with the SIMD kernels' ISA (0 for the portable build)."""
+ *     return cnnk_fma_peak_gflops()             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_t_1 = PyFloat_FromDouble(cnnk_fma_peak_gflops()); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 55, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_1;
+    }
+    __Pyx_XDECREF(__pyx_temp);
+  }
+  __pyx_t_1 = 0;
+  goto __pyx_L0;
+
+  /* "cnnkernels/_winograd.pyx":53
+ * 
+ * 
+ * def fma_peak_gflops():             # <<<<<<<<<<<<<<
+ *     """One core's measured FMA throughput in GFLOP/s with the SIMD kernels' ISA (0 for the portable build)."""
+ *     return cnnk_fma_peak_gflops()
+*/
+
+  /* function exit code */
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_AddTraceback("cnnkernels._winograd.fma_peak_gflops", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "cnnkernels/_winograd.pyx":58
  * 
  * 
  * def simd_isa():             # <<<<<<<<<<<<<<
@@ -18031,23 +18168,23 @@ static PyObject *__pyx_unpickle_Enum__set_state(struct __pyx_MemviewEnum_obj *__
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_1simd_isa(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_simd_isa, "simd_isa()\n\nThe instruction set the micro-kernels run with here (\"avx2+fma\" or \"portable\"), chosen at run time.");
-static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_1simd_isa = {"simd_isa", (PyCFunction)__pyx_pw_10cnnkernels_9_winograd_1simd_isa, METH_NOARGS, __pyx_doc_10cnnkernels_9_winograd_simd_isa};
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_1simd_isa(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_3simd_isa(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_2simd_isa, "simd_isa()\n\nThe instruction set the micro-kernels run with here (\"avx2+fma\" or \"portable\"), chosen at run time.");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_3simd_isa = {"simd_isa", (PyCFunction)__pyx_pw_10cnnkernels_9_winograd_3simd_isa, METH_NOARGS, __pyx_doc_10cnnkernels_9_winograd_2simd_isa};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_3simd_isa(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("simd_isa (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_simd_isa(__pyx_self);
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_2simd_isa(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_2simd_isa(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   char const *__pyx_t_1;
@@ -18058,7 +18195,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObjec
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("simd_isa", 0);
 
-  /* "cnnkernels/_winograd.pyx":42
+  /* "cnnkernels/_winograd.pyx":60
  * def simd_isa():
  *     """The instruction set the micro-kernels run with here ("avx2+fma" or "portable"), chosen at run time."""
  *     return cnnk_simd_isa().decode()             # <<<<<<<<<<<<<<
@@ -18067,11 +18204,11 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObjec
 */
 
   __pyx_t_1 = cnnk_simd_isa();
-  __pyx_t_2 = __Pyx_ssize_strlen(__pyx_t_1); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 42, __pyx_L1_error)
-  __pyx_t_3 = __Pyx_decode_c_string(__pyx_t_1, 0, __pyx_t_2, NULL, NULL, NULL); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 42, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_ssize_strlen(__pyx_t_1); if (unlikely(__pyx_t_2 == ((Py_ssize_t)-1))) __PYX_ERR(0, 60, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_decode_c_string(__pyx_t_1, 0, __pyx_t_2, NULL, NULL, NULL); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 60, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_3)) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_3))) __PYX_ERR(0, 42, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_3)) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_3))) __PYX_ERR(0, 60, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -18084,7 +18221,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObjec
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "cnnkernels/_winograd.pyx":40
+  /* "cnnkernels/_winograd.pyx":58
  * 
  * 
  * def simd_isa():             # <<<<<<<<<<<<<<
@@ -18103,25 +18240,25 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_simd_isa(CYTHON_UNUSED PyObjec
   return __pyx_r;
 }
 
-/* "cnnkernels/_winograd.pyx":45
+/* "cnnkernels/_winograd.pyx":63
  * 
  * 
- * def tile_tables(int N, int P, int Q):             # <<<<<<<<<<<<<<
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
- *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
+ * @functools.lru_cache(maxsize=64)             # <<<<<<<<<<<<<<
+ * def tile_tables(int N, int P, int Q):
+ *     """(image, output row, output column) of each 44 output tile, image-major then row-major
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_3tile_tables(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_5tile_tables(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_2tile_tables, "tile_tables(int N, int P, int Q)\n\n(image, output row, output column) of each 4\303\2274 output tile, image-major then row-major.");
-static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_3tile_tables = {"tile_tables", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_3tile_tables, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_2tile_tables};
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_3tile_tables(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_4tile_tables, "tile_tables(int N, int P, int Q)\n\n(image, output row, output column) of each 4\303\2274 output tile, image-major then row-major\n(cached: read-only arrays, reused by every call of one layer).");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_5tile_tables = {"tile_tables", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_5tile_tables, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_4tile_tables};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_5tile_tables(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -18153,46 +18290,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_N,&__pyx_mstate_global->__pyx_n_u_P,&__pyx_mstate_global->__pyx_n_u_Q,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 45, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 63, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 45, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 63, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 45, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 63, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 45, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 63, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile_tables", 0) < (0)) __PYX_ERR(0, 45, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "tile_tables", 0) < (0)) __PYX_ERR(0, 63, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile_tables", 1, 3, 3, i); __PYX_ERR(0, 45, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("tile_tables", 1, 3, 3, i); __PYX_ERR(0, 63, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 45, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 63, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 45, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 63, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 45, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 63, __pyx_L3_error)
     }
-    __pyx_v_N = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_N == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 45, __pyx_L3_error)
-    __pyx_v_P = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_P == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 45, __pyx_L3_error)
-    __pyx_v_Q = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_Q == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 45, __pyx_L3_error)
+    __pyx_v_N = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_N == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 64, __pyx_L3_error)
+    __pyx_v_P = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_P == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 64, __pyx_L3_error)
+    __pyx_v_Q = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_Q == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 64, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("tile_tables", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 45, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("tile_tables", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 63, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18203,7 +18340,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_2tile_tables(__pyx_self, __pyx_v_N, __pyx_v_P, __pyx_v_Q);
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_4tile_tables(__pyx_self, __pyx_v_N, __pyx_v_P, __pyx_v_Q);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -18216,12 +18353,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_P, int __pyx_v_Q) {
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_4tile_tables(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_P, int __pyx_v_Q) {
   long __pyx_v_tiles_h;
   long __pyx_v_tiles_w;
   PyObject *__pyx_v_n = NULL;
   PyObject *__pyx_v_ty = NULL;
   PyObject *__pyx_v_tx = NULL;
+  PyObject *__pyx_v_tables = NULL;
+  PyObject *__pyx_v_table = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   long __pyx_t_1;
@@ -18239,14 +18378,15 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
   PyObject *__pyx_t_13 = NULL;
   PyObject *__pyx_t_14 = NULL;
   PyObject *(*__pyx_t_15)(PyObject *);
+  Py_ssize_t __pyx_t_16;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("tile_tables", 0);
 
-  /* "cnnkernels/_winograd.pyx":47
- * def tile_tables(int N, int P, int Q):
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
+  /* "cnnkernels/_winograd.pyx":67
+ *     """(image, output row, output column) of each 44 output tile, image-major then row-major
+ *     (cached: read-only arrays, reused by every call of one layer)."""
  *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4             # <<<<<<<<<<<<<<
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
@@ -18258,30 +18398,30 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
   __pyx_v_tiles_h = __pyx_t_1;
   __pyx_v_tiles_w = __pyx_t_2;
 
-  /* "cnnkernels/_winograd.pyx":48
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
+  /* "cnnkernels/_winograd.pyx":68
+ *     (cached: read-only arrays, reused by every call of one layer)."""
  *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),             # <<<<<<<<<<<<<<
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
- *     return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
 */
   __pyx_t_4 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_meshgrid); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_meshgrid); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_t_7 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   #if CYTHON_VECTORCALL
@@ -18302,13 +18442,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_t_8, __pyx_t_11};
     #if CYTHON_VECTORCALL
     __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_10);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     #endif
@@ -18320,20 +18460,20 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __pyx_t_10 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-  __pyx_t_11 = __Pyx_PyLong_From_long(__pyx_v_tiles_h); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyLong_From_long(__pyx_v_tiles_h); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 48, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 68, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   #if CYTHON_VECTORCALL
@@ -18354,13 +18494,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     PyObject *__pyx_callargs[3] = {__pyx_t_10, __pyx_t_11, __pyx_t_13};
     #if CYTHON_VECTORCALL
     __pyx_t_7 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_7);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_7 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     #endif
@@ -18372,28 +18512,28 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
 
-  /* "cnnkernels/_winograd.pyx":49
+  /* "cnnkernels/_winograd.pyx":69
  *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")             # <<<<<<<<<<<<<<
- *     return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())
- * 
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
+ *     for table in tables:
 */
   __pyx_t_7 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_13, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_13, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
-  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_13, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __pyx_t_11 = __Pyx_PyObject_GetAttrStr(__pyx_t_13, __pyx_mstate_global->__pyx_n_u_arange); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
   __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-  __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_v_tiles_w); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyLong_From_long(__pyx_v_tiles_w); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
-  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
-  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 49, __pyx_L1_error)
+  __pyx_t_14 = __Pyx_PyObject_GetAttrStr(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 69, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_14);
   __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
   #if CYTHON_VECTORCALL
@@ -18414,13 +18554,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     PyObject *__pyx_callargs[3] = {__pyx_t_7, __pyx_t_13, __pyx_t_14};
     #if CYTHON_VECTORCALL
     __pyx_t_10 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 49, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 69, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_10);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_10 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 49, __pyx_L1_error)
+      if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 69, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_10);
     }
     #endif
@@ -18432,17 +18572,17 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 49, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 69, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
   }
   #if CYTHON_VECTORCALL
 
-  /* "cnnkernels/_winograd.pyx":48
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
+  /* "cnnkernels/_winograd.pyx":68
+ *     (cached: read-only arrays, reused by every call of one layer)."""
  *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),             # <<<<<<<<<<<<<<
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
- *     return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
 */
   #endif
   __pyx_t_12 = 1;
@@ -18461,13 +18601,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     PyObject *__pyx_callargs[5] = {__pyx_t_4, __pyx_t_5, __pyx_t_9, __pyx_t_8, __pyx_mstate_global->__pyx_n_u_ij};
     #if CYTHON_VECTORCALL
     __pyx_t_11 = __pyx_mstate_global->__pyx_tuple[3];
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_11);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_indexing};
       __pyx_t_11 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+4, 1);
-      if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
     }
     #endif
@@ -18480,7 +18620,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     #endif
     __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   if ((likely(PyTuple_CheckExact(__pyx_t_3))) || (PyList_CheckExact(__pyx_t_3))) {
@@ -18489,7 +18629,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     if (unlikely(size != 3)) {
       if (size > 3) __Pyx_RaiseTooManyValuesError(3);
       else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 48, __pyx_L1_error)
+      __PYX_ERR(0, 68, __pyx_L1_error)
     }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
     if (likely(PyTuple_CheckExact(sequence))) {
@@ -18501,27 +18641,27 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
       __Pyx_INCREF(__pyx_t_8);
     } else {
       __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_6);
       __pyx_t_11 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_11);
       __pyx_t_8 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 48, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 68, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_8);
     }
     #else
-    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_11 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __pyx_t_8 = __Pyx_PySequence_ITEM(sequence, 2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PySequence_ITEM(sequence, 2); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     #endif
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   } else {
     Py_ssize_t index = -1;
-    __pyx_t_9 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_t_9 = PyObject_GetIter(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_15 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_9);
@@ -18531,7 +18671,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     __Pyx_GOTREF(__pyx_t_11);
     index = 2; __pyx_t_8 = __pyx_t_15(__pyx_t_9); if (unlikely(!__pyx_t_8)) goto __pyx_L3_unpacking_failed;
     __Pyx_GOTREF(__pyx_t_8);
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_15(__pyx_t_9), 3) < (0)) __PYX_ERR(0, 48, __pyx_L1_error)
+    if (__Pyx_IternextUnpackEndCheck(__pyx_t_15(__pyx_t_9), 3) < (0)) __PYX_ERR(0, 68, __pyx_L1_error)
     __pyx_t_15 = NULL;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     goto __pyx_L4_unpacking_done;
@@ -18539,7 +18679,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_t_15 = NULL;
     if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-    __PYX_ERR(0, 48, __pyx_L1_error)
+    __PYX_ERR(0, 68, __pyx_L1_error)
     __pyx_L4_unpacking_done:;
   }
   __pyx_v_n = __pyx_t_6;
@@ -18549,42 +18689,69 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
   __pyx_v_tx = __pyx_t_8;
   __pyx_t_8 = 0;
 
-  /* "cnnkernels/_winograd.pyx":50
+  /* "cnnkernels/_winograd.pyx":70
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
- *     return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())             # <<<<<<<<<<<<<<
- * 
- * 
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))             # <<<<<<<<<<<<<<
+ *     for table in tables:
+ *         table.flags.writeable = False
 */
-  __pyx_t_8 = __pyx_v_n;
-  __Pyx_INCREF(__pyx_t_8);
+  __pyx_t_8 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_11);
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+  __pyx_t_9 = __pyx_v_n;
+  __Pyx_INCREF(__pyx_t_9);
   __pyx_t_12 = 0;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_8, NULL};
-    __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ravel, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
+    __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ravel, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 70, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_11);
+  }
+  __pyx_t_12 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_6))) {
+    __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_6);
+    assert(__pyx_t_8);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+    __Pyx_INCREF(__pyx_t_8);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+    __pyx_t_12 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_t_11};
+    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 50, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __pyx_t_11 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 50, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 50, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 70, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_t_5 = __pyx_v_ty;
   __Pyx_INCREF(__pyx_t_5);
   __pyx_t_12 = 0;
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
-    __pyx_t_6 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ravel, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ravel, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 50, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 70, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
   }
-  __pyx_t_5 = __Pyx_PyLong_MultiplyCObj(__pyx_mstate_global->__pyx_int_4, __pyx_t_6, 4, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 50, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_MultiplyCObj(__pyx_mstate_global->__pyx_int_4, __pyx_t_8, 4, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 70, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_t_12 = 1;
   #if CYTHON_UNPACK_METHODS
   if (unlikely(PyMethod_Check(__pyx_t_9))) {
@@ -18599,18 +18766,18 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
   #endif
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_t_5};
-    __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_9, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 50, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 70, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
   }
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 50, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 70, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_11);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 50, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_11, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __pyx_t_4 = __pyx_v_tx;
   __Pyx_INCREF(__pyx_t_4);
@@ -18619,61 +18786,121 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
     PyObject *__pyx_callargs[2] = {__pyx_t_4, NULL};
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_ravel, __pyx_callargs+__pyx_t_12, (1-__pyx_t_12) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 50, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
-  __pyx_t_4 = __Pyx_PyLong_MultiplyCObj(__pyx_mstate_global->__pyx_int_4, __pyx_t_11, 4, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 50, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_MultiplyCObj(__pyx_mstate_global->__pyx_int_4, __pyx_t_11, 4, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 70, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   __pyx_t_12 = 1;
   #if CYTHON_UNPACK_METHODS
-  if (unlikely(PyMethod_Check(__pyx_t_6))) {
-    __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_6);
+  if (unlikely(PyMethod_Check(__pyx_t_8))) {
+    __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_8);
     assert(__pyx_t_5);
-    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
     __Pyx_INCREF(__pyx_t_5);
     __Pyx_INCREF(__pyx__function);
-    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
     __pyx_t_12 = 0;
   }
   #endif
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_4};
-    __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 50, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 70, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
-  __pyx_t_6 = PyTuple_New(3); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 50, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_8 = PyTuple_New(3); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 70, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
   __Pyx_GIVEREF(__pyx_t_3);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 50, __pyx_L1_error);
-  __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 1, __pyx_t_8) != (0)) __PYX_ERR(0, 50, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 0, __pyx_t_3) != (0)) __PYX_ERR(0, 70, __pyx_L1_error);
+  __Pyx_GIVEREF(__pyx_t_6);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 1, __pyx_t_6) != (0)) __PYX_ERR(0, 70, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_6, 2, __pyx_t_9) != (0)) __PYX_ERR(0, 50, __pyx_L1_error);
+  if (__Pyx_PyTuple_SET_ITEM(__pyx_t_8, 2, __pyx_t_9) != (0)) __PYX_ERR(0, 70, __pyx_L1_error);
   __pyx_t_3 = 0;
-  __pyx_t_8 = 0;
+  __pyx_t_6 = 0;
   __pyx_t_9 = 0;
+  __pyx_v_tables = ((PyObject*)__pyx_t_8);
+  __pyx_t_8 = 0;
+
+  /* "cnnkernels/_winograd.pyx":71
+ *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
+ *     for table in tables:             # <<<<<<<<<<<<<<
+ *         table.flags.writeable = False
+ *     return tables
+*/
+  __pyx_t_8 = __pyx_v_tables; __Pyx_INCREF(__pyx_t_8);
+  __pyx_t_16 = 0;
+  for (;;) {
+    {
+      Py_ssize_t __pyx_temp = __Pyx_PyTuple_GET_SIZE(__pyx_t_8);
+      #if !CYTHON_ASSUME_SAFE_SIZE
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 71, __pyx_L1_error)
+      #endif
+      if (__pyx_t_16 >= __pyx_temp) break;
+    }
+    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+    __pyx_t_9 = __Pyx_NewRef(PyTuple_GET_ITEM(__pyx_t_8, __pyx_t_16));
+    #else
+    __pyx_t_9 = __Pyx_PySequence_ITEM(__pyx_t_8, __pyx_t_16);
+    #endif
+    ++__pyx_t_16;
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 71, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __Pyx_XDECREF_SET(__pyx_v_table, __pyx_t_9);
+    __pyx_t_9 = 0;
+
+    /* "cnnkernels/_winograd.pyx":72
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
+ *     for table in tables:
+ *         table.flags.writeable = False             # <<<<<<<<<<<<<<
+ *     return tables
+ * 
+*/
+    __pyx_t_9 = __Pyx_PyObject_GetAttrStr(__pyx_v_table, __pyx_mstate_global->__pyx_n_u_flags); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 72, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    if (__Pyx_PyObject_SetAttrStr(__pyx_t_9, __pyx_mstate_global->__pyx_n_u_writeable, Py_False) < (0)) __PYX_ERR(0, 72, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+
+    /* "cnnkernels/_winograd.pyx":71
+ *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
+ *     for table in tables:             # <<<<<<<<<<<<<<
+ *         table.flags.writeable = False
+ *     return tables
+*/
+  }
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+
+  /* "cnnkernels/_winograd.pyx":73
+ *     for table in tables:
+ *         table.flags.writeable = False
+ *     return tables             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_6;
+      __Pyx_INCREF(__pyx_v_tables);
+      __pyx_r = __pyx_v_tables;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "cnnkernels/_winograd.pyx":45
+  /* "cnnkernels/_winograd.pyx":63
  * 
  * 
- * def tile_tables(int N, int P, int Q):             # <<<<<<<<<<<<<<
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
- *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
+ * @functools.lru_cache(maxsize=64)             # <<<<<<<<<<<<<<
+ * def tile_tables(int N, int P, int Q):
+ *     """(image, output row, output column) of each 44 output tile, image-major then row-major
 */
 
   /* function exit code */
@@ -18697,12 +18924,14 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
   __Pyx_XDECREF(__pyx_v_n);
   __Pyx_XDECREF(__pyx_v_ty);
   __Pyx_XDECREF(__pyx_v_tx);
+  __Pyx_XDECREF(__pyx_v_tables);
+  __Pyx_XDECREF(__pyx_v_table);
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "cnnkernels/_winograd.pyx":53
+/* "cnnkernels/_winograd.pyx":76
  * 
  * 
  * def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):             # <<<<<<<<<<<<<<
@@ -18711,16 +18940,16 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_2tile_tables(CYTHON_UNUSED PyO
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_5workspace_floats(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_7workspace_floats(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_4workspace_floats, "workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads)\n\nFloats of scratch memory :func:`conv2d_forward` uses (see the module docstring).");
-static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_5workspace_floats = {"workspace_floats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_5workspace_floats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_4workspace_floats};
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_5workspace_floats(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_6workspace_floats, "workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads)\n\nFloats of scratch memory :func:`conv2d_forward` uses (see the module docstring).");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_7workspace_floats = {"workspace_floats", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_7workspace_floats, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_6workspace_floats};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_7workspace_floats(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -18758,88 +18987,88 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_N,&__pyx_mstate_global->__pyx_n_u_C,&__pyx_mstate_global->__pyx_n_u_H,&__pyx_mstate_global->__pyx_n_u_W,&__pyx_mstate_global->__pyx_n_u_K,&__pyx_mstate_global->__pyx_n_u_Cg,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_n_threads,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 53, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 76, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_floats", 0) < (0)) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "workspace_floats", 0) < (0)) __PYX_ERR(0, 76, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 9; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_floats", 1, 9, 9, i); __PYX_ERR(0, 53, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("workspace_floats", 1, 9, 9, i); __PYX_ERR(0, 76, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 9)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 76, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 53, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 76, __pyx_L3_error)
     }
-    __pyx_v_N = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_N == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_C = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_C == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_H = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_H == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_W = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_W == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_K = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_K == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_Cg = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_Cg == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_groups == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_block = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_block == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 53, __pyx_L3_error)
+    __pyx_v_N = __Pyx_PyLong_As_int(values[0]); if (unlikely((__pyx_v_N == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_C = __Pyx_PyLong_As_int(values[1]); if (unlikely((__pyx_v_C == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_H = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_H == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_W = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_W == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_K = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_K == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_Cg = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_Cg == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_groups == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_block = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_block == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[8]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 76, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("workspace_floats", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 53, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("workspace_floats", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 76, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18850,7 +19079,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_4workspace_floats(__pyx_self, __pyx_v_N, __pyx_v_C, __pyx_v_H, __pyx_v_W, __pyx_v_K, __pyx_v_Cg, __pyx_v_groups, __pyx_v_block, __pyx_v_n_threads);
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_6workspace_floats(__pyx_self, __pyx_v_N, __pyx_v_C, __pyx_v_H, __pyx_v_W, __pyx_v_K, __pyx_v_Cg, __pyx_v_groups, __pyx_v_block, __pyx_v_n_threads);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -18869,7 +19098,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_C, int __pyx_v_H, int __pyx_v_W, int __pyx_v_K, int __pyx_v_Cg, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads) {
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_6workspace_floats(CYTHON_UNUSED PyObject *__pyx_self, int __pyx_v_N, int __pyx_v_C, int __pyx_v_H, int __pyx_v_W, int __pyx_v_K, int __pyx_v_Cg, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads) {
   int __pyx_v_Kp;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -18879,7 +19108,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSE
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("workspace_floats", 0);
 
-  /* "cnnkernels/_winograd.pyx":55
+  /* "cnnkernels/_winograd.pyx":78
  * def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):
  *     """Floats of scratch memory :func:`conv2d_forward` uses (see the module docstring)."""
  *     cdef int Kp = (K // groups + 15) // 16 * 16             # <<<<<<<<<<<<<<
@@ -18888,14 +19117,14 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSE
 */
   __pyx_v_Kp = ((((__pyx_v_K / __pyx_v_groups) + 15) / 16) * 16);
 
-  /* "cnnkernels/_winograd.pyx":57
+  /* "cnnkernels/_winograd.pyx":80
  *     cdef int Kp = (K // groups + 15) // 16 * 16
  *     return (<Py_ssize_t>N * C * H * W + 36 * <Py_ssize_t>groups * Cg * Kp
  *             + n_threads * (36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = PyLong_FromSsize_t((((((((Py_ssize_t)__pyx_v_N) * __pyx_v_C) * __pyx_v_H) * __pyx_v_W) + (((36 * ((Py_ssize_t)__pyx_v_groups)) * __pyx_v_Cg) * __pyx_v_Kp)) + (__pyx_v_n_threads * (((36 * ((Py_ssize_t)__pyx_v_block)) * (__pyx_v_Cg + __pyx_v_Kp)) + (6 * ((Py_ssize_t)__pyx_v_Cg)))))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 57, __pyx_L1_error)
+  __pyx_t_1 = PyLong_FromSsize_t((((((((Py_ssize_t)__pyx_v_N) * __pyx_v_C) * __pyx_v_H) * __pyx_v_W) + (((36 * ((Py_ssize_t)__pyx_v_groups)) * __pyx_v_Cg) * __pyx_v_Kp)) + (__pyx_v_n_threads * (((36 * ((Py_ssize_t)__pyx_v_block)) * (__pyx_v_Cg + __pyx_v_Kp)) + (6 * ((Py_ssize_t)__pyx_v_Cg)))))); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 80, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -18908,7 +19137,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSE
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "cnnkernels/_winograd.pyx":53
+  /* "cnnkernels/_winograd.pyx":76
  * 
  * 
  * def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):             # <<<<<<<<<<<<<<
@@ -18928,7 +19157,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSE
   return __pyx_r;
 }
 
-/* "cnnkernels/_winograd.pyx":60
+/* "cnnkernels/_winograd.pyx":83
  * 
  * 
  * def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,             # <<<<<<<<<<<<<<
@@ -18937,16 +19166,16 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_4workspace_floats(CYTHON_UNUSE
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_7winograd_forward(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_9winograd_forward(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_6winograd_forward, "winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y)\n\ny[n,k,p,q] = b[k] + \316\243_c,r,s x[n, g\302\267Cg + c, p + r \342\210\222 pt, q + s \342\210\222 pl] \302\267 w[k,c,r,s] by Winograd F(4\303\2274, 3\303\2273)");
-static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_7winograd_forward = {"winograd_forward", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_7winograd_forward, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_6winograd_forward};
-static PyObject *__pyx_pw_10cnnkernels_9_winograd_7winograd_forward(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_8winograd_forward, "winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y)\n\ny[n,k,p,q] = b[k] + \316\243_c,r,s x[n, g\302\267Cg + c, p + r \342\210\222 pt, q + s \342\210\222 pl] \302\267 w[k,c,r,s] by Winograd F(4\303\2274, 3\303\2273)");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_9winograd_forward = {"winograd_forward", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_9winograd_forward, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_8winograd_forward};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_9winograd_forward(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -18984,88 +19213,88 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_w,&__pyx_mstate_global->__pyx_n_u_b,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_y,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 60, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 83, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  9:
         values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  8:
         values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  7:
         values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  6:
         values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  5:
         values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  4:
         values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 60, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 83, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "winograd_forward", 0) < (0)) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "winograd_forward", 0) < (0)) __PYX_ERR(0, 83, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 9; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("winograd_forward", 1, 9, 9, i); __PYX_ERR(0, 60, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("winograd_forward", 1, 9, 9, i); __PYX_ERR(0, 83, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 9)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 83, __pyx_L3_error)
       values[8] = __Pyx_ArgRef_FASTCALL(__pyx_args, 8);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 60, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[8])) __PYX_ERR(0, 83, __pyx_L3_error)
     }
-    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 60, __pyx_L3_error)
-    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 60, __pyx_L3_error)
-    __pyx_v_b = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_b.memview)) __PYX_ERR(0, 60, __pyx_L3_error)
-    __pyx_v_pt = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_pt == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 61, __pyx_L3_error)
-    __pyx_v_pl = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_pl == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 61, __pyx_L3_error)
-    __pyx_v_groups = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_groups == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 61, __pyx_L3_error)
-    __pyx_v_block = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_block == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 61, __pyx_L3_error)
-    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 61, __pyx_L3_error)
-    __pyx_v_y = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_y.memview)) __PYX_ERR(0, 61, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 83, __pyx_L3_error)
+    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 83, __pyx_L3_error)
+    __pyx_v_b = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_b.memview)) __PYX_ERR(0, 83, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_pt == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 84, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_pl == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 84, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_groups == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 84, __pyx_L3_error)
+    __pyx_v_block = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_block == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 84, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[7]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 84, __pyx_L3_error)
+    __pyx_v_y = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[8], PyBUF_WRITABLE); if (unlikely(!__pyx_v_y.memview)) __PYX_ERR(0, 84, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("winograd_forward", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 60, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("winograd_forward", 1, 9, 9, __pyx_nargs); __PYX_ERR(0, 83, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19080,7 +19309,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_6winograd_forward(__pyx_self, __pyx_v_x, __pyx_v_w, __pyx_v_b, __pyx_v_pt, __pyx_v_pl, __pyx_v_groups, __pyx_v_block, __pyx_v_n_threads, __pyx_v_y);
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_8winograd_forward(__pyx_self, __pyx_v_x, __pyx_v_w, __pyx_v_b, __pyx_v_pt, __pyx_v_pl, __pyx_v_groups, __pyx_v_block, __pyx_v_n_threads, __pyx_v_y);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -19099,7 +19328,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y) {
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_8winograd_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y) {
   int __pyx_v_N;
   int __pyx_v_C;
   int __pyx_v_H;
@@ -19152,13 +19381,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   size_t __pyx_t_7;
   PyObject *(*__pyx_t_8)(PyObject *);
   __Pyx_memviewslice __pyx_t_9 = { 0, 0, { 0 }, { 0 }, { 0 } };
-  int __pyx_t_10;
+  __Pyx_memviewslice __pyx_t_10 = { 0, 0, { 0 }, { 0 }, { 0 } };
   int __pyx_t_11;
   int __pyx_t_12;
   int __pyx_t_13;
-  long __pyx_t_14;
+  int __pyx_t_14;
   long __pyx_t_15;
-  PyObject *__pyx_t_16 = NULL;
+  long __pyx_t_16;
   PyObject *__pyx_t_17 = NULL;
   PyObject *__pyx_t_18 = NULL;
   PyObject *__pyx_t_19 = NULL;
@@ -19167,22 +19396,23 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   PyObject *__pyx_t_22 = NULL;
   PyObject *__pyx_t_23 = NULL;
   PyObject *__pyx_t_24 = NULL;
-  __Pyx_memviewslice __pyx_t_25 = { 0, 0, { 0 }, { 0 }, { 0 } };
-  Py_ssize_t __pyx_t_26;
+  PyObject *__pyx_t_25 = NULL;
+  __Pyx_memviewslice __pyx_t_26 = { 0, 0, { 0 }, { 0 }, { 0 } };
   Py_ssize_t __pyx_t_27;
   Py_ssize_t __pyx_t_28;
   Py_ssize_t __pyx_t_29;
-  float const *__pyx_t_30;
-  Py_ssize_t __pyx_t_31;
+  Py_ssize_t __pyx_t_30;
+  float const *__pyx_t_31;
   Py_ssize_t __pyx_t_32;
   Py_ssize_t __pyx_t_33;
-  float const *__pyx_t_34;
+  Py_ssize_t __pyx_t_34;
+  float const *__pyx_t_35;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("winograd_forward", 0);
 
-  /* "cnnkernels/_winograd.pyx":63
+  /* "cnnkernels/_winograd.pyx":86
  *                    int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y):
  *     """y[n,k,p,q] = b[k] + _c,r,s x[n, gCg + c, p + r  pt, q + s  pl]  w[k,c,r,s] by Winograd F(44, 33)"""
  *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]             # <<<<<<<<<<<<<<
@@ -19194,7 +19424,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   __pyx_v_H = (__pyx_v_x.shape[2]);
   __pyx_v_W = (__pyx_v_x.shape[3]);
 
-  /* "cnnkernels/_winograd.pyx":64
+  /* "cnnkernels/_winograd.pyx":87
  *     """y[n,k,p,q] = b[k] + _c,r,s x[n, gCg + c, p + r  pt, q + s  pl]  w[k,c,r,s] by Winograd F(44, 33)"""
  *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
  *     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]             # <<<<<<<<<<<<<<
@@ -19206,31 +19436,31 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   __pyx_v_P = (__pyx_v_y.shape[2]);
   __pyx_v_Q = (__pyx_v_y.shape[3]);
 
-  /* "cnnkernels/_winograd.pyx":65
+  /* "cnnkernels/_winograd.pyx":88
  *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
  *     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
  *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16             # <<<<<<<<<<<<<<
  *     image, out_row, out_col = tile_tables(N, P, Q)
- *     cdef int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
 */
   __pyx_v_Kg = (__pyx_v_K / __pyx_v_groups);
   __pyx_v_Kp = (((__pyx_v_Kg + 15) / 16) * 16);
 
-  /* "cnnkernels/_winograd.pyx":66
+  /* "cnnkernels/_winograd.pyx":89
  *     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
  *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
  *     image, out_row, out_col = tile_tables(N, P, Q)             # <<<<<<<<<<<<<<
- *     cdef int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
  *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tile_tables); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tile_tables); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_P); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_P); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_Q); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 66, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_Q); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 89, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_7 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -19252,7 +19482,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 66, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 89, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
@@ -19261,7 +19491,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     if (unlikely(size != 3)) {
       if (size > 3) __Pyx_RaiseTooManyValuesError(3);
       else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
-      __PYX_ERR(0, 66, __pyx_L1_error)
+      __PYX_ERR(0, 89, __pyx_L1_error)
     }
     #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
     if (likely(PyTuple_CheckExact(sequence))) {
@@ -19273,27 +19503,27 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
       __Pyx_INCREF(__pyx_t_5);
     } else {
       __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 66, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 89, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_3);
       __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 66, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 89, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_6);
       __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 66, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 89, __pyx_L1_error)
       __Pyx_XGOTREF(__pyx_t_5);
     }
     #else
-    __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 66, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 89, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 66, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 89, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 66, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 89, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     #endif
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   } else {
     Py_ssize_t index = -1;
-    __pyx_t_4 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 66, __pyx_L1_error)
+    __pyx_t_4 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 89, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
     __pyx_t_8 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4);
@@ -19303,7 +19533,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_GOTREF(__pyx_t_6);
     index = 2; __pyx_t_5 = __pyx_t_8(__pyx_t_4); if (unlikely(!__pyx_t_5)) goto __pyx_L3_unpacking_failed;
     __Pyx_GOTREF(__pyx_t_5);
-    if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_4), 3) < (0)) __PYX_ERR(0, 66, __pyx_L1_error)
+    if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_4), 3) < (0)) __PYX_ERR(0, 89, __pyx_L1_error)
     __pyx_t_8 = NULL;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     goto __pyx_L4_unpacking_done;
@@ -19311,7 +19541,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_8 = NULL;
     if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
-    __PYX_ERR(0, 66, __pyx_L1_error)
+    __PYX_ERR(0, 89, __pyx_L1_error)
     __pyx_L4_unpacking_done:;
   }
   __pyx_v_image = __pyx_t_3;
@@ -19321,47 +19551,47 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   __pyx_v_out_col = __pyx_t_5;
   __pyx_t_5 = 0;
 
-  /* "cnnkernels/_winograd.pyx":67
+  /* "cnnkernels/_winograd.pyx":90
  *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
  *     image, out_row, out_col = tile_tables(N, P, Q)
- *     cdef int[::1] img = image, orow = out_row, ocol = out_col             # <<<<<<<<<<<<<<
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col             # <<<<<<<<<<<<<<
  *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
  *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
 */
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_image, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 67, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_image, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 90, __pyx_L1_error)
   __pyx_v_img = __pyx_t_9;
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_out_row, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 67, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_out_row, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 90, __pyx_L1_error)
   __pyx_v_orow = __pyx_t_9;
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_v_out_col, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 67, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_out_col, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 90, __pyx_L1_error)
   __pyx_v_ocol = __pyx_t_9;
   __pyx_t_9.memview = NULL;
   __pyx_t_9.data = NULL;
 
-  /* "cnnkernels/_winograd.pyx":68
+  /* "cnnkernels/_winograd.pyx":91
  *     image, out_row, out_col = tile_tables(N, P, Q)
- *     cdef int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
  *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)             # <<<<<<<<<<<<<<
  *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
  *     cdef int T = img.shape[0]
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pt); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pt); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_row, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_row, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   #if CYTHON_VECTORCALL
@@ -19382,13 +19612,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_t_4, __pyx_t_2};
     #if CYTHON_VECTORCALL
     __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_6);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 68, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 91, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
     }
     #endif
@@ -19400,36 +19630,36 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 68, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 91, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 68, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 91, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_v_irow = __pyx_t_9;
-  __pyx_t_9.memview = NULL;
-  __pyx_t_9.data = NULL;
+  __pyx_v_irow = __pyx_t_10;
+  __pyx_t_10.memview = NULL;
+  __pyx_t_10.data = NULL;
 
-  /* "cnnkernels/_winograd.pyx":69
- *     cdef int[::1] img = image, orow = out_row, ocol = out_col
+  /* "cnnkernels/_winograd.pyx":92
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
  *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
  *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)             # <<<<<<<<<<<<<<
  *     cdef int T = img.shape[0]
  *     cdef int blocks = (T + block - 1) // block
 */
   __pyx_t_3 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pl); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pl); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_col, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_col, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
-  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
   #if CYTHON_VECTORCALL
@@ -19450,13 +19680,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_t_4, __pyx_t_5};
     #if CYTHON_VECTORCALL
     __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[2];
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 92, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_6);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 69, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 92, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
     }
     #endif
@@ -19468,16 +19698,16 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 69, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 92, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 69, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 92, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_v_icol = __pyx_t_9;
-  __pyx_t_9.memview = NULL;
-  __pyx_t_9.data = NULL;
+  __pyx_v_icol = __pyx_t_10;
+  __pyx_t_10.memview = NULL;
+  __pyx_t_10.data = NULL;
 
-  /* "cnnkernels/_winograd.pyx":70
+  /* "cnnkernels/_winograd.pyx":93
  *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
  *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
  *     cdef int T = img.shape[0]             # <<<<<<<<<<<<<<
@@ -19486,7 +19716,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_T = (__pyx_v_img.shape[0]);
 
-  /* "cnnkernels/_winograd.pyx":71
+  /* "cnnkernels/_winograd.pyx":94
  *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
  *     cdef int T = img.shape[0]
  *     cdef int blocks = (T + block - 1) // block             # <<<<<<<<<<<<<<
@@ -19495,7 +19725,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_blocks = (((__pyx_v_T + __pyx_v_block) - 1) / __pyx_v_block);
 
-  /* "cnnkernels/_winograd.pyx":72
+  /* "cnnkernels/_winograd.pyx":95
  *     cdef int T = img.shape[0]
  *     cdef int blocks = (T + block - 1) // block
  *     cdef int nt = max(1, min(n_threads, blocks * groups))             # <<<<<<<<<<<<<<
@@ -19503,38 +19733,38 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
  *     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
 */
 
-  __pyx_t_10 = (__pyx_v_blocks * __pyx_v_groups);
+  __pyx_t_11 = (__pyx_v_blocks * __pyx_v_groups);
 
-  __pyx_t_11 = __pyx_v_n_threads;
-  __pyx_t_13 = (__pyx_t_10 < __pyx_t_11);
+  __pyx_t_12 = __pyx_v_n_threads;
+  __pyx_t_14 = (__pyx_t_11 < __pyx_t_12);
 
-  if (__pyx_t_13) {
+  if (__pyx_t_14) {
 
-    __pyx_t_12 = __pyx_t_10;
+    __pyx_t_13 = __pyx_t_11;
   } else {
 
-    __pyx_t_12 = __pyx_t_11;
+    __pyx_t_13 = __pyx_t_12;
   }
 
 
-  __pyx_t_10 = __pyx_t_12;
+  __pyx_t_11 = __pyx_t_13;
 
 
-  __pyx_t_14 = 1;
-  __pyx_t_13 = (__pyx_t_10 > __pyx_t_14);
+  __pyx_t_15 = 1;
+  __pyx_t_14 = (__pyx_t_11 > __pyx_t_15);
 
-  if (__pyx_t_13) {
+  if (__pyx_t_14) {
 
-    __pyx_t_15 = __pyx_t_10;
+    __pyx_t_16 = __pyx_t_11;
   } else {
 
-    __pyx_t_15 = __pyx_t_14;
+    __pyx_t_16 = __pyx_t_15;
   }
 
-  __pyx_v_nt = __pyx_t_15;
+  __pyx_v_nt = __pyx_t_16;
 
 
-  /* "cnnkernels/_winograd.pyx":73
+  /* "cnnkernels/_winograd.pyx":96
  *     cdef int blocks = (T + block - 1) // block
  *     cdef int nt = max(1, min(n_threads, blocks * groups))
  *     cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W             # <<<<<<<<<<<<<<
@@ -19543,7 +19773,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_image_size = ((((Py_ssize_t)__pyx_v_C) * __pyx_v_H) * __pyx_v_W);
 
-  /* "cnnkernels/_winograd.pyx":74
+  /* "cnnkernels/_winograd.pyx":97
  *     cdef int nt = max(1, min(n_threads, blocks * groups))
  *     cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W
  *     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp             # <<<<<<<<<<<<<<
@@ -19552,7 +19782,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_filters = ((36 * ((Py_ssize_t)__pyx_v_Cg)) * __pyx_v_Kp);
 
-  /* "cnnkernels/_winograd.pyx":75
+  /* "cnnkernels/_winograd.pyx":98
  *     cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W
  *     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
  *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg             # <<<<<<<<<<<<<<
@@ -19561,7 +19791,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_per_thread = (((36 * ((Py_ssize_t)__pyx_v_block)) * (__pyx_v_Cg + __pyx_v_Kp)) + (6 * ((Py_ssize_t)__pyx_v_Cg)));
 
-  /* "cnnkernels/_winograd.pyx":76
+  /* "cnnkernels/_winograd.pyx":99
  *     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
  *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
  *     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)             # <<<<<<<<<<<<<<
@@ -19569,29 +19799,29 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
  *     cdef float* U = xt + N * image_size
 */
   __pyx_t_2 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_scratch); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_scratch); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_4 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_workspace_floats); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_workspace_floats); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_16 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 76, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_16);
-  __pyx_t_17 = __Pyx_PyLong_From_int(__pyx_v_C); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_17 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_17);
-  __pyx_t_18 = __Pyx_PyLong_From_int(__pyx_v_H); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_18 = __Pyx_PyLong_From_int(__pyx_v_C); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_18);
-  __pyx_t_19 = __Pyx_PyLong_From_int(__pyx_v_W); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_19 = __Pyx_PyLong_From_int(__pyx_v_H); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_19);
-  __pyx_t_20 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_20 = __Pyx_PyLong_From_int(__pyx_v_W); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_20);
-  __pyx_t_21 = __Pyx_PyLong_From_int(__pyx_v_Cg); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_21 = __Pyx_PyLong_From_int(__pyx_v_K); if (unlikely(!__pyx_t_21)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_21);
-  __pyx_t_22 = __Pyx_PyLong_From_int(__pyx_v_groups); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_22 = __Pyx_PyLong_From_int(__pyx_v_Cg); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_22);
-  __pyx_t_23 = __Pyx_PyLong_From_int(__pyx_v_block); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_23 = __Pyx_PyLong_From_int(__pyx_v_groups); if (unlikely(!__pyx_t_23)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_23);
-  __pyx_t_24 = __Pyx_PyLong_From_int(__pyx_v_nt); if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_24 = __Pyx_PyLong_From_int(__pyx_v_block); if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_24);
+  __pyx_t_25 = __Pyx_PyLong_From_int(__pyx_v_nt); if (unlikely(!__pyx_t_25)) __PYX_ERR(0, 99, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_25);
   __pyx_t_7 = 1;
   #if CYTHON_UNPACK_METHODS
   if (unlikely(PyMethod_Check(__pyx_t_3))) {
@@ -19605,10 +19835,9 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   }
   #endif
   {
-    PyObject *__pyx_callargs[10] = {__pyx_t_4, __pyx_t_16, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24};
+    PyObject *__pyx_callargs[10] = {__pyx_t_4, __pyx_t_17, __pyx_t_18, __pyx_t_19, __pyx_t_20, __pyx_t_21, __pyx_t_22, __pyx_t_23, __pyx_t_24, __pyx_t_25};
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_7, (10-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
     __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
     __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
@@ -19617,14 +19846,15 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
     __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
     __Pyx_DECREF(__pyx_t_23); __pyx_t_23 = 0;
     __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_25); __pyx_t_25 = 0;
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 76, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 99, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_24 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 76, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_24);
+  __pyx_t_25 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_25)) __PYX_ERR(0, 99, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_25);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_7 = 1;
   #if CYTHON_UNPACK_METHODS
@@ -19639,32 +19869,32 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   }
   #endif
   {
-    PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_5, __pyx_t_24};
+    PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_5, __pyx_t_25};
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
+    __Pyx_DECREF(__pyx_t_25); __pyx_t_25 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 76, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 99, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_25 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_25.memview)) __PYX_ERR(0, 76, __pyx_L1_error)
+  __pyx_t_26 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_26.memview)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_v_space = __pyx_t_25;
-  __pyx_t_25.memview = NULL;
-  __pyx_t_25.data = NULL;
+  __pyx_v_space = __pyx_t_26;
+  __pyx_t_26.memview = NULL;
+  __pyx_t_26.data = NULL;
 
-  /* "cnnkernels/_winograd.pyx":77
+  /* "cnnkernels/_winograd.pyx":100
  *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
  *     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)
  *     cdef float* xt = &space[0]  # x channels-last             # <<<<<<<<<<<<<<
  *     cdef float* U = xt + N * image_size
  *     cdef const float* xs = &x[0, 0, 0, 0]
 */
-  __pyx_t_26 = 0;
-  __pyx_v_xt = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_space.data) + __pyx_t_26)) ))));
+  __pyx_t_27 = 0;
+  __pyx_v_xt = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_space.data) + __pyx_t_27)) ))));
 
-  /* "cnnkernels/_winograd.pyx":78
+  /* "cnnkernels/_winograd.pyx":101
  *     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)
  *     cdef float* xt = &space[0]  # x channels-last
  *     cdef float* U = xt + N * image_size             # <<<<<<<<<<<<<<
@@ -19673,66 +19903,66 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_U = (__pyx_v_xt + (__pyx_v_N * __pyx_v_image_size));
 
-  /* "cnnkernels/_winograd.pyx":79
+  /* "cnnkernels/_winograd.pyx":102
  *     cdef float* xt = &space[0]  # x channels-last
  *     cdef float* U = xt + N * image_size
  *     cdef const float* xs = &x[0, 0, 0, 0]             # <<<<<<<<<<<<<<
  *     cdef const float* wsrc = &w[0, 0, 0, 0]
  *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
 */
-  __pyx_t_26 = 0;
   __pyx_t_27 = 0;
   __pyx_t_28 = 0;
   __pyx_t_29 = 0;
-  __pyx_v_xs = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_26 * __pyx_v_x.strides[0]) ) + __pyx_t_27 * __pyx_v_x.strides[1]) ) + __pyx_t_28 * __pyx_v_x.strides[2]) )) + __pyx_t_29)) ))));
+  __pyx_t_30 = 0;
+  __pyx_v_xs = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_27 * __pyx_v_x.strides[0]) ) + __pyx_t_28 * __pyx_v_x.strides[1]) ) + __pyx_t_29 * __pyx_v_x.strides[2]) )) + __pyx_t_30)) ))));
 
-  /* "cnnkernels/_winograd.pyx":80
+  /* "cnnkernels/_winograd.pyx":103
  *     cdef float* U = xt + N * image_size
  *     cdef const float* xs = &x[0, 0, 0, 0]
  *     cdef const float* wsrc = &w[0, 0, 0, 0]             # <<<<<<<<<<<<<<
  *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
  *     cdef float* ys = &y[0, 0, 0, 0]
 */
+  __pyx_t_30 = 0;
   __pyx_t_29 = 0;
   __pyx_t_28 = 0;
   __pyx_t_27 = 0;
-  __pyx_t_26 = 0;
-  __pyx_v_wsrc = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_w.data + __pyx_t_29 * __pyx_v_w.strides[0]) ) + __pyx_t_28 * __pyx_v_w.strides[1]) ) + __pyx_t_27 * __pyx_v_w.strides[2]) )) + __pyx_t_26)) ))));
+  __pyx_v_wsrc = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_w.data + __pyx_t_30 * __pyx_v_w.strides[0]) ) + __pyx_t_29 * __pyx_v_w.strides[1]) ) + __pyx_t_28 * __pyx_v_w.strides[2]) )) + __pyx_t_27)) ))));
 
-  /* "cnnkernels/_winograd.pyx":81
+  /* "cnnkernels/_winograd.pyx":104
  *     cdef const float* xs = &x[0, 0, 0, 0]
  *     cdef const float* wsrc = &w[0, 0, 0, 0]
  *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL             # <<<<<<<<<<<<<<
  *     cdef float* ys = &y[0, 0, 0, 0]
  *     cdef Py_ssize_t item
 */
-  __pyx_t_13 = ((__pyx_v_b.shape[0]) > 0);
+  __pyx_t_14 = ((__pyx_v_b.shape[0]) > 0);
 
-  if (__pyx_t_13) {
-    __pyx_t_26 = 0;
+  if (__pyx_t_14) {
+    __pyx_t_27 = 0;
 
-    __pyx_t_30 = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_b.data) + __pyx_t_26)) ))));
+    __pyx_t_31 = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_b.data) + __pyx_t_27)) ))));
   } else {
 
-    __pyx_t_30 = NULL;
+    __pyx_t_31 = NULL;
   }
 
-  __pyx_v_bias = __pyx_t_30;
+  __pyx_v_bias = __pyx_t_31;
 
-  /* "cnnkernels/_winograd.pyx":82
+  /* "cnnkernels/_winograd.pyx":105
  *     cdef const float* wsrc = &w[0, 0, 0, 0]
  *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
  *     cdef float* ys = &y[0, 0, 0, 0]             # <<<<<<<<<<<<<<
  *     cdef Py_ssize_t item
  *     cdef int n, g, t0, count, tid, c0
 */
-  __pyx_t_26 = 0;
   __pyx_t_27 = 0;
   __pyx_t_28 = 0;
   __pyx_t_29 = 0;
-  __pyx_v_ys = (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_y.data + __pyx_t_26 * __pyx_v_y.strides[0]) ) + __pyx_t_27 * __pyx_v_y.strides[1]) ) + __pyx_t_28 * __pyx_v_y.strides[2]) )) + __pyx_t_29)) ))));
+  __pyx_t_30 = 0;
+  __pyx_v_ys = (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_y.data + __pyx_t_27 * __pyx_v_y.strides[0]) ) + __pyx_t_28 * __pyx_v_y.strides[1]) ) + __pyx_t_29 * __pyx_v_y.strides[2]) )) + __pyx_t_30)) ))));
 
-  /* "cnnkernels/_winograd.pyx":85
+  /* "cnnkernels/_winograd.pyx":108
  *     cdef Py_ssize_t item
  *     cdef int n, g, t0, count, tid, c0
  *     cdef int chunks = (Cg + 15) // 16  # the filter transform is split by 16 input channels             # <<<<<<<<<<<<<<
@@ -19741,7 +19971,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
   __pyx_v_chunks = ((__pyx_v_Cg + 15) / 16);
 
-  /* "cnnkernels/_winograd.pyx":88
+  /* "cnnkernels/_winograd.pyx":111
  *     cdef float* V
  *     cdef float* M
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -19754,14 +19984,14 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "cnnkernels/_winograd.pyx":89
+        /* "cnnkernels/_winograd.pyx":112
  *     cdef float* M
  *     with nogil:
  *         for n in prange(N, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
  *             cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, xt + n * image_size)
  *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
 */
-        __pyx_t_10 = __pyx_v_N;
+        __pyx_t_11 = __pyx_v_N;
 
         {
             #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
@@ -19770,8 +20000,8 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
                 #define likely(x)   (x)
                 #define unlikely(x) (x)
             #endif
-            __pyx_t_11 = (__pyx_t_10 - 0 + 1 - 1/abs(1)) / 1;
-            if (__pyx_t_11 > 0)
+            __pyx_t_12 = (__pyx_t_11 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_12 > 0)
             {
                 #ifdef _OPENMP
                 #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads())
@@ -19780,11 +20010,11 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
                     #ifdef _OPENMP
                     #pragma omp for nowait firstprivate(__pyx_v_n) lastprivate(__pyx_v_n) schedule(static)
                     #endif /* _OPENMP */
-                    for (__pyx_t_12 = 0; __pyx_t_12 < __pyx_t_11; __pyx_t_12++){
+                    for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13++){
                         {
-                            __pyx_v_n = (int)(0 + 1 * __pyx_t_12);
+                            __pyx_v_n = (int)(0 + 1 * __pyx_t_13);
 
-                            /* "cnnkernels/_winograd.pyx":90
+                            /* "cnnkernels/_winograd.pyx":113
  *     with nogil:
  *         for n in prange(N, num_threads=nt, schedule="static"):
  *             cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, xt + n * image_size)             # <<<<<<<<<<<<<<
@@ -19805,14 +20035,14 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
         #endif
 
 
-        /* "cnnkernels/_winograd.pyx":91
+        /* "cnnkernels/_winograd.pyx":114
  *         for n in prange(N, num_threads=nt, schedule="static"):
  *             cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, xt + n * image_size)
  *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
  *             g = <int>(item // chunks)
  *             c0 = <int>(item % chunks) * 16
 */
-        __pyx_t_31 = (((Py_ssize_t)__pyx_v_groups) * __pyx_v_chunks);
+        __pyx_t_32 = (((Py_ssize_t)__pyx_v_groups) * __pyx_v_chunks);
 
         {
             #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
@@ -19821,21 +20051,21 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
                 #define likely(x)   (x)
                 #define unlikely(x) (x)
             #endif
-            __pyx_t_33 = (__pyx_t_31 - 0 + 1 - 1/abs(1)) / 1;
-            if (__pyx_t_33 > 0)
+            __pyx_t_34 = (__pyx_t_32 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_34 > 0)
             {
                 #ifdef _OPENMP
-                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_11, __pyx_t_13, __pyx_t_14, __pyx_t_15)
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_12, __pyx_t_14, __pyx_t_15, __pyx_t_16)
                 #endif /* _OPENMP */
                 {
                     #ifdef _OPENMP
                     #pragma omp for nowait firstprivate(__pyx_v_c0) lastprivate(__pyx_v_c0) firstprivate(__pyx_v_g) lastprivate(__pyx_v_g) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) schedule(static)
                     #endif /* _OPENMP */
-                    for (__pyx_t_32 = 0; __pyx_t_32 < __pyx_t_33; __pyx_t_32++){
+                    for (__pyx_t_33 = 0; __pyx_t_33 < __pyx_t_34; __pyx_t_33++){
                         {
-                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_32);
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_33);
 
-                            /* "cnnkernels/_winograd.pyx":92
+                            /* "cnnkernels/_winograd.pyx":115
  *             cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, xt + n * image_size)
  *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
  *             g = <int>(item // chunks)             # <<<<<<<<<<<<<<
@@ -19844,7 +20074,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_g = ((int)(__pyx_v_item / __pyx_v_chunks));
 
-                            /* "cnnkernels/_winograd.pyx":93
+                            /* "cnnkernels/_winograd.pyx":116
  *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
  *             g = <int>(item // chunks)
  *             c0 = <int>(item % chunks) * 16             # <<<<<<<<<<<<<<
@@ -19853,7 +20083,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_c0 = (((int)(__pyx_v_item % __pyx_v_chunks)) * 16);
 
-                            /* "cnnkernels/_winograd.pyx":94
+                            /* "cnnkernels/_winograd.pyx":117
  *             g = <int>(item // chunks)
  *             c0 = <int>(item % chunks) * 16
  *             cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),             # <<<<<<<<<<<<<<
@@ -19861,28 +20091,28 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
  *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
 */
 
-                            __pyx_t_11 = __pyx_v_Cg;
+                            __pyx_t_12 = __pyx_v_Cg;
 
-                            __pyx_t_15 = (__pyx_v_c0 + 16);
-                            __pyx_t_13 = (__pyx_t_11 < __pyx_t_15);
+                            __pyx_t_16 = (__pyx_v_c0 + 16);
+                            __pyx_t_14 = (__pyx_t_12 < __pyx_t_16);
 
-                            if (__pyx_t_13) {
+                            if (__pyx_t_14) {
 
-                              __pyx_t_14 = __pyx_t_11;
+                              __pyx_t_15 = __pyx_t_12;
                             } else {
 
-                              __pyx_t_14 = __pyx_t_15;
+                              __pyx_t_15 = __pyx_t_16;
                             }
 
 
-                            /* "cnnkernels/_winograd.pyx":95
+                            /* "cnnkernels/_winograd.pyx":118
  *             c0 = <int>(item % chunks) * 16
  *             cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),
  *                                U + g * filters)             # <<<<<<<<<<<<<<
  *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
  *             t0 = <int>(item // groups) * block
 */
-                            cnnk_wino43_filter((__pyx_v_wsrc + (((((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg) * __pyx_v_Cg) * 9)), __pyx_v_Kg, __pyx_v_Cg, __pyx_v_Kp, __pyx_v_c0, __pyx_t_14, (__pyx_v_U + (__pyx_v_g * __pyx_v_filters)));
+                            cnnk_wino43_filter((__pyx_v_wsrc + (((((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg) * __pyx_v_Cg) * 9)), __pyx_v_Kg, __pyx_v_Cg, __pyx_v_Kp, __pyx_v_c0, __pyx_t_15, (__pyx_v_U + (__pyx_v_g * __pyx_v_filters)));
 
                         }
                     }
@@ -19897,14 +20127,14 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
         #endif
 
 
-        /* "cnnkernels/_winograd.pyx":96
+        /* "cnnkernels/_winograd.pyx":119
  *             cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),
  *                                U + g * filters)
  *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):             # <<<<<<<<<<<<<<
  *             t0 = <int>(item // groups) * block
  *             g = <int>(item % groups)
 */
-        __pyx_t_33 = (((Py_ssize_t)__pyx_v_blocks) * __pyx_v_groups);
+        __pyx_t_34 = (((Py_ssize_t)__pyx_v_blocks) * __pyx_v_groups);
 
         {
             #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
@@ -19913,21 +20143,21 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
                 #define likely(x)   (x)
                 #define unlikely(x) (x)
             #endif
-            __pyx_t_31 = (__pyx_t_33 - 0 + 1 - 1/abs(1)) / 1;
-            if (__pyx_t_31 > 0)
+            __pyx_t_32 = (__pyx_t_34 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_32 > 0)
             {
                 #ifdef _OPENMP
-                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_10, __pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_27, __pyx_t_28, __pyx_t_29, __pyx_t_34)
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_28, __pyx_t_29, __pyx_t_30, __pyx_t_35)
                 #endif /* _OPENMP */
                 {
                     #ifdef _OPENMP
                     #pragma omp for nowait firstprivate(__pyx_v_M) lastprivate(__pyx_v_M) firstprivate(__pyx_v_V) lastprivate(__pyx_v_V) firstprivate(__pyx_v_count) lastprivate(__pyx_v_count) firstprivate(__pyx_v_g) lastprivate(__pyx_v_g) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_t0) lastprivate(__pyx_v_t0) firstprivate(__pyx_v_tid) lastprivate(__pyx_v_tid) schedule(dynamic)
                     #endif /* _OPENMP */
-                    for (__pyx_t_32 = 0; __pyx_t_32 < __pyx_t_31; __pyx_t_32++){
+                    for (__pyx_t_33 = 0; __pyx_t_33 < __pyx_t_32; __pyx_t_33++){
                         {
-                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_32);
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_33);
 
-                            /* "cnnkernels/_winograd.pyx":97
+                            /* "cnnkernels/_winograd.pyx":120
  *                                U + g * filters)
  *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
  *             t0 = <int>(item // groups) * block             # <<<<<<<<<<<<<<
@@ -19936,7 +20166,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_t0 = (((int)(__pyx_v_item / __pyx_v_groups)) * __pyx_v_block);
 
-                            /* "cnnkernels/_winograd.pyx":98
+                            /* "cnnkernels/_winograd.pyx":121
  *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
  *             t0 = <int>(item // groups) * block
  *             g = <int>(item % groups)             # <<<<<<<<<<<<<<
@@ -19945,7 +20175,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_g = ((int)(__pyx_v_item % __pyx_v_groups));
 
-                            /* "cnnkernels/_winograd.pyx":99
+                            /* "cnnkernels/_winograd.pyx":122
  *             t0 = <int>(item // groups) * block
  *             g = <int>(item % groups)
  *             count = min(block, T - t0)             # <<<<<<<<<<<<<<
@@ -19953,23 +20183,23 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
  *             V = U + groups * filters + tid * per_thread
 */
 
-                            __pyx_t_11 = (__pyx_v_T - __pyx_v_t0);
+                            __pyx_t_12 = (__pyx_v_T - __pyx_v_t0);
 
-                            __pyx_t_12 = __pyx_v_block;
-                            __pyx_t_13 = (__pyx_t_11 < __pyx_t_12);
+                            __pyx_t_13 = __pyx_v_block;
+                            __pyx_t_14 = (__pyx_t_12 < __pyx_t_13);
 
-                            if (__pyx_t_13) {
+                            if (__pyx_t_14) {
 
-                              __pyx_t_10 = __pyx_t_11;
+                              __pyx_t_11 = __pyx_t_12;
                             } else {
 
-                              __pyx_t_10 = __pyx_t_12;
+                              __pyx_t_11 = __pyx_t_13;
                             }
 
-                            __pyx_v_count = __pyx_t_10;
+                            __pyx_v_count = __pyx_t_11;
 
 
-                            /* "cnnkernels/_winograd.pyx":100
+                            /* "cnnkernels/_winograd.pyx":123
  *             g = <int>(item % groups)
  *             count = min(block, T - t0)
  *             tid = threadid()             # <<<<<<<<<<<<<<
@@ -19977,13 +20207,13 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
  *             M = V + 36 * <Py_ssize_t>block * Cg
 */
                             #ifdef _OPENMP
-                            __pyx_t_10 = omp_get_thread_num();
+                            __pyx_t_11 = omp_get_thread_num();
                             #else
-                            __pyx_t_10 = 0;
+                            __pyx_t_11 = 0;
                             #endif
-                            __pyx_v_tid = __pyx_t_10;
+                            __pyx_v_tid = __pyx_t_11;
 
-                            /* "cnnkernels/_winograd.pyx":101
+                            /* "cnnkernels/_winograd.pyx":124
  *             count = min(block, T - t0)
  *             tid = threadid()
  *             V = U + groups * filters + tid * per_thread             # <<<<<<<<<<<<<<
@@ -19992,7 +20222,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_V = ((__pyx_v_U + (__pyx_v_groups * __pyx_v_filters)) + (__pyx_v_tid * __pyx_v_per_thread));
 
-                            /* "cnnkernels/_winograd.pyx":102
+                            /* "cnnkernels/_winograd.pyx":125
  *             tid = threadid()
  *             V = U + groups * filters + tid * per_thread
  *             M = V + 36 * <Py_ssize_t>block * Cg             # <<<<<<<<<<<<<<
@@ -20001,27 +20231,27 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             __pyx_v_M = (__pyx_v_V + ((36 * ((Py_ssize_t)__pyx_v_block)) * __pyx_v_Cg));
 
-                            /* "cnnkernels/_winograd.pyx":104
+                            /* "cnnkernels/_winograd.pyx":127
  *             M = V + 36 * <Py_ssize_t>block * Cg
  *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
  *                               &img[t0], &irow[t0], &icol[t0], count, V)             # <<<<<<<<<<<<<<
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
  *             cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
 */
+                            __pyx_t_30 = __pyx_v_t0;
                             __pyx_t_29 = __pyx_v_t0;
                             __pyx_t_28 = __pyx_v_t0;
-                            __pyx_t_27 = __pyx_v_t0;
 
-                            /* "cnnkernels/_winograd.pyx":103
+                            /* "cnnkernels/_winograd.pyx":126
  *             V = U + groups * filters + tid * per_thread
  *             M = V + 36 * <Py_ssize_t>block * Cg
  *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,             # <<<<<<<<<<<<<<
  *                               &img[t0], &irow[t0], &icol[t0], count, V)
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
 */
-                            cnnk_wino43_input((__pyx_v_xt + (((Py_ssize_t)__pyx_v_g) * __pyx_v_Cg)), __pyx_v_image_size, __pyx_v_C, __pyx_v_Cg, __pyx_v_H, __pyx_v_W, (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_img.data) + __pyx_t_29)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_irow.data) + __pyx_t_28)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_icol.data) + __pyx_t_27)) )))), __pyx_v_count, __pyx_v_V);
+                            cnnk_wino43_input((__pyx_v_xt + (((Py_ssize_t)__pyx_v_g) * __pyx_v_Cg)), __pyx_v_image_size, __pyx_v_C, __pyx_v_Cg, __pyx_v_H, __pyx_v_W, (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_img.data) + __pyx_t_30)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_irow.data) + __pyx_t_29)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_icol.data) + __pyx_t_28)) )))), __pyx_v_count, __pyx_v_V);
 
-                            /* "cnnkernels/_winograd.pyx":105
+                            /* "cnnkernels/_winograd.pyx":128
  *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
  *                               &img[t0], &irow[t0], &icol[t0], count, V)
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)             # <<<<<<<<<<<<<<
@@ -20030,42 +20260,43 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 */
                             cnnk_wino43_multiply(__pyx_v_V, (__pyx_v_U + (__pyx_v_g * __pyx_v_filters)), __pyx_v_count, __pyx_v_Cg, __pyx_v_Kp, __pyx_v_M, (__pyx_v_M + ((36 * ((Py_ssize_t)__pyx_v_block)) * __pyx_v_Kp)));
 
-                            /* "cnnkernels/_winograd.pyx":106
+                            /* "cnnkernels/_winograd.pyx":129
  *                               &img[t0], &irow[t0], &icol[t0], count, V)
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
  *             cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,             # <<<<<<<<<<<<<<
  *                                bias + g * Kg if bias != NULL else NULL,
  *                                ys + <Py_ssize_t>g * Kg * P * Q, <Py_ssize_t>K * P * Q, P, Q)
 */
-                            __pyx_t_27 = __pyx_v_t0;
                             __pyx_t_28 = __pyx_v_t0;
                             __pyx_t_29 = __pyx_v_t0;
+                            __pyx_t_30 = __pyx_v_t0;
 
-                            /* "cnnkernels/_winograd.pyx":107
+                            /* "cnnkernels/_winograd.pyx":130
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
  *             cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
  *                                bias + g * Kg if bias != NULL else NULL,             # <<<<<<<<<<<<<<
  *                                ys + <Py_ssize_t>g * Kg * P * Q, <Py_ssize_t>K * P * Q, P, Q)
+ * 
 */
-                            __pyx_t_13 = (__pyx_v_bias != NULL);
+                            __pyx_t_14 = (__pyx_v_bias != NULL);
 
-                            if (__pyx_t_13) {
+                            if (__pyx_t_14) {
 
-                              __pyx_t_34 = (__pyx_v_bias + (__pyx_v_g * __pyx_v_Kg));
+                              __pyx_t_35 = (__pyx_v_bias + (__pyx_v_g * __pyx_v_Kg));
                             } else {
 
-                              __pyx_t_34 = NULL;
+                              __pyx_t_35 = NULL;
                             }
 
 
-                            /* "cnnkernels/_winograd.pyx":106
+                            /* "cnnkernels/_winograd.pyx":129
  *                               &img[t0], &irow[t0], &icol[t0], count, V)
  *             cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
  *             cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,             # <<<<<<<<<<<<<<
  *                                bias + g * Kg if bias != NULL else NULL,
  *                                ys + <Py_ssize_t>g * Kg * P * Q, <Py_ssize_t>K * P * Q, P, Q)
 */
-                            cnnk_wino43_output(__pyx_v_M, __pyx_v_Kp, __pyx_v_Kg, (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_img.data) + __pyx_t_27)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_orow.data) + __pyx_t_28)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_ocol.data) + __pyx_t_29)) )))), __pyx_v_count, __pyx_t_34, (__pyx_v_ys + (((((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg) * __pyx_v_P) * __pyx_v_Q)), ((((Py_ssize_t)__pyx_v_K) * __pyx_v_P) * __pyx_v_Q), __pyx_v_P, __pyx_v_Q);
+                            cnnk_wino43_output(__pyx_v_M, __pyx_v_Kp, __pyx_v_Kg, (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_img.data) + __pyx_t_28)) )))), (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_orow.data) + __pyx_t_29)) )))), (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_ocol.data) + __pyx_t_30)) )))), __pyx_v_count, __pyx_t_35, (__pyx_v_ys + (((((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg) * __pyx_v_P) * __pyx_v_Q)), ((((Py_ssize_t)__pyx_v_K) * __pyx_v_P) * __pyx_v_Q), __pyx_v_P, __pyx_v_Q);
 
                         }
                     }
@@ -20081,7 +20312,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 
       }
 
-      /* "cnnkernels/_winograd.pyx":88
+      /* "cnnkernels/_winograd.pyx":111
  *     cdef float* V
  *     cdef float* M
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -20098,7 +20329,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
       }
   }
 
-  /* "cnnkernels/_winograd.pyx":60
+  /* "cnnkernels/_winograd.pyx":83
  * 
  * 
  * def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,             # <<<<<<<<<<<<<<
@@ -20117,7 +20348,7 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_6);
   __PYX_XCLEAR_MEMVIEW(&__pyx_t_9, 1);
-  __Pyx_XDECREF(__pyx_t_16);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_10, 1);
   __Pyx_XDECREF(__pyx_t_17);
   __Pyx_XDECREF(__pyx_t_18);
   __Pyx_XDECREF(__pyx_t_19);
@@ -20126,7 +20357,8 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
   __Pyx_XDECREF(__pyx_t_22);
   __Pyx_XDECREF(__pyx_t_23);
   __Pyx_XDECREF(__pyx_t_24);
-  __PYX_XCLEAR_MEMVIEW(&__pyx_t_25, 1);
+  __Pyx_XDECREF(__pyx_t_25);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_26, 1);
   __Pyx_AddTraceback("cnnkernels._winograd.winograd_forward", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -20163,6 +20395,1977 @@ static PyObject *__pyx_pf_10cnnkernels_9_winograd_6winograd_forward(CYTHON_UNUSE
 
 
 
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "cnnkernels/_winograd.pyx":134
+ * 
+ * 
+ * def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,             # <<<<<<<<<<<<<<
+ *                              int block, int n_threads, float[:, :, :, ::1] dw):
+ *     """dw[k,c,r,s] = _n,p,q dy[n,k,p,q]  x[n, gCg + c, p + r  pt, q + s  pl] by Winograd F(44, 33):
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_11winograd_backward_weight(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_10winograd_backward_weight, "winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] dw)\n\ndw[k,c,r,s] = \316\243_n,p,q dy[n,k,p,q] \302\267 x[n, g\302\267Cg + c, p + r \342\210\222 pt, q + s \342\210\222 pl] by Winograd F(4\303\2274, 3\303\2273):\ndw = G\341\265\200 [\316\243_tiles (B\341\265\200 d B) \342\212\231 (A dy A\341\265\200)] G\n\nx and dy are copied channels-last; each work item (block of tiles, group) transforms its\ninput and gradient tiles and adds their products into its thread\047s partial sums (36\302\267K\302\267Cg\nfloats per thread), which are added up and transformed back at the end.");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_11winograd_backward_weight = {"winograd_backward_weight", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_11winograd_backward_weight, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_10winograd_backward_weight};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_11winograd_backward_weight(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_dy = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_pt;
+  int __pyx_v_pl;
+  int __pyx_v_groups;
+  int __pyx_v_block;
+  int __pyx_v_n_threads;
+  __Pyx_memviewslice __pyx_v_dw = { 0, 0, { 0 }, { 0 }, { 0 } };
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[8] = {0,0,0,0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("winograd_backward_weight (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_dy,&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_groups,&__pyx_mstate_global->__pyx_n_u_block,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_dw,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 134, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  8:
+        values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 134, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "winograd_backward_weight", 0) < (0)) __PYX_ERR(0, 134, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 8; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("winograd_backward_weight", 1, 8, 8, i); __PYX_ERR(0, 134, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 8)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 134, __pyx_L3_error)
+      values[7] = __Pyx_ArgRef_FASTCALL(__pyx_args, 7);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[7])) __PYX_ERR(0, 134, __pyx_L3_error)
+    }
+    __pyx_v_dy = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_dy.memview)) __PYX_ERR(0, 134, __pyx_L3_error)
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 134, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_pt == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 134, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_pl == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 134, __pyx_L3_error)
+    __pyx_v_groups = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_groups == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 134, __pyx_L3_error)
+    __pyx_v_block = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_block == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[6]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 135, __pyx_L3_error)
+    __pyx_v_dw = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[7], PyBUF_WRITABLE); if (unlikely(!__pyx_v_dw.memview)) __PYX_ERR(0, 135, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("winograd_backward_weight", 1, 8, 8, __pyx_nargs); __PYX_ERR(0, 134, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_dy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_x, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_dw, 1);
+  __Pyx_AddTraceback("cnnkernels._winograd.winograd_backward_weight", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_10winograd_backward_weight(__pyx_self, __pyx_v_dy, __pyx_v_x, __pyx_v_pt, __pyx_v_pl, __pyx_v_groups, __pyx_v_block, __pyx_v_n_threads, __pyx_v_dw);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_dy, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_x, 1);
+
+
+
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_dw, 1);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_10winograd_backward_weight(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_dy, __Pyx_memviewslice __pyx_v_x, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_groups, int __pyx_v_block, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_dw) {
+  int __pyx_v_N;
+  int __pyx_v_C;
+  int __pyx_v_H;
+  int __pyx_v_W;
+  int __pyx_v_K;
+  int __pyx_v_Cg;
+  int __pyx_v_P;
+  int __pyx_v_Q;
+  int __pyx_v_Kg;
+  int __pyx_v_Kp;
+  PyObject *__pyx_v_image = NULL;
+  PyObject *__pyx_v_out_row = NULL;
+  PyObject *__pyx_v_out_col = NULL;
+  __Pyx_memviewslice __pyx_v_img = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_orow = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_ocol = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_irow = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_icol = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_T;
+  int __pyx_v_blocks;
+  int __pyx_v_nt;
+  Py_ssize_t __pyx_v_x_size;
+  Py_ssize_t __pyx_v_dy_size;
+  Py_ssize_t __pyx_v_sums;
+  Py_ssize_t __pyx_v_per_thread;
+  __Pyx_memviewslice __pyx_v_space = { 0, 0, { 0 }, { 0 }, { 0 } };
+  float *__pyx_v_xt;
+  float *__pyx_v_dyt;
+  float *__pyx_v_partial;
+  float *__pyx_v_scratch_tiles;
+  float const *__pyx_v_xs;
+  float const *__pyx_v_dys;
+  float *__pyx_v_dws;
+  Py_ssize_t __pyx_v_item;
+  Py_ssize_t __pyx_v_j;
+  Py_ssize_t __pyx_v_group_sums;
+  int __pyx_v_n;
+  int __pyx_v_g;
+  int __pyx_v_t0;
+  int __pyx_v_count;
+  int __pyx_v_tid;
+  int __pyx_v_t;
+  int __pyx_v_k0;
+  int __pyx_v_chunks;
+  float __pyx_v_total;
+  float *__pyx_v_V;
+  float *__pyx_v_D;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  PyObject *__pyx_t_1 = NULL;
+  PyObject *__pyx_t_2 = NULL;
+  PyObject *__pyx_t_3 = NULL;
+  PyObject *__pyx_t_4 = NULL;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  size_t __pyx_t_7;
+  PyObject *(*__pyx_t_8)(PyObject *);
+  __Pyx_memviewslice __pyx_t_9 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_t_10 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_t_11;
+  int __pyx_t_12;
+  int __pyx_t_13;
+  int __pyx_t_14;
+  long __pyx_t_15;
+  long __pyx_t_16;
+  __Pyx_memviewslice __pyx_t_17 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
+  Py_ssize_t __pyx_t_20;
+  Py_ssize_t __pyx_t_21;
+  Py_ssize_t __pyx_t_22;
+  Py_ssize_t __pyx_t_23;
+  Py_ssize_t __pyx_t_24;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("winograd_backward_weight", 0);
+
+  /* "cnnkernels/_winograd.pyx":143
+ *     floats per thread), which are added up and transformed back at the end.
+ *     """
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]             # <<<<<<<<<<<<<<
+ *     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
+ *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
+*/
+  __pyx_v_N = (__pyx_v_x.shape[0]);
+  __pyx_v_C = (__pyx_v_x.shape[1]);
+  __pyx_v_H = (__pyx_v_x.shape[2]);
+  __pyx_v_W = (__pyx_v_x.shape[3]);
+
+  /* "cnnkernels/_winograd.pyx":144
+ *     """
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+ *     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]             # <<<<<<<<<<<<<<
+ *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
+ *     image, out_row, out_col = tile_tables(N, P, Q)
+*/
+  __pyx_v_K = (__pyx_v_dw.shape[0]);
+  __pyx_v_Cg = (__pyx_v_dw.shape[1]);
+  __pyx_v_P = (__pyx_v_dy.shape[2]);
+  __pyx_v_Q = (__pyx_v_dy.shape[3]);
+
+  /* "cnnkernels/_winograd.pyx":145
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+ *     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
+ *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16             # <<<<<<<<<<<<<<
+ *     image, out_row, out_col = tile_tables(N, P, Q)
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
+*/
+  __pyx_v_Kg = (__pyx_v_K / __pyx_v_groups);
+  __pyx_v_Kp = (((__pyx_v_Kg + 15) / 16) * 16);
+
+  /* "cnnkernels/_winograd.pyx":146
+ *     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
+ *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
+ *     image, out_row, out_col = tile_tables(N, P, Q)             # <<<<<<<<<<<<<<
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+*/
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tile_tables); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_N); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_P); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_Q); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 146, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_7 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_3))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_3);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+    __pyx_t_7 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[4] = {__pyx_t_2, __pyx_t_4, __pyx_t_5, __pyx_t_6};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  if ((likely(PyTuple_CheckExact(__pyx_t_1))) || (PyList_CheckExact(__pyx_t_1))) {
+    PyObject* sequence = __pyx_t_1;
+    Py_ssize_t size = __Pyx_PySequence_SIZE(sequence);
+    if (unlikely(size != 3)) {
+      if (size > 3) __Pyx_RaiseTooManyValuesError(3);
+      else if (size >= 0) __Pyx_RaiseNeedMoreValuesError(size);
+      __PYX_ERR(0, 146, __pyx_L1_error)
+    }
+    #if CYTHON_ASSUME_SAFE_MACROS && !CYTHON_AVOID_BORROWED_REFS
+    if (likely(PyTuple_CheckExact(sequence))) {
+      __pyx_t_3 = PyTuple_GET_ITEM(sequence, 0);
+      __Pyx_INCREF(__pyx_t_3);
+      __pyx_t_6 = PyTuple_GET_ITEM(sequence, 1);
+      __Pyx_INCREF(__pyx_t_6);
+      __pyx_t_5 = PyTuple_GET_ITEM(sequence, 2);
+      __Pyx_INCREF(__pyx_t_5);
+    } else {
+      __pyx_t_3 = __Pyx_PyList_GET_ITEM_REF(sequence, 0, __Pyx_ReferenceSharing_SharedReference);
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 146, __pyx_L1_error)
+      __Pyx_XGOTREF(__pyx_t_3);
+      __pyx_t_6 = __Pyx_PyList_GET_ITEM_REF(sequence, 1, __Pyx_ReferenceSharing_SharedReference);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 146, __pyx_L1_error)
+      __Pyx_XGOTREF(__pyx_t_6);
+      __pyx_t_5 = __Pyx_PyList_GET_ITEM_REF(sequence, 2, __Pyx_ReferenceSharing_SharedReference);
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 146, __pyx_L1_error)
+      __Pyx_XGOTREF(__pyx_t_5);
+    }
+    #else
+    __pyx_t_3 = __Pyx_PySequence_ITEM(sequence, 0); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    __pyx_t_6 = __Pyx_PySequence_ITEM(sequence, 1); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_6);
+    __pyx_t_5 = __Pyx_PySequence_ITEM(sequence, 2); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+    #endif
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  } else {
+    Py_ssize_t index = -1;
+    __pyx_t_4 = PyObject_GetIter(__pyx_t_1); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    __pyx_t_8 = (CYTHON_COMPILING_IN_LIMITED_API) ? PyIter_Next : __Pyx_PyObject_GetIterNextFunc(__pyx_t_4);
+    index = 0; __pyx_t_3 = __pyx_t_8(__pyx_t_4); if (unlikely(!__pyx_t_3)) goto __pyx_L3_unpacking_failed;
+    __Pyx_GOTREF(__pyx_t_3);
+    index = 1; __pyx_t_6 = __pyx_t_8(__pyx_t_4); if (unlikely(!__pyx_t_6)) goto __pyx_L3_unpacking_failed;
+    __Pyx_GOTREF(__pyx_t_6);
+    index = 2; __pyx_t_5 = __pyx_t_8(__pyx_t_4); if (unlikely(!__pyx_t_5)) goto __pyx_L3_unpacking_failed;
+    __Pyx_GOTREF(__pyx_t_5);
+    if (__Pyx_IternextUnpackEndCheck(__pyx_t_8(__pyx_t_4), 3) < (0)) __PYX_ERR(0, 146, __pyx_L1_error)
+    __pyx_t_8 = NULL;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    goto __pyx_L4_unpacking_done;
+    __pyx_L3_unpacking_failed:;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __pyx_t_8 = NULL;
+    if (__Pyx_IterFinish() == 0) __Pyx_RaiseNeedMoreValuesError(index);
+    __PYX_ERR(0, 146, __pyx_L1_error)
+    __pyx_L4_unpacking_done:;
+  }
+  __pyx_v_image = __pyx_t_3;
+  __pyx_t_3 = 0;
+  __pyx_v_out_row = __pyx_t_6;
+  __pyx_t_6 = 0;
+  __pyx_v_out_col = __pyx_t_5;
+  __pyx_t_5 = 0;
+
+  /* "cnnkernels/_winograd.pyx":147
+ *     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
+ *     image, out_row, out_col = tile_tables(N, P, Q)
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col             # <<<<<<<<<<<<<<
+ *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+ *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+*/
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_image, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_v_img = __pyx_t_9;
+  __pyx_t_9.memview = NULL;
+  __pyx_t_9.data = NULL;
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_out_row, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_v_orow = __pyx_t_9;
+  __pyx_t_9.memview = NULL;
+  __pyx_t_9.data = NULL;
+  __pyx_t_9 = __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(__pyx_v_out_col, 0); if (unlikely(!__pyx_t_9.memview)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_v_ocol = __pyx_t_9;
+  __pyx_t_9.memview = NULL;
+  __pyx_t_9.data = NULL;
+
+  /* "cnnkernels/_winograd.pyx":148
+ *     image, out_row, out_col = tile_tables(N, P, Q)
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)             # <<<<<<<<<<<<<<
+ *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+ *     cdef int T = img.shape[0]
+*/
+  __pyx_t_5 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pt); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_row, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_7 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_3))) {
+    __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_3);
+    assert(__pyx_t_5);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
+    __Pyx_INCREF(__pyx_t_5);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+    __pyx_t_7 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_t_4, __pyx_t_2};
+    #if CYTHON_VECTORCALL
+    __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 148, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_6);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 148, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+    }
+    #endif
+    __pyx_t_1 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 148, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_irow = __pyx_t_10;
+  __pyx_t_10.memview = NULL;
+  __pyx_t_10.data = NULL;
+
+  /* "cnnkernels/_winograd.pyx":149
+ *     cdef const int[::1] img = image, orow = out_row, ocol = out_col
+ *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+ *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)             # <<<<<<<<<<<<<<
+ *     cdef int T = img.shape[0]
+ *     cdef int blocks = (T + block - 1) // block
+*/
+  __pyx_t_3 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_ascontiguousarray); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_2);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __pyx_t_6 = __Pyx_PyLong_From_int(__pyx_v_pl); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_4 = __Pyx_PyNumber_Subtract_object_int(__pyx_v_out_col, __pyx_t_6); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_5 = __Pyx_PyObject_GetAttrStr(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_intc); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+  #if CYTHON_VECTORCALL
+  #endif
+  __pyx_t_7 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_2))) {
+    __pyx_t_3 = PyMethod_GET_SELF(__pyx_t_2);
+    assert(__pyx_t_3);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_2);
+    __Pyx_INCREF(__pyx_t_3);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_2, __pyx__function);
+    __pyx_t_7 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_t_4, __pyx_t_5};
+    #if CYTHON_VECTORCALL
+    __pyx_t_6 = __pyx_mstate_global->__pyx_tuple[2];
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_6);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
+      __pyx_t_6 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 149, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_6);
+    }
+    #endif
+    __pyx_t_1 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_6);
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 149, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_10 = __Pyx_PyObject_to_MemoryviewSlice_dc_int(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_10.memview)) __PYX_ERR(0, 149, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_icol = __pyx_t_10;
+  __pyx_t_10.memview = NULL;
+  __pyx_t_10.data = NULL;
+
+  /* "cnnkernels/_winograd.pyx":150
+ *     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+ *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+ *     cdef int T = img.shape[0]             # <<<<<<<<<<<<<<
+ *     cdef int blocks = (T + block - 1) // block
+ *     cdef int nt = max(1, min(n_threads, blocks * groups))
+*/
+  __pyx_v_T = (__pyx_v_img.shape[0]);
+
+  /* "cnnkernels/_winograd.pyx":151
+ *     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+ *     cdef int T = img.shape[0]
+ *     cdef int blocks = (T + block - 1) // block             # <<<<<<<<<<<<<<
+ *     cdef int nt = max(1, min(n_threads, blocks * groups))
+ *     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+*/
+  __pyx_v_blocks = (((__pyx_v_T + __pyx_v_block) - 1) / __pyx_v_block);
+
+  /* "cnnkernels/_winograd.pyx":152
+ *     cdef int T = img.shape[0]
+ *     cdef int blocks = (T + block - 1) // block
+ *     cdef int nt = max(1, min(n_threads, blocks * groups))             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+ *     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][][k][c]
+*/
+
+  __pyx_t_11 = (__pyx_v_blocks * __pyx_v_groups);
+
+  __pyx_t_12 = __pyx_v_n_threads;
+  __pyx_t_14 = (__pyx_t_11 < __pyx_t_12);
+
+  if (__pyx_t_14) {
+
+    __pyx_t_13 = __pyx_t_11;
+  } else {
+
+    __pyx_t_13 = __pyx_t_12;
+  }
+
+
+  __pyx_t_11 = __pyx_t_13;
+
+
+  __pyx_t_15 = 1;
+  __pyx_t_14 = (__pyx_t_11 > __pyx_t_15);
+
+  if (__pyx_t_14) {
+
+    __pyx_t_16 = __pyx_t_11;
+  } else {
+
+    __pyx_t_16 = __pyx_t_15;
+  }
+
+  __pyx_v_nt = __pyx_t_16;
+
+
+  /* "cnnkernels/_winograd.pyx":153
+ *     cdef int blocks = (T + block - 1) // block
+ *     cdef int nt = max(1, min(n_threads, blocks * groups))
+ *     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][][k][c]
+ *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
+*/
+  __pyx_v_x_size = ((((Py_ssize_t)__pyx_v_C) * __pyx_v_H) * __pyx_v_W);
+  __pyx_v_dy_size = ((((Py_ssize_t)__pyx_v_K) * __pyx_v_P) * __pyx_v_Q);
+
+  /* "cnnkernels/_winograd.pyx":154
+ *     cdef int nt = max(1, min(n_threads, blocks * groups))
+ *     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+ *     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][][k][c]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
+ *     cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+*/
+  __pyx_v_sums = ((36 * ((Py_ssize_t)__pyx_v_K)) * __pyx_v_Cg);
+
+  /* "cnnkernels/_winograd.pyx":155
+ *     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+ *     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][][k][c]
+ *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)             # <<<<<<<<<<<<<<
+ *     cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+ *     cdef float* xt = &space[0]
+*/
+  __pyx_v_per_thread = ((36 * ((Py_ssize_t)__pyx_v_block)) * (__pyx_v_Cg + __pyx_v_Kp));
+
+  /* "cnnkernels/_winograd.pyx":156
+ *     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][][k][c]
+ *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
+ *     cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)             # <<<<<<<<<<<<<<
+ *     cdef float* xt = &space[0]
+ *     cdef float* dyt = xt + N * x_size
+*/
+  __pyx_t_2 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_6, __pyx_mstate_global->__pyx_n_u_scratch); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 156, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_5 = PyLong_FromSsize_t(((__pyx_v_N * (__pyx_v_x_size + __pyx_v_dy_size)) + (__pyx_v_nt * (__pyx_v_sums + __pyx_v_per_thread)))); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 156, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_GetModuleGlobalName(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 156, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_4, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 156, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __pyx_t_7 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_6))) {
+    __pyx_t_2 = PyMethod_GET_SELF(__pyx_t_6);
+    assert(__pyx_t_2);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_6);
+    __Pyx_INCREF(__pyx_t_2);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_6, __pyx__function);
+    __pyx_t_7 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_2, __pyx_t_5, __pyx_t_3};
+    __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_6, __pyx_callargs+__pyx_t_7, (3-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 156, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_1);
+  }
+  __pyx_t_17 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_1, PyBUF_WRITABLE); if (unlikely(!__pyx_t_17.memview)) __PYX_ERR(0, 156, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_v_space = __pyx_t_17;
+  __pyx_t_17.memview = NULL;
+  __pyx_t_17.data = NULL;
+
+  /* "cnnkernels/_winograd.pyx":157
+ *     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
+ *     cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+ *     cdef float* xt = &space[0]             # <<<<<<<<<<<<<<
+ *     cdef float* dyt = xt + N * x_size
+ *     cdef float* partial = dyt + N * dy_size
+*/
+  __pyx_t_18 = 0;
+  __pyx_v_xt = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_space.data) + __pyx_t_18)) ))));
+
+  /* "cnnkernels/_winograd.pyx":158
+ *     cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+ *     cdef float* xt = &space[0]
+ *     cdef float* dyt = xt + N * x_size             # <<<<<<<<<<<<<<
+ *     cdef float* partial = dyt + N * dy_size
+ *     cdef float* scratch_tiles = partial + nt * sums
+*/
+  __pyx_v_dyt = (__pyx_v_xt + (__pyx_v_N * __pyx_v_x_size));
+
+  /* "cnnkernels/_winograd.pyx":159
+ *     cdef float* xt = &space[0]
+ *     cdef float* dyt = xt + N * x_size
+ *     cdef float* partial = dyt + N * dy_size             # <<<<<<<<<<<<<<
+ *     cdef float* scratch_tiles = partial + nt * sums
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+*/
+  __pyx_v_partial = (__pyx_v_dyt + (__pyx_v_N * __pyx_v_dy_size));
+
+  /* "cnnkernels/_winograd.pyx":160
+ *     cdef float* dyt = xt + N * x_size
+ *     cdef float* partial = dyt + N * dy_size
+ *     cdef float* scratch_tiles = partial + nt * sums             # <<<<<<<<<<<<<<
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* dys = &dy[0, 0, 0, 0]
+*/
+  __pyx_v_scratch_tiles = (__pyx_v_partial + (__pyx_v_nt * __pyx_v_sums));
+
+  /* "cnnkernels/_winograd.pyx":161
+ *     cdef float* partial = dyt + N * dy_size
+ *     cdef float* scratch_tiles = partial + nt * sums
+ *     cdef const float* xs = &x[0, 0, 0, 0]             # <<<<<<<<<<<<<<
+ *     cdef const float* dys = &dy[0, 0, 0, 0]
+ *     cdef float* dws = &dw[0, 0, 0, 0]
+*/
+  __pyx_t_18 = 0;
+  __pyx_t_19 = 0;
+  __pyx_t_20 = 0;
+  __pyx_t_21 = 0;
+  __pyx_v_xs = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_18 * __pyx_v_x.strides[0]) ) + __pyx_t_19 * __pyx_v_x.strides[1]) ) + __pyx_t_20 * __pyx_v_x.strides[2]) )) + __pyx_t_21)) ))));
+
+  /* "cnnkernels/_winograd.pyx":162
+ *     cdef float* scratch_tiles = partial + nt * sums
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* dys = &dy[0, 0, 0, 0]             # <<<<<<<<<<<<<<
+ *     cdef float* dws = &dw[0, 0, 0, 0]
+ *     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
+*/
+  __pyx_t_21 = 0;
+  __pyx_t_20 = 0;
+  __pyx_t_19 = 0;
+  __pyx_t_18 = 0;
+  __pyx_v_dys = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_dy.data + __pyx_t_21 * __pyx_v_dy.strides[0]) ) + __pyx_t_20 * __pyx_v_dy.strides[1]) ) + __pyx_t_19 * __pyx_v_dy.strides[2]) )) + __pyx_t_18)) ))));
+
+  /* "cnnkernels/_winograd.pyx":163
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* dys = &dy[0, 0, 0, 0]
+ *     cdef float* dws = &dw[0, 0, 0, 0]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
+ *     cdef int n, g, t0, count, tid, t, k0
+*/
+  __pyx_t_18 = 0;
+  __pyx_t_19 = 0;
+  __pyx_t_20 = 0;
+  __pyx_t_21 = 0;
+  __pyx_v_dws = (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_dw.data + __pyx_t_18 * __pyx_v_dw.strides[0]) ) + __pyx_t_19 * __pyx_v_dw.strides[1]) ) + __pyx_t_20 * __pyx_v_dw.strides[2]) )) + __pyx_t_21)) ))));
+
+  /* "cnnkernels/_winograd.pyx":164
+ *     cdef const float* dys = &dy[0, 0, 0, 0]
+ *     cdef float* dws = &dw[0, 0, 0, 0]
+ *     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg             # <<<<<<<<<<<<<<
+ *     cdef int n, g, t0, count, tid, t, k0
+ *     cdef int chunks = (Kg + 15) // 16
+*/
+  __pyx_v_group_sums = ((36 * ((Py_ssize_t)__pyx_v_Kg)) * __pyx_v_Cg);
+
+  /* "cnnkernels/_winograd.pyx":166
+ *     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
+ *     cdef int n, g, t0, count, tid, t, k0
+ *     cdef int chunks = (Kg + 15) // 16             # <<<<<<<<<<<<<<
+ *     cdef float total
+ *     cdef float* V
+*/
+  __pyx_v_chunks = ((__pyx_v_Kg + 15) / 16);
+
+  /* "cnnkernels/_winograd.pyx":170
+ *     cdef float* V
+ *     cdef float* D
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "cnnkernels/_winograd.pyx":171
+ *     cdef float* D
+ *     with nogil:
+ *         for n in prange(N, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+ *             cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
+*/
+        __pyx_t_11 = __pyx_v_N;
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_12 = (__pyx_t_11 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_12 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads())
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_n) lastprivate(__pyx_v_n) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13++){
+                        {
+                            __pyx_v_n = (int)(0 + 1 * __pyx_t_13);
+
+                            /* "cnnkernels/_winograd.pyx":172
+ *     with nogil:
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)             # <<<<<<<<<<<<<<
+ *             cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
+ *         memset(partial, 0, nt * sums * sizeof(float))
+*/
+                            cnnk_nchw_to_nhwc((__pyx_v_xs + (__pyx_v_n * __pyx_v_x_size)), __pyx_v_C, (__pyx_v_H * __pyx_v_W), (__pyx_v_xt + (__pyx_v_n * __pyx_v_x_size)));
+
+                            /* "cnnkernels/_winograd.pyx":173
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+ *             cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)             # <<<<<<<<<<<<<<
+ *         memset(partial, 0, nt * sums * sizeof(float))
+ *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+*/
+                            cnnk_nchw_to_nhwc((__pyx_v_dys + (__pyx_v_n * __pyx_v_dy_size)), __pyx_v_K, (__pyx_v_P * __pyx_v_Q), (__pyx_v_dyt + (__pyx_v_n * __pyx_v_dy_size)));
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+
+        /* "cnnkernels/_winograd.pyx":174
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+ *             cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
+ *         memset(partial, 0, nt * sums * sizeof(float))             # <<<<<<<<<<<<<<
+ *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+ *             t0 = <int>(item // groups) * block
+*/
+        (void)(memset(__pyx_v_partial, 0, ((__pyx_v_nt * __pyx_v_sums) * (sizeof(float)))));
+
+        /* "cnnkernels/_winograd.pyx":175
+ *             cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
+ *         memset(partial, 0, nt * sums * sizeof(float))
+ *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):             # <<<<<<<<<<<<<<
+ *             t0 = <int>(item // groups) * block
+ *             g = <int>(item % groups)
+*/
+        __pyx_t_22 = (((Py_ssize_t)__pyx_v_blocks) * __pyx_v_groups);
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_24 = (__pyx_t_22 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_24 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_11, __pyx_t_12, __pyx_t_13, __pyx_t_14, __pyx_t_19, __pyx_t_20, __pyx_t_21)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_D) lastprivate(__pyx_v_D) firstprivate(__pyx_v_V) lastprivate(__pyx_v_V) firstprivate(__pyx_v_count) lastprivate(__pyx_v_count) firstprivate(__pyx_v_g) lastprivate(__pyx_v_g) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_t0) lastprivate(__pyx_v_t0) firstprivate(__pyx_v_tid) lastprivate(__pyx_v_tid) schedule(dynamic)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_23 = 0; __pyx_t_23 < __pyx_t_24; __pyx_t_23++){
+                        {
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_23);
+
+                            /* "cnnkernels/_winograd.pyx":176
+ *         memset(partial, 0, nt * sums * sizeof(float))
+ *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+ *             t0 = <int>(item // groups) * block             # <<<<<<<<<<<<<<
+ *             g = <int>(item % groups)
+ *             count = min(block, T - t0)
+*/
+                            __pyx_v_t0 = (((int)(__pyx_v_item / __pyx_v_groups)) * __pyx_v_block);
+
+                            /* "cnnkernels/_winograd.pyx":177
+ *         for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+ *             t0 = <int>(item // groups) * block
+ *             g = <int>(item % groups)             # <<<<<<<<<<<<<<
+ *             count = min(block, T - t0)
+ *             tid = threadid()
+*/
+                            __pyx_v_g = ((int)(__pyx_v_item % __pyx_v_groups));
+
+                            /* "cnnkernels/_winograd.pyx":178
+ *             t0 = <int>(item // groups) * block
+ *             g = <int>(item % groups)
+ *             count = min(block, T - t0)             # <<<<<<<<<<<<<<
+ *             tid = threadid()
+ *             V = scratch_tiles + tid * per_thread
+*/
+
+                            __pyx_t_12 = (__pyx_v_T - __pyx_v_t0);
+
+                            __pyx_t_13 = __pyx_v_block;
+                            __pyx_t_14 = (__pyx_t_12 < __pyx_t_13);
+
+                            if (__pyx_t_14) {
+
+                              __pyx_t_11 = __pyx_t_12;
+                            } else {
+
+                              __pyx_t_11 = __pyx_t_13;
+                            }
+
+                            __pyx_v_count = __pyx_t_11;
+
+
+                            /* "cnnkernels/_winograd.pyx":179
+ *             g = <int>(item % groups)
+ *             count = min(block, T - t0)
+ *             tid = threadid()             # <<<<<<<<<<<<<<
+ *             V = scratch_tiles + tid * per_thread
+ *             D = V + 36 * <Py_ssize_t>block * Cg
+*/
+                            #ifdef _OPENMP
+                            __pyx_t_11 = omp_get_thread_num();
+                            #else
+                            __pyx_t_11 = 0;
+                            #endif
+                            __pyx_v_tid = __pyx_t_11;
+
+                            /* "cnnkernels/_winograd.pyx":180
+ *             count = min(block, T - t0)
+ *             tid = threadid()
+ *             V = scratch_tiles + tid * per_thread             # <<<<<<<<<<<<<<
+ *             D = V + 36 * <Py_ssize_t>block * Cg
+ *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
+*/
+                            __pyx_v_V = (__pyx_v_scratch_tiles + (__pyx_v_tid * __pyx_v_per_thread));
+
+                            /* "cnnkernels/_winograd.pyx":181
+ *             tid = threadid()
+ *             V = scratch_tiles + tid * per_thread
+ *             D = V + 36 * <Py_ssize_t>block * Cg             # <<<<<<<<<<<<<<
+ *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
+ *             cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
+*/
+                            __pyx_v_D = (__pyx_v_V + ((36 * ((Py_ssize_t)__pyx_v_block)) * __pyx_v_Cg));
+
+                            /* "cnnkernels/_winograd.pyx":182
+ *             V = scratch_tiles + tid * per_thread
+ *             D = V + 36 * <Py_ssize_t>block * Cg
+ *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)             # <<<<<<<<<<<<<<
+ *             cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
+ *                                     count, Kp, D)
+*/
+                            __pyx_t_21 = __pyx_v_t0;
+                            __pyx_t_20 = __pyx_v_t0;
+                            __pyx_t_19 = __pyx_v_t0;
+                            cnnk_wino43_input((__pyx_v_xt + (((Py_ssize_t)__pyx_v_g) * __pyx_v_Cg)), __pyx_v_x_size, __pyx_v_C, __pyx_v_Cg, __pyx_v_H, __pyx_v_W, (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_img.data) + __pyx_t_21)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_irow.data) + __pyx_t_20)) )))), (&(*((int *) ( /* dim=0 */ ((char *) (((int *) __pyx_v_icol.data) + __pyx_t_19)) )))), __pyx_v_count, __pyx_v_V);
+
+                            /* "cnnkernels/_winograd.pyx":183
+ *             D = V + 36 * <Py_ssize_t>block * Cg
+ *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
+ *             cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],             # <<<<<<<<<<<<<<
+ *                                     count, Kp, D)
+ *             cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
+*/
+                            __pyx_t_19 = __pyx_v_t0;
+                            __pyx_t_20 = __pyx_v_t0;
+                            __pyx_t_21 = __pyx_v_t0;
+
+                            /* "cnnkernels/_winograd.pyx":184
+ *             cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
+ *             cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
+ *                                     count, Kp, D)             # <<<<<<<<<<<<<<
+ *             cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
+ *         for j in prange(sums, num_threads=nt, schedule="static"):
+*/
+                            cnnk_wino43_grad_output((__pyx_v_dyt + (((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg)), __pyx_v_dy_size, __pyx_v_K, __pyx_v_Kg, __pyx_v_P, __pyx_v_Q, (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_img.data) + __pyx_t_19)) )))), (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_orow.data) + __pyx_t_20)) )))), (&(*((int const  *) ( /* dim=0 */ ((char *) (((int const  *) __pyx_v_ocol.data) + __pyx_t_21)) )))), __pyx_v_count, __pyx_v_Kp, __pyx_v_D);
+
+                            /* "cnnkernels/_winograd.pyx":185
+ *             cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
+ *                                     count, Kp, D)
+ *             cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)             # <<<<<<<<<<<<<<
+ *         for j in prange(sums, num_threads=nt, schedule="static"):
+ *             total = partial[j]
+*/
+                            cnnk_wino43_weight_multiply(__pyx_v_D, __pyx_v_V, __pyx_v_count, __pyx_v_Kp, __pyx_v_Kg, __pyx_v_Cg, ((__pyx_v_partial + (__pyx_v_tid * __pyx_v_sums)) + (__pyx_v_g * __pyx_v_group_sums)));
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+
+        /* "cnnkernels/_winograd.pyx":186
+ *                                     count, Kp, D)
+ *             cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
+ *         for j in prange(sums, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
+ *             total = partial[j]
+ *             for t in range(1, nt):
+*/
+        __pyx_t_24 = __pyx_v_sums;
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_22 = (__pyx_t_24 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_22 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_11, __pyx_t_12, __pyx_t_13)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_j) lastprivate(__pyx_v_j) firstprivate(__pyx_v_t) lastprivate(__pyx_v_t) firstprivate(__pyx_v_total) lastprivate(__pyx_v_total) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_23 = 0; __pyx_t_23 < __pyx_t_22; __pyx_t_23++){
+                        {
+                            __pyx_v_j = (Py_ssize_t)(0 + 1 * __pyx_t_23);
+
+                            /* "cnnkernels/_winograd.pyx":187
+ *             cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
+ *         for j in prange(sums, num_threads=nt, schedule="static"):
+ *             total = partial[j]             # <<<<<<<<<<<<<<
+ *             for t in range(1, nt):
+ *                 total = total + partial[t * sums + j]
+*/
+                            __pyx_v_total = (__pyx_v_partial[__pyx_v_j]);
+
+                            /* "cnnkernels/_winograd.pyx":188
+ *         for j in prange(sums, num_threads=nt, schedule="static"):
+ *             total = partial[j]
+ *             for t in range(1, nt):             # <<<<<<<<<<<<<<
+ *                 total = total + partial[t * sums + j]
+ *             partial[j] = total
+*/
+
+                            __pyx_t_11 = __pyx_v_nt;
+                            __pyx_t_12 = __pyx_t_11;
+
+                            for (__pyx_t_13 = 1; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
+                              __pyx_v_t = __pyx_t_13;
+
+                              /* "cnnkernels/_winograd.pyx":189
+ *             total = partial[j]
+ *             for t in range(1, nt):
+ *                 total = total + partial[t * sums + j]             # <<<<<<<<<<<<<<
+ *             partial[j] = total
+ *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+*/
+                              __pyx_v_total = (__pyx_v_total + (__pyx_v_partial[((__pyx_v_t * __pyx_v_sums) + __pyx_v_j)]));
+                            }
+
+
+                            /* "cnnkernels/_winograd.pyx":190
+ *             for t in range(1, nt):
+ *                 total = total + partial[t * sums + j]
+ *             partial[j] = total             # <<<<<<<<<<<<<<
+ *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+ *             g = <int>(item // chunks)
+*/
+                            (__pyx_v_partial[__pyx_v_j]) = __pyx_v_total;
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+
+        /* "cnnkernels/_winograd.pyx":191
+ *                 total = total + partial[t * sums + j]
+ *             partial[j] = total
+ *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
+ *             g = <int>(item // chunks)
+ *             k0 = <int>(item % chunks) * 16
+*/
+        __pyx_t_22 = (((Py_ssize_t)__pyx_v_groups) * __pyx_v_chunks);
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_24 = (__pyx_t_22 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_24 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_11, __pyx_t_14, __pyx_t_15, __pyx_t_16)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_g) lastprivate(__pyx_v_g) firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_k0) lastprivate(__pyx_v_k0) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_23 = 0; __pyx_t_23 < __pyx_t_24; __pyx_t_23++){
+                        {
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_23);
+
+                            /* "cnnkernels/_winograd.pyx":192
+ *             partial[j] = total
+ *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+ *             g = <int>(item // chunks)             # <<<<<<<<<<<<<<
+ *             k0 = <int>(item % chunks) * 16
+ *             cnnk_wino43_filter_grad(partial + g * group_sums, Kg, Cg, k0, min(k0 + 16, Kg),
+*/
+                            __pyx_v_g = ((int)(__pyx_v_item / __pyx_v_chunks));
+
+                            /* "cnnkernels/_winograd.pyx":193
+ *         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+ *             g = <int>(item // chunks)
+ *             k0 = <int>(item % chunks) * 16             # <<<<<<<<<<<<<<
+ *             cnnk_wino43_filter_grad(partial + g * group_sums, Kg, Cg, k0, min(k0 + 16, Kg),
+ *                                     dws + <Py_ssize_t>g * Kg * Cg * 9)
+*/
+                            __pyx_v_k0 = (((int)(__pyx_v_item % __pyx_v_chunks)) * 16);
+
+                            /* "cnnkernels/_winograd.pyx":194
+ *             g = <int>(item // chunks)
+ *             k0 = <int>(item % chunks) * 16
+ *             cnnk_wino43_filter_grad(partial + g * group_sums, Kg, Cg, k0, min(k0 + 16, Kg),             # <<<<<<<<<<<<<<
+ *                                     dws + <Py_ssize_t>g * Kg * Cg * 9)
+ * 
+*/
+
+                            __pyx_t_11 = __pyx_v_Kg;
+
+                            __pyx_t_16 = (__pyx_v_k0 + 16);
+                            __pyx_t_14 = (__pyx_t_11 < __pyx_t_16);
+
+                            if (__pyx_t_14) {
+
+                              __pyx_t_15 = __pyx_t_11;
+                            } else {
+
+                              __pyx_t_15 = __pyx_t_16;
+                            }
+
+
+                            /* "cnnkernels/_winograd.pyx":195
+ *             k0 = <int>(item % chunks) * 16
+ *             cnnk_wino43_filter_grad(partial + g * group_sums, Kg, Cg, k0, min(k0 + 16, Kg),
+ *                                     dws + <Py_ssize_t>g * Kg * Cg * 9)             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+                            cnnk_wino43_filter_grad((__pyx_v_partial + (__pyx_v_g * __pyx_v_group_sums)), __pyx_v_Kg, __pyx_v_Cg, __pyx_v_k0, __pyx_t_15, (__pyx_v_dws + (((((Py_ssize_t)__pyx_v_g) * __pyx_v_Kg) * __pyx_v_Cg) * 9)));
+
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+      }
+
+      /* "cnnkernels/_winograd.pyx":170
+ *     cdef float* V
+ *     cdef float* D
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L7;
+        }
+        __pyx_L7:;
+      }
+  }
+
+  /* "cnnkernels/_winograd.pyx":134
+ * 
+ * 
+ * def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,             # <<<<<<<<<<<<<<
+ *                              int block, int n_threads, float[:, :, :, ::1] dw):
+ *     """dw[k,c,r,s] = _n,p,q dy[n,k,p,q]  x[n, gCg + c, p + r  pt, q + s  pl] by Winograd F(44, 33):
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_1);
+  __Pyx_XDECREF(__pyx_t_2);
+  __Pyx_XDECREF(__pyx_t_3);
+  __Pyx_XDECREF(__pyx_t_4);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_9, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_10, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_17, 1);
+  __Pyx_AddTraceback("cnnkernels._winograd.winograd_backward_weight", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XDECREF(__pyx_v_image);
+  __Pyx_XDECREF(__pyx_v_out_row);
+  __Pyx_XDECREF(__pyx_v_out_col);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_img, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_orow, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_ocol, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_irow, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_icol, 1);
+
+
+
+
+
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_space, 1);
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "cnnkernels/_winograd.pyx":198
+ * 
+ * 
+ * def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,             # <<<<<<<<<<<<<<
+ *                    int n_threads, float[:, :, :, ::1] y):
+ *     """y[n,k,p,q] = b[k] + _c,r,s x[n, c, p + r  pt, q + s  pl]  w[k,c,r,s]: stride 1, dilation 1, one group
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_13direct_forward(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_10cnnkernels_9_winograd_12direct_forward, "direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl, int n_threads, float[:, :, :, ::1] y)\n\ny[n,k,p,q] = b[k] + \316\243_c,r,s x[n, c, p + r \342\210\222 pt, q + s \342\210\222 pl] \302\267 w[k,c,r,s]: stride 1, dilation 1, one group\n\nA direct kernel for layers with few input channels (a 3-channel first layer), where the\nunrolled matrix would be thin and Winograd\047s transforms would cost more than they save:\neach image is copied zero-padded (so the kernel reads without bounds checks), the filters\nare stored tap-major, and a register block of 16 output pixels \303\227 6 filters runs over the\nC\302\267R\302\267S taps (cnnkernels/simd). Workspace: N\302\267C\302\267(P+R\342\210\2221)\302\267(Q+S+15) + C\302\267R\302\267S\302\267\342\214\210K/6\342\214\211\302\2676 floats.");
+static PyMethodDef __pyx_mdef_10cnnkernels_9_winograd_13direct_forward = {"direct_forward", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_10cnnkernels_9_winograd_13direct_forward, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_10cnnkernels_9_winograd_12direct_forward};
+static PyObject *__pyx_pw_10cnnkernels_9_winograd_13direct_forward(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  __Pyx_memviewslice __pyx_v_x = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_w = { 0, 0, { 0 }, { 0 }, { 0 } };
+  __Pyx_memviewslice __pyx_v_b = { 0, 0, { 0 }, { 0 }, { 0 } };
+  int __pyx_v_pt;
+  int __pyx_v_pl;
+  int __pyx_v_n_threads;
+  __Pyx_memviewslice __pyx_v_y = { 0, 0, { 0 }, { 0 }, { 0 } };
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[7] = {0,0,0,0,0,0,0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("direct_forward (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_x,&__pyx_mstate_global->__pyx_n_u_w,&__pyx_mstate_global->__pyx_n_u_b,&__pyx_mstate_global->__pyx_n_u_pt,&__pyx_mstate_global->__pyx_n_u_pl,&__pyx_mstate_global->__pyx_n_u_n_threads,&__pyx_mstate_global->__pyx_n_u_y,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 198, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  7:
+        values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  6:
+        values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  5:
+        values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  4:
+        values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  3:
+        values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  2:
+        values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 198, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "direct_forward", 0) < (0)) __PYX_ERR(0, 198, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 7; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("direct_forward", 1, 7, 7, i); __PYX_ERR(0, 198, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 7)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[3] = __Pyx_ArgRef_FASTCALL(__pyx_args, 3);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[3])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[4] = __Pyx_ArgRef_FASTCALL(__pyx_args, 4);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[4])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[5] = __Pyx_ArgRef_FASTCALL(__pyx_args, 5);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[5])) __PYX_ERR(0, 198, __pyx_L3_error)
+      values[6] = __Pyx_ArgRef_FASTCALL(__pyx_args, 6);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[6])) __PYX_ERR(0, 198, __pyx_L3_error)
+    }
+    __pyx_v_x = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[0], 0); if (unlikely(!__pyx_v_x.memview)) __PYX_ERR(0, 198, __pyx_L3_error)
+    __pyx_v_w = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float__const__(values[1], 0); if (unlikely(!__pyx_v_w.memview)) __PYX_ERR(0, 198, __pyx_L3_error)
+    __pyx_v_b = __Pyx_PyObject_to_MemoryviewSlice_dc_float__const__(values[2], 0); if (unlikely(!__pyx_v_b.memview)) __PYX_ERR(0, 198, __pyx_L3_error)
+    __pyx_v_pt = __Pyx_PyLong_As_int(values[3]); if (unlikely((__pyx_v_pt == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 198, __pyx_L3_error)
+    __pyx_v_pl = __Pyx_PyLong_As_int(values[4]); if (unlikely((__pyx_v_pl == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 198, __pyx_L3_error)
+    __pyx_v_n_threads = __Pyx_PyLong_As_int(values[5]); if (unlikely((__pyx_v_n_threads == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 199, __pyx_L3_error)
+    __pyx_v_y = __Pyx_PyObject_to_MemoryviewSlice_d_d_d_dc_float(values[6], PyBUF_WRITABLE); if (unlikely(!__pyx_v_y.memview)) __PYX_ERR(0, 199, __pyx_L3_error)
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("direct_forward", 1, 7, 7, __pyx_nargs); __PYX_ERR(0, 198, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_x, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_w, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_b, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_y, 1);
+  __Pyx_AddTraceback("cnnkernels._winograd.direct_forward", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_10cnnkernels_9_winograd_12direct_forward(__pyx_self, __pyx_v_x, __pyx_v_w, __pyx_v_b, __pyx_v_pt, __pyx_v_pl, __pyx_v_n_threads, __pyx_v_y);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_x, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_w, 1);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_b, 1);
+
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_y, 1);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_10cnnkernels_9_winograd_12direct_forward(CYTHON_UNUSED PyObject *__pyx_self, __Pyx_memviewslice __pyx_v_x, __Pyx_memviewslice __pyx_v_w, __Pyx_memviewslice __pyx_v_b, int __pyx_v_pt, int __pyx_v_pl, int __pyx_v_n_threads, __Pyx_memviewslice __pyx_v_y) {
+  int __pyx_v_N;
+  int __pyx_v_C;
+  int __pyx_v_H;
+  int __pyx_v_W;
+  int __pyx_v_K;
+  int __pyx_v_R;
+  int __pyx_v_S;
+  int __pyx_v_P;
+  int __pyx_v_Q;
+  int __pyx_v_K6;
+  int __pyx_v_Hp;
+  int __pyx_v_Wp;
+  int __pyx_v_rows;
+  int __pyx_v_blocks;
+  CYTHON_UNUSED int __pyx_v_nt;
+  Py_ssize_t __pyx_v_padded;
+  __Pyx_memviewslice __pyx_v_space = { 0, 0, { 0 }, { 0 }, { 0 } };
+  float *__pyx_v_xp;
+  float *__pyx_v_wt;
+  float const *__pyx_v_xs;
+  float const *__pyx_v_bias;
+  float *__pyx_v_ys;
+  Py_ssize_t __pyx_v_item;
+  int __pyx_v_n;
+  int __pyx_v_p0;
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  long __pyx_t_1;
+  int __pyx_t_2;
+  long __pyx_t_3;
+  int __pyx_t_4;
+  long __pyx_t_5;
+  int __pyx_t_6;
+  int __pyx_t_7;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_12 = NULL;
+  PyObject *__pyx_t_13 = NULL;
+  size_t __pyx_t_14;
+  __Pyx_memviewslice __pyx_t_15 = { 0, 0, { 0 }, { 0 }, { 0 } };
+  Py_ssize_t __pyx_t_16;
+  Py_ssize_t __pyx_t_17;
+  Py_ssize_t __pyx_t_18;
+  Py_ssize_t __pyx_t_19;
+  float const *__pyx_t_20;
+  Py_ssize_t __pyx_t_21;
+  Py_ssize_t __pyx_t_22;
+  Py_ssize_t __pyx_t_23;
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("direct_forward", 0);
+
+  /* "cnnkernels/_winograd.pyx":208
+ *     CRS taps (cnnkernels/simd). Workspace: NC(P+R1)(Q+S+15) + CRSK/66 floats.
+ *     """
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]             # <<<<<<<<<<<<<<
+ *     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+ *     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+*/
+  __pyx_v_N = (__pyx_v_x.shape[0]);
+  __pyx_v_C = (__pyx_v_x.shape[1]);
+  __pyx_v_H = (__pyx_v_x.shape[2]);
+  __pyx_v_W = (__pyx_v_x.shape[3]);
+
+  /* "cnnkernels/_winograd.pyx":209
+ *     """
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+ *     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]             # <<<<<<<<<<<<<<
+ *     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+ *     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
+*/
+  __pyx_v_K = (__pyx_v_w.shape[0]);
+  __pyx_v_R = (__pyx_v_w.shape[2]);
+  __pyx_v_S = (__pyx_v_w.shape[3]);
+  __pyx_v_P = (__pyx_v_y.shape[2]);
+  __pyx_v_Q = (__pyx_v_y.shape[3]);
+
+  /* "cnnkernels/_winograd.pyx":210
+ *     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+ *     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+ *     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16             # <<<<<<<<<<<<<<
+ *     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
+ *     cdef int blocks = (P + rows - 1) // rows
+*/
+  __pyx_v_K6 = (((__pyx_v_K + 5) / 6) * 6);
+  __pyx_v_Hp = ((__pyx_v_P + __pyx_v_R) - 1);
+  __pyx_v_Wp = (((__pyx_v_Q + __pyx_v_S) - 1) + 16);
+
+  /* "cnnkernels/_winograd.pyx":211
+ *     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+ *     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+ *     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item             # <<<<<<<<<<<<<<
+ *     cdef int blocks = (P + rows - 1) // rows
+ *     cdef int nt = max(1, min(n_threads, N * blocks))
+*/
+
+  __pyx_t_1 = 1;
+
+  __pyx_t_2 = __pyx_v_Q;
+  __pyx_t_4 = (__pyx_t_1 > __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
+  }
+
+
+  __pyx_t_1 = (0x1000 / __pyx_t_3);
+
+
+  __pyx_t_2 = __pyx_v_P;
+  __pyx_t_4 = (__pyx_t_1 < __pyx_t_2);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_3 = __pyx_t_1;
+  } else {
+
+    __pyx_t_3 = __pyx_t_2;
+  }
+
+
+  __pyx_t_1 = __pyx_t_3;
+
+
+  __pyx_t_3 = 1;
+  __pyx_t_4 = (__pyx_t_1 > __pyx_t_3);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_5 = __pyx_t_1;
+  } else {
+
+    __pyx_t_5 = __pyx_t_3;
+  }
+
+  __pyx_v_rows = __pyx_t_5;
+
+
+  /* "cnnkernels/_winograd.pyx":212
+ *     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+ *     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
+ *     cdef int blocks = (P + rows - 1) // rows             # <<<<<<<<<<<<<<
+ *     cdef int nt = max(1, min(n_threads, N * blocks))
+ *     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
+*/
+  __pyx_v_blocks = (((__pyx_v_P + __pyx_v_rows) - 1) / __pyx_v_rows);
+
+  /* "cnnkernels/_winograd.pyx":213
+ *     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
+ *     cdef int blocks = (P + rows - 1) // rows
+ *     cdef int nt = max(1, min(n_threads, N * blocks))             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
+ *     cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+*/
+
+  __pyx_t_2 = (__pyx_v_N * __pyx_v_blocks);
+
+  __pyx_t_6 = __pyx_v_n_threads;
+  __pyx_t_4 = (__pyx_t_2 < __pyx_t_6);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_7 = __pyx_t_2;
+  } else {
+
+    __pyx_t_7 = __pyx_t_6;
+  }
+
+
+  __pyx_t_2 = __pyx_t_7;
+
+
+  __pyx_t_5 = 1;
+  __pyx_t_4 = (__pyx_t_2 > __pyx_t_5);
+
+  if (__pyx_t_4) {
+
+    __pyx_t_1 = __pyx_t_2;
+  } else {
+
+    __pyx_t_1 = __pyx_t_5;
+  }
+
+  __pyx_v_nt = __pyx_t_1;
+
+
+  /* "cnnkernels/_winograd.pyx":214
+ *     cdef int blocks = (P + rows - 1) // rows
+ *     cdef int nt = max(1, min(n_threads, N * blocks))
+ *     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp             # <<<<<<<<<<<<<<
+ *     cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+ *     cdef float* xp = &space[0]
+*/
+  __pyx_v_padded = ((((Py_ssize_t)__pyx_v_C) * __pyx_v_Hp) * __pyx_v_Wp);
+
+  /* "cnnkernels/_winograd.pyx":215
+ *     cdef int nt = max(1, min(n_threads, N * blocks))
+ *     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
+ *     cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)             # <<<<<<<<<<<<<<
+ *     cdef float* xp = &space[0]
+ *     cdef float* wt = xp + N * padded
+*/
+  __pyx_t_9 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_10, __pyx_mstate_global->__pyx_n_u_scratch); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_11 = PyLong_FromSsize_t(((__pyx_v_N * __pyx_v_padded) + (((((Py_ssize_t)__pyx_v_C) * __pyx_v_R) * __pyx_v_S) * __pyx_v_K6))); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_11);
+  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_np); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_12);
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_13);
+  __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+  __pyx_t_14 = 1;
+  #if CYTHON_UNPACK_METHODS
+  if (unlikely(PyMethod_Check(__pyx_t_10))) {
+    __pyx_t_9 = PyMethod_GET_SELF(__pyx_t_10);
+    assert(__pyx_t_9);
+    PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_10);
+    __Pyx_INCREF(__pyx_t_9);
+    __Pyx_INCREF(__pyx__function);
+    __Pyx_DECREF_SET(__pyx_t_10, __pyx__function);
+    __pyx_t_14 = 0;
+  }
+  #endif
+  {
+    PyObject *__pyx_callargs[3] = {__pyx_t_9, __pyx_t_11, __pyx_t_13};
+    __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_14, (3-__pyx_t_14) | (__pyx_t_14*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+    __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 215, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+  }
+  __pyx_t_15 = __Pyx_PyObject_to_MemoryviewSlice_dc_float(__pyx_t_8, PyBUF_WRITABLE); if (unlikely(!__pyx_t_15.memview)) __PYX_ERR(0, 215, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+  __pyx_v_space = __pyx_t_15;
+  __pyx_t_15.memview = NULL;
+  __pyx_t_15.data = NULL;
+
+  /* "cnnkernels/_winograd.pyx":216
+ *     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
+ *     cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+ *     cdef float* xp = &space[0]             # <<<<<<<<<<<<<<
+ *     cdef float* wt = xp + N * padded
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+*/
+  __pyx_t_16 = 0;
+  __pyx_v_xp = (&(*((float *) ( /* dim=0 */ ((char *) (((float *) __pyx_v_space.data) + __pyx_t_16)) ))));
+
+  /* "cnnkernels/_winograd.pyx":217
+ *     cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+ *     cdef float* xp = &space[0]
+ *     cdef float* wt = xp + N * padded             # <<<<<<<<<<<<<<
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+*/
+  __pyx_v_wt = (__pyx_v_xp + (__pyx_v_N * __pyx_v_padded));
+
+  /* "cnnkernels/_winograd.pyx":218
+ *     cdef float* xp = &space[0]
+ *     cdef float* wt = xp + N * padded
+ *     cdef const float* xs = &x[0, 0, 0, 0]             # <<<<<<<<<<<<<<
+ *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+ *     cdef float* ys = &y[0, 0, 0, 0]
+*/
+  __pyx_t_16 = 0;
+  __pyx_t_17 = 0;
+  __pyx_t_18 = 0;
+  __pyx_t_19 = 0;
+  __pyx_v_xs = (&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_x.data + __pyx_t_16 * __pyx_v_x.strides[0]) ) + __pyx_t_17 * __pyx_v_x.strides[1]) ) + __pyx_t_18 * __pyx_v_x.strides[2]) )) + __pyx_t_19)) ))));
+
+  /* "cnnkernels/_winograd.pyx":219
+ *     cdef float* wt = xp + N * padded
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL             # <<<<<<<<<<<<<<
+ *     cdef float* ys = &y[0, 0, 0, 0]
+ *     cdef Py_ssize_t item
+*/
+  __pyx_t_4 = ((__pyx_v_b.shape[0]) > 0);
+
+  if (__pyx_t_4) {
+    __pyx_t_19 = 0;
+
+    __pyx_t_20 = (&(*((float const  *) ( /* dim=0 */ ((char *) (((float const  *) __pyx_v_b.data) + __pyx_t_19)) ))));
+  } else {
+
+    __pyx_t_20 = NULL;
+  }
+
+  __pyx_v_bias = __pyx_t_20;
+
+  /* "cnnkernels/_winograd.pyx":220
+ *     cdef const float* xs = &x[0, 0, 0, 0]
+ *     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+ *     cdef float* ys = &y[0, 0, 0, 0]             # <<<<<<<<<<<<<<
+ *     cdef Py_ssize_t item
+ *     cdef int n, p0
+*/
+  __pyx_t_19 = 0;
+  __pyx_t_18 = 0;
+  __pyx_t_17 = 0;
+  __pyx_t_16 = 0;
+  __pyx_v_ys = (&(*((float *) ( /* dim=3 */ ((char *) (((float *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_y.data + __pyx_t_19 * __pyx_v_y.strides[0]) ) + __pyx_t_18 * __pyx_v_y.strides[1]) ) + __pyx_t_17 * __pyx_v_y.strides[2]) )) + __pyx_t_16)) ))));
+
+  /* "cnnkernels/_winograd.pyx":223
+ *     cdef Py_ssize_t item
+ *     cdef int n, p0
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+*/
+  {
+      PyThreadState * _save;
+      _save = PyEval_SaveThread();
+      __Pyx_FastGIL_Remember();
+      /*try:*/ {
+
+        /* "cnnkernels/_winograd.pyx":224
+ *     cdef int n, p0
+ *     with nogil:
+ *         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)             # <<<<<<<<<<<<<<
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+*/
+        __pyx_t_16 = 0;
+        __pyx_t_17 = 0;
+        __pyx_t_18 = 0;
+        __pyx_t_19 = 0;
+        cnnk_direct_pack_filters((&(*((float const  *) ( /* dim=3 */ ((char *) (((float const  *) ( /* dim=2 */ (( /* dim=1 */ (( /* dim=0 */ (__pyx_v_w.data + __pyx_t_16 * __pyx_v_w.strides[0]) ) + __pyx_t_17 * __pyx_v_w.strides[1]) ) + __pyx_t_18 * __pyx_v_w.strides[2]) )) + __pyx_t_19)) )))), __pyx_v_K, __pyx_v_C, __pyx_v_R, __pyx_v_S, __pyx_v_K6, __pyx_v_wt);
+
+        /* "cnnkernels/_winograd.pyx":225
+ *     with nogil:
+ *         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
+ *         for n in prange(N, num_threads=nt, schedule="static"):             # <<<<<<<<<<<<<<
+ *             cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+ *         for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+*/
+        __pyx_t_2 = __pyx_v_N;
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_6 = (__pyx_t_2 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_6 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads())
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_n) lastprivate(__pyx_v_n) schedule(static)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7++){
+                        {
+                            __pyx_v_n = (int)(0 + 1 * __pyx_t_7);
+
+                            /* "cnnkernels/_winograd.pyx":226
+ *         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)             # <<<<<<<<<<<<<<
+ *         for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+ *             n = <int>(item // blocks)
+*/
+                            cnnk_direct_pad_image((__pyx_v_xs + (((__pyx_v_n * ((Py_ssize_t)__pyx_v_C)) * __pyx_v_H) * __pyx_v_W)), __pyx_v_C, __pyx_v_H, __pyx_v_W, __pyx_v_pt, __pyx_v_pl, __pyx_v_Hp, __pyx_v_Wp, (__pyx_v_xp + (__pyx_v_n * __pyx_v_padded)));
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+
+        /* "cnnkernels/_winograd.pyx":227
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+ *             cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+ *         for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):             # <<<<<<<<<<<<<<
+ *             n = <int>(item // blocks)
+ *             p0 = <int>(item % blocks) * rows
+*/
+        __pyx_t_21 = (((Py_ssize_t)__pyx_v_N) * __pyx_v_blocks);
+
+        {
+            #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+                #undef likely
+                #undef unlikely
+                #define likely(x)   (x)
+                #define unlikely(x) (x)
+            #endif
+            __pyx_t_23 = (__pyx_t_21 - 0 + 1 - 1/abs(1)) / 1;
+            if (__pyx_t_23 > 0)
+            {
+                #ifdef _OPENMP
+                #pragma omp parallel num_threads(__pyx_v_nt != 0 ? __pyx_v_nt : omp_get_max_threads()) private(__pyx_t_2, __pyx_t_4, __pyx_t_6, __pyx_t_7)
+                #endif /* _OPENMP */
+                {
+                    #ifdef _OPENMP
+                    #pragma omp for nowait firstprivate(__pyx_v_item) lastprivate(__pyx_v_item) firstprivate(__pyx_v_n) lastprivate(__pyx_v_n) firstprivate(__pyx_v_p0) lastprivate(__pyx_v_p0) schedule(dynamic)
+                    #endif /* _OPENMP */
+                    for (__pyx_t_22 = 0; __pyx_t_22 < __pyx_t_23; __pyx_t_22++){
+                        {
+                            __pyx_v_item = (Py_ssize_t)(0 + 1 * __pyx_t_22);
+
+                            /* "cnnkernels/_winograd.pyx":228
+ *             cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+ *         for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+ *             n = <int>(item // blocks)             # <<<<<<<<<<<<<<
+ *             p0 = <int>(item % blocks) * rows
+ *             cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,
+*/
+                            __pyx_v_n = ((int)(__pyx_v_item / __pyx_v_blocks));
+
+                            /* "cnnkernels/_winograd.pyx":229
+ *         for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+ *             n = <int>(item // blocks)
+ *             p0 = <int>(item % blocks) * rows             # <<<<<<<<<<<<<<
+ *             cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,
+ *                                 P, Q, p0, min(p0 + rows, P))
+*/
+                            __pyx_v_p0 = (((int)(__pyx_v_item % __pyx_v_blocks)) * __pyx_v_rows);
+
+                            /* "cnnkernels/_winograd.pyx":231
+ *             p0 = <int>(item % blocks) * rows
+ *             cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,
+ *                                 P, Q, p0, min(p0 + rows, P))             # <<<<<<<<<<<<<<
+*/
+
+                            __pyx_t_6 = __pyx_v_P;
+
+                            __pyx_t_7 = (__pyx_v_p0 + __pyx_v_rows);
+                            __pyx_t_4 = (__pyx_t_6 < __pyx_t_7);
+
+                            if (__pyx_t_4) {
+
+                              __pyx_t_2 = __pyx_t_6;
+                            } else {
+
+                              __pyx_t_2 = __pyx_t_7;
+                            }
+
+
+                            /* "cnnkernels/_winograd.pyx":230
+ *             n = <int>(item // blocks)
+ *             p0 = <int>(item % blocks) * rows
+ *             cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,             # <<<<<<<<<<<<<<
+ *                                 P, Q, p0, min(p0 + rows, P))
+*/
+                            cnnk_direct_forward((__pyx_v_xp + (__pyx_v_n * __pyx_v_padded)), __pyx_v_C, __pyx_v_Hp, __pyx_v_Wp, __pyx_v_wt, __pyx_v_K, __pyx_v_K6, __pyx_v_R, __pyx_v_S, __pyx_v_bias, (__pyx_v_ys + (((__pyx_v_n * ((Py_ssize_t)__pyx_v_K)) * __pyx_v_P) * __pyx_v_Q)), __pyx_v_P, __pyx_v_Q, __pyx_v_p0, __pyx_t_2);
+
+                        }
+                    }
+                }
+            }
+        }
+        #if ((defined(__APPLE__) || defined(__OSX__)) && (defined(__GNUC__) && (__GNUC__ > 2 || (__GNUC__ == 2 && (__GNUC_MINOR__ > 95)))))
+            #undef likely
+            #undef unlikely
+            #define likely(x)   __builtin_expect(!!(x), 1)
+            #define unlikely(x) __builtin_expect(!!(x), 0)
+        #endif
+
+      }
+
+      /* "cnnkernels/_winograd.pyx":223
+ *     cdef Py_ssize_t item
+ *     cdef int n, p0
+ *     with nogil:             # <<<<<<<<<<<<<<
+ *         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
+ *         for n in prange(N, num_threads=nt, schedule="static"):
+*/
+      /*finally:*/ {
+        /*normal exit:*/{
+          __Pyx_FastGIL_Forget();
+          PyEval_RestoreThread(_save);
+          goto __pyx_L5;
+        }
+        __pyx_L5:;
+      }
+  }
+
+  /* "cnnkernels/_winograd.pyx":198
+ * 
+ * 
+ * def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,             # <<<<<<<<<<<<<<
+ *                    int n_threads, float[:, :, :, ::1] y):
+ *     """y[n,k,p,q] = b[k] + _c,r,s x[n, c, p + r  pt, q + s  pl]  w[k,c,r,s]: stride 1, dilation 1, one group
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  goto __pyx_L0;
+  __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_13);
+  __PYX_XCLEAR_MEMVIEW(&__pyx_t_15, 1);
+  __Pyx_AddTraceback("cnnkernels._winograd.direct_forward", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __pyx_r = NULL;
+  __pyx_L0:;
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  __PYX_XCLEAR_MEMVIEW(&__pyx_v_space, 1);
 
 
 
@@ -21739,6 +23942,10 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__winograd(PyObject *__pyx_pyinit_m
   static PyThread_type_lock __pyx_t_7[8];
   int __pyx_t_8;
   Py_ssize_t __pyx_t_9;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  PyObject *__pyx_t_12 = NULL;
+  PyObject *__pyx_t_13 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -22327,18 +24534,31 @@ __Pyx_RefNannySetupContext("PyInit__winograd", 0);
   /* "cnnkernels/_winograd.pyx":22
  * """
  * 
+ * import functools             # <<<<<<<<<<<<<<
+ * 
+ * import numpy as np
+*/
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_functools, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 22, __pyx_L1_error)
+  __pyx_t_4 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_4);
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_functools, __pyx_t_4) < (0)) __PYX_ERR(0, 22, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cnnkernels/_winograd.pyx":24
+ * import functools
+ * 
  * import numpy as np             # <<<<<<<<<<<<<<
  * 
  * from cython.parallel cimport prange, threadid
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 22, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numpy, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 24, __pyx_L1_error)
   __pyx_t_4 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_4);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_np, __pyx_t_4) < (0)) __PYX_ERR(0, 22, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_np, __pyx_t_4) < (0)) __PYX_ERR(0, 24, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cnnkernels/_winograd.pyx":26
- * from cython.parallel cimport prange, threadid
+  /* "cnnkernels/_winograd.pyx":29
+ * from libc.string cimport memset
  * 
  * from ._workspace import scratch             # <<<<<<<<<<<<<<
  * 
@@ -22346,79 +24566,167 @@ __Pyx_RefNannySetupContext("PyInit__winograd", 0);
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_scratch};
-    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_workspace, __pyx_imported_names, 1, __pyx_mstate_global->__pyx_kp_u_cnnkernels__workspace, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 26, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_workspace, __pyx_imported_names, 1, __pyx_mstate_global->__pyx_kp_u_cnnkernels__workspace, 1); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 29, __pyx_L1_error)
   }
   __pyx_t_4 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_4);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_scratch};
     __pyx_t_9 = 0; {
-      __pyx_t_5 = __Pyx_ImportFrom(__pyx_t_4, __pyx_imported_names[__pyx_t_9]); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 26, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_ImportFrom(__pyx_t_4, __pyx_imported_names[__pyx_t_9]); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 29, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_9], __pyx_t_5) < (0)) __PYX_ERR(0, 26, __pyx_L1_error)
+      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_9], __pyx_t_5) < (0)) __PYX_ERR(0, 29, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     }
   }
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cnnkernels/_winograd.pyx":40
+  /* "cnnkernels/_winograd.pyx":53
+ * 
+ * 
+ * def fma_peak_gflops():             # <<<<<<<<<<<<<<
+ *     """One core's measured FMA throughput in GFLOP/s with the SIMD kernels' ISA (0 for the portable build)."""
+ *     return cnnk_fma_peak_gflops()
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_1fma_peak_gflops, 0, __pyx_mstate_global->__pyx_n_u_fma_peak_gflops, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_fma_peak_gflops, __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cnnkernels/_winograd.pyx":58
  * 
  * 
  * def simd_isa():             # <<<<<<<<<<<<<<
  *     """The instruction set the micro-kernels run with here ("avx2+fma" or "portable"), chosen at run time."""
  *     return cnnk_simd_isa().decode()
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_1simd_isa, 0, __pyx_mstate_global->__pyx_n_u_simd_isa, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 40, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_3simd_isa, 0, __pyx_mstate_global->__pyx_n_u_simd_isa, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 58, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_simd_isa, __pyx_t_4) < (0)) __PYX_ERR(0, 40, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_simd_isa, __pyx_t_4) < (0)) __PYX_ERR(0, 58, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cnnkernels/_winograd.pyx":45
+  /* "cnnkernels/_winograd.pyx":63
  * 
  * 
- * def tile_tables(int N, int P, int Q):             # <<<<<<<<<<<<<<
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
- *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
+ * @functools.lru_cache(maxsize=64)             # <<<<<<<<<<<<<<
+ * def tile_tables(int N, int P, int Q):
+ *     """(image, output row, output column) of each 44 output tile, image-major then row-major
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_3tile_tables, 0, __pyx_mstate_global->__pyx_n_u_tile_tables, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 45, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_4);
-  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
-  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  __pyx_t_5 = NULL;
+  __pyx_t_11 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_functools); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_12);
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_t_12, __pyx_mstate_global->__pyx_n_u_lru_cache); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_13);
+  __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+  #if CYTHON_VECTORCALL
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile_tables, __pyx_t_4) < (0)) __PYX_ERR(0, 45, __pyx_L1_error)
+  __pyx_t_6 = 1;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_64};
+    #if CYTHON_VECTORCALL
+    __pyx_t_12 = __pyx_mstate_global->__pyx_tuple[4];
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 63, __pyx_L1_error)
+    __Pyx_INCREF(__pyx_t_12);
+    #else
+    {
+      PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_maxsize};
+      __pyx_t_12 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+1, 1);
+      if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 63, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_12);
+    }
+    #endif
+    __pyx_t_10 = __Pyx_Object_VectorcallKwds((PyObject*)__pyx_t_13, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_12);
+    __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+    #if CYTHON_VECTORCALL
+    #endif
+    __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 63, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_10);
+  }
+  __pyx_t_13 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_5tile_tables, 0, __pyx_mstate_global->__pyx_n_u_tile_tables, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 63, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_13);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_13);
+  #endif
+  __pyx_t_6 = 1;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_13};
+    __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_10, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 63, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_4);
+  }
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tile_tables, __pyx_t_4) < (0)) __PYX_ERR(0, 63, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cnnkernels/_winograd.pyx":53
+  /* "cnnkernels/_winograd.pyx":76
  * 
  * 
  * def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):             # <<<<<<<<<<<<<<
  *     """Floats of scratch memory :func:`conv2d_forward` uses (see the module docstring)."""
  *     cdef int Kp = (K // groups + 15) // 16 * 16
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_5workspace_floats, 0, __pyx_mstate_global->__pyx_n_u_workspace_floats, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 53, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_7workspace_floats, 0, __pyx_mstate_global->__pyx_n_u_workspace_floats, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_floats, __pyx_t_4) < (0)) __PYX_ERR(0, 53, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_workspace_floats, __pyx_t_4) < (0)) __PYX_ERR(0, 76, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-  /* "cnnkernels/_winograd.pyx":60
+  /* "cnnkernels/_winograd.pyx":83
  * 
  * 
  * def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,             # <<<<<<<<<<<<<<
  *                    int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y):
  *     """y[n,k,p,q] = b[k] + _c,r,s x[n, gCg + c, p + r  pt, q + s  pl]  w[k,c,r,s] by Winograd F(44, 33)"""
 */
-  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_7winograd_forward, 0, __pyx_mstate_global->__pyx_n_u_winograd_forward, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 60, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_9winograd_forward, 0, __pyx_mstate_global->__pyx_n_u_winograd_forward, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 83, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_winograd_forward, __pyx_t_4) < (0)) __PYX_ERR(0, 60, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_winograd_forward, __pyx_t_4) < (0)) __PYX_ERR(0, 83, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cnnkernels/_winograd.pyx":134
+ * 
+ * 
+ * def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,             # <<<<<<<<<<<<<<
+ *                              int block, int n_threads, float[:, :, :, ::1] dw):
+ *     """dw[k,c,r,s] = _n,p,q dy[n,k,p,q]  x[n, gCg + c, p + r  pt, q + s  pl] by Winograd F(44, 33):
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_11winograd_backward_weight, 0, __pyx_mstate_global->__pyx_n_u_winograd_backward_weight, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_winograd_backward_weight, __pyx_t_4) < (0)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+
+  /* "cnnkernels/_winograd.pyx":198
+ * 
+ * 
+ * def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,             # <<<<<<<<<<<<<<
+ *                    int n_threads, float[:, :, :, ::1] y):
+ *     """y[n,k,p,q] = b[k] + _c,r,s x[n, c, p + r  pt, q + s  pl]  w[k,c,r,s]: stride 1, dilation 1, one group
+*/
+  __pyx_t_4 = __Pyx_CyFunction_New(&__pyx_mdef_10cnnkernels_9_winograd_13direct_forward, 0, __pyx_mstate_global->__pyx_n_u_direct_forward, NULL, __pyx_mstate_global->__pyx_n_u_cnnkernels__winograd, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 198, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_4);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_4);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_direct_forward, __pyx_t_4) < (0)) __PYX_ERR(0, 198, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
   /* "cnnkernels/_winograd.pyx":1
@@ -22437,6 +24745,10 @@ __Pyx_RefNannySetupContext("PyInit__winograd", 0);
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_4);
   __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_10);
+  __Pyx_XDECREF(__pyx_t_11);
+  __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_13);
   if (__pyx_m) {
     if (__pyx_mstate->__pyx_d && stringtab_initialized) {
       __Pyx_AddTraceback("init cnnkernels._winograd", __pyx_clineno, __pyx_lineno, __pyx_filename);
@@ -22536,29 +24848,43 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   if (__Pyx_PyTuple_SET_ITEM(__pyx_mstate_global->__pyx_tuple[1], 0, __pyx_mstate_global->__pyx_slice[0]) != (0)) __PYX_ERR(1, 763, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "cnnkernels/_winograd.pyx":48
- *     """(image, output row, output column) of each 44 output tile, image-major then row-major."""
+  /* "cnnkernels/_winograd.pyx":68
+ *     (cached: read-only arrays, reused by every call of one layer)."""
  *     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
  *     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),             # <<<<<<<<<<<<<<
  *                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
- *     return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())
+ *     tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_indexing};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 48, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 68, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
+
+  /* "cnnkernels/_winograd.pyx":63
+ * 
+ * 
+ * @functools.lru_cache(maxsize=64)             # <<<<<<<<<<<<<<
+ * def tile_tables(int N, int P, int Q):
+ *     """(image, output row, output column) of each 44 output tile, image-major then row-major
+*/
+  {
+    PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_maxsize};
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 63, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<4; ++i) {
+    for (Py_ssize_t i=0; i<5; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -22615,38 +24941,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{21},{24},{15},{7},{6},{2},{9},{50},{30},{37},{5},{1},{2},{8},{1},{1},{2},{2},{1},{1},{1},{1},{8},{1},{1},{1},{15},{1},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{10},{3},{15},{6},{17},{18},{1},{4},{4},{5},{6},{1},{2},{6},{18},{20},{5},{5},{15},{6},{9},{5},{7},{5},{7},{6},{7},{1},{6},{4},{2},{2},{5},{10},{3},{5},{8},{4},{4},{4},{5},{8},{7},{8},{4},{1},{9},{4},{4},{2},{2},{5},{3},{4},{4},{7},{7},{4},{10},{2},{3},{2},{5},{8},{7},{10},{5},{8},{4},{5},{5},{4},{4},{6},{2},{3},{11},{7},{7},{2},{2},{6},{6},{6},{1},{16},{16},{4},{1},{2},{2},{1},{2}};
-    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{13},{138},{94},{866}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{6},{8},{1},{2},{15},{23},{25},{32},{20},{22},{1},{1},{37},{45},{22},{179},{8},{21},{24},{15},{7},{6},{2},{9},{50},{30},{37},{5},{1},{2},{1},{8},{1},{2},{1},{2},{2},{2},{1},{1},{1},{1},{1},{1},{8},{1},{1},{1},{15},{1},{2},{20},{12},{9},{17},{8},{8},{12},{10},{8},{10},{8},{7},{14},{11},{10},{19},{14},{12},{10},{17},{13},{12},{12},{19},{8},{13},{10},{3},{15},{6},{17},{18},{1},{4},{4},{5},{6},{1},{2},{6},{18},{20},{5},{14},{5},{15},{2},{3},{2},{7},{3},{3},{6},{9},{5},{7},{5},{7},{15},{6},{7},{9},{1},{10},{6},{4},{2},{2},{5},{10},{3},{5},{8},{4},{4},{4},{5},{8},{1},{2},{9},{7},{7},{8},{4},{1},{9},{4},{4},{2},{2},{5},{3},{4},{4},{7},{7},{2},{4},{6},{7},{10},{2},{3},{2},{5},{8},{4},{7},{13},{10},{5},{8},{4},{5},{5},{4},{4},{6},{4},{1},{2},{5},{6},{3},{11},{7},{7},{5},{2},{2},{6},{6},{6},{1},{24},{16},{16},{9},{4},{2},{1},{6},{2},{2},{2},{1},{2}};
+    const struct { const unsigned int length: 10; } bytes_length_index[] = {{1},{13},{10},{94},{866},{170},{962},{526}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (1698 bytes) */
-static const char cstring[] = "x\332}TMs\333\306\031\256(\306\356\304jZR\216\2554\216\rJ\252\224vl\326\372\210\322tTw,\312JU;\256>,\253\023;F\026\213%\270\026\010P\330\205Hf2\035\037u\304\021G\034q\304\021G\034y\304\221\307\374\204\376\204>\013\222\222\3224\345\014\027\273\373~?\357\363\256F\244\366\260\247\271\306[F\345\243\372\237\265\315\257X\333\365\372/9\353jnS\333\244\256#\271\345\273\276\320\210cj&\367\224\342\177_sg\"\020\322\343&3\257(k\256\367\177\345?\276\273\320|\364\327\006q\034WjD\010n9\232t5\217\021\363\201\353\330}\255]$y\206$w\2353bsSk\273&\273\257\261^\007\266p\265L\227U\334\345\246\353I\2178\313\3675\013\256&\312\242E:\014\2414\322\343B{\356J\246\311\026\220h\364e\313u4\334\231\314\346\006\363\210d\210\246\362\203WO)9\332\336\223\275\007\353\177Z/\262\365\230\302Mh\3027\250\215D\231P\240\031>\267%\274\313~\207\211\272\266\333\324\372\256\2579\014y\241\212\016\364\256\032\310\026s4\301\244\332h\313E\315Dr\327\321a\316\035ky\014\023?c\312z\207\330\202\325\211i\352\320c\324qN\230\3470[\324\365\256\353\235\210\016\241W.\377\250w\271\343Z\0361\353\235~\217\272\266\255\034\271\216\250\023\203\232\\\020\303f\314Q\253E\271\030\355L\307E\365M\342\333R\323u\217\231>e\272\256\231~\021\336q\235\007@\343\214\023\033R\312\035.u\335/\014\225\230\330\266K\001\232F<\217\3645\223HR\377\037\322\021\376\n\300Q\353E\375\361acw\267\321\260\236\3306\357\010.\376\366\364\251\365\264\363\325\363\275\375Cv\3523\207\262\027G/\025)\353\227\374<\326\365\275~\017\377mtG\177\316z\362\2005u}\214 \222F\202\n\343\313\215\305$\227\254\255.Le\203_\323w\250\372B$&V\274\335\001m\324\256M\270S|]\323\267\013\231C\332\243/\353\252\017`\325i\213\321\023\341\267G\247\261\027\265U\375\037\355|\247\303\351\t<<q&zgR\301\242|\234\372\304\236\270\235\340}\261\243\005%\257\\\260\236:\200/\027\251\210+\251_\354/\355$\023\252\026.t\352z\256\017b\262K\256\200\007\223\256\350\206\337l\202\362\030\027\213\021q9\341E/\211\350;\224\273\365\013\037\3020\210`\006\047\302\200\375I\261\010J\037\322\226\357`c\2530\000\017\323G\231A\350""\311\217\250:f%u}G\232\n\246bQ9\216^\"4\034\363\314\000V1\203\314\363\\\257\211\241b\236h\332\304\302\342\022\271\266\212\351n\0239\236q\313Bf\340\016h\316M\376\226\267\211\305\212E\027\374;\354,<-\2547^p\220\224{nW\361A\375\305h\371\216\341iQ\357J\233\211\226\005n\252w\305A\031-\365\370\010\0059\036\250\266\323q$\222\353\364\221\256\213\200\000\245\013Xt\265\305\007\047\200{\322a\336\330\260cw\334N\007Y\2361\333c\026\027\252\022\212\322h\013\035\033\217[1\025\202\267M\340@T*E\207\320N\017=e\035!]\374=\237J\371PrSr\260\247\340\220P[\241\267F\237\256\354\311>\370\206\370~\007\003\310\360\344\371Lt\047\230\353\200\253K<\363\202\002z\001\246\350\n\217\366z\002\306}\361\217wS?\224o\234\377%,\205\313QE\035~u\376\n\207\371\260\021\212h12\342R\274\020\037&S\303\362\365w\362\374\263\240\024\374>\\\t\267B+\332\217h|+\366\222\271\264\232~\236\325\262/\006;\371\301\213\374\305\321\360\316\335B\314\343\263\344 \351\245\375\001\254o\234\257\234\357\004\213\201\221\317\375!\256\305\253\361\001Lo%~\272\225?\332\313\367\366\363\375\303\374\360(?:\316\217\277\311\277y\2432\231\rV\203\303\360z\350E7\243\303x\0326\373\303\362\314\371\263\"\275\255\320\210J\321|\264\205\024\225\350uz;+e\013\331Av:\234\371\340\374m8\035\256Ae&\336I\026\222\303\264\224.\246\006\024\346\263g\010\366n\352\337\327~\361^5\250\004K\341T8\027U\242\245x*\236K*\311R:\225\316e\225li05\250\014\313\225\261\312GQ-\332\210+\361\247I-\331H+\351\247\250wcP\031\324\206\345j0\0374\202\177!\303R\274\030\323d6\331J\210\252\367\213\340\357\341\tl\306\360\315\205\037\344K\033J\364QX\315?~\020\357\307\255\304H\313\351\016\222z\374s\267\225`6\330\tk\341\312\260|;\360\302j\270\021U\2435 \217\344n\005V\370*\276\016\034q\250Ew\nH\253\311j\002\230\356\206\024\212\233\261H\346\223\307J:\013\244l\2247\235\256\001\210r\266\225\031\203\322\340~\376\362xX\276\023~\031\255\344\213\353\311c \245\024h6\233m\017~\231\357\241\033\257\363\327o\3627\372\260\374a\260\0370\364\036\356n\242b\225\314j\210P\037\253\273p\037\001g\243Ft:,\177\202""\003\tO\243\351I\242\223\213k\021\211\316P!E\226\237\247\265\221K\022\234\026\275\242QE5e.\020\350\3566\214Wp|\377\306p\3466\024~\r\2773\237\024A\252\321jt\020}\237\254\001\246R\272\220\036\026]\335\312\310p\346\267\000j3\352\306F\376p\033\340\315\374&\270\206\214\327B\210*\301\255\300\007iZ\240\313\324p\346.\362\361\013D\346\321.\n\006+T\246\263\365L\016\326\007\275\374\370\353\374k\024\376m\376-\031\336\253\215c\236\3764\302\310m#\354E\036\n\035\007T\250\024Y+\352V\243\225\302L\tK\240\312\227\020\377\023\316dA\347\361\245B\363N\364rt5)s\263\350\346z\362}\266\226\231\203\205\301\376\360\356=\314d-\372\014\\\275\t\030Y\262\222l\203\257\037\246V\006;-\232*\272\254Fv>\336M\216\323m\364\271\221y\203\352`m`\344{(\310\310\r37\331\010\0005\337&fq-&\261\217\336\277\000\261\177\227\236\302\350qv\004j\337[\034{[J\336\0031\336\317p5\217\221{\226\224\000[#\361\000\333*\360\237\031l)\367\007\305\364\037\027\330\275\372\017q\267;j";
-    PyObject *data = __Pyx_DecompressString(cstring, 1698, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2449 bytes) */
+static const char cstring[] = "x\332\315VIs\333F\032\215$\332V\022\215\047\244\024\233I\274@\242be\2615\326bg2\245$%Qv\354q\222\021I-N\354\t\322\000\232$,\020\000\321\200H\246RS9\352\310#\2168\342\210#\2168\342\210#\217\371\t\363\023\346us\221\234IRI\325\034FU\002\032\275~\337\373\336{M\211\270\322\335\256d)/\250\352~\272\3727i\353K\332\262\234\336\241N;\222U\227\266T\313t\365\206gyL\"\246&i\272\303\047\376\274[7\307\003\314ut\215j\347&K\226\363\233\343/\367Mf~\372Y\231\230\246\345J\2041\275aJ\256%9\224hw,\323\350I-\021\344\t\202|l\236\020C\327\244\226\245\321\333\022\355\332X\213\255V\324\025~\356J\335r\\\207\230+\267\245\006\266\032OfMbS\034%\221\256\316\244\257,\227Jn\023H\224{n\3232%\364i\324\320\025\352\020\227\3424\036\037vu\370$S\332{\260wg\363\257\233\"Z\207r\334\230\304<E5\020(e\0344\305\323\r\027\273\273=\233\262U\351q]\352Y\236dR\304\205,l\314;\277\300mRSb\324\345\riE\344L\\\3352e,\327\315\306\312\010&\375\204\362\325\017\211\301\350*\3214\031\363\250j\232\307\3241\251\301V\345\216\345\0343\233\250\347:\377\"wt\323j8D[\265{]\3252\014\276\221e\262U\242\250\232\316\210bPj\362gC\325\331\260\245\231\026\262\257\023\317p%Yv\250\346\251T\226%\315\023\307\233\226y\007h\234\350\304\300\250\252\233\272+\313\236X\310\207\211aX*@\223\210\343\220\236\244\021\227\254\376\302\350\020\177\016\340\260\364lu\273V~\374\270\\n\354>0\014\335f:{\364\310~\362\344\376\223\306\023\373\313\257\366*\325Z\215\266=j\252t\377\340\220ss\365\214\246GG\266,\357\365\272\370\337E\231\344\257h\327\255\322\272,\217\240D\364\210\224\203}\326hPWwi\213wh|\r\376\352\236\251\3627\206\330x\225\336\262\301\037\336j\021\335\024oK\363\0141f\222\326\360M;\374\005|e\265I\325c\346\265\206_\243]x\223\023a\330\362L[W\217\261\303\003s<\357\304\345\370\360=\332\0361\306\333\216\201\237\264T\301\315s\035\264\313?@\234I(\354\\\350\223\366\331:\2272\236\213\316d\325r,\017\014\245g\244\001!\306\345\221\025\257^\007\367\241\233\006%\354L\352\242\250\204\365LU\267V\047{0E!\214*:a\n\326\037\213\007S\325\273j\3233\3210\3701\000\0172T\251B\324""\343\2278;\242\247jy\246;\344\271\014\311v\210\243i\0344\361\340\021\017\rJ\353h\035\246\365\264\236\314\364\357\251\326C\333\005) }\n8\205\\\251\343XN\035\372\243\016\253\033\244\201\207E\334\215\365z\213\3106%\307r\003\0356\303!-\342\216\334\201\227\336\265,\2035\032\310\311\226QB&ZL\207ftM\177\241\267H\203\212\2078Yo5\340S\264;z\340\303Uu\307\352pN\361\1776||O_\034\3375\034OV\t\250\321\"]\336\005\353\342\276\325\242\254\331\000\367\271o\231@\247\311\315\215\361J\302\000[\246m\272\310\310\356!o\0131\000\353\016\320\226y\023/|\331wQ\265c\033F@5\2338.\004iSg\264\217m\330\226m#\265\023j8\264\2413\227\303\322aL\005Djs\364\222]\335\240\260 w$w\241J\246\2674\000Nx\250\202\030`\221\003*Q\233\271\300\315u<\370\035\360q\335\273\202\267\342\301\\]\343\233\311\343/<\344\346\360\325q!B\303\355\272=p\037!{6\\\201\302\207=\312:\343\372\313\234\030\274\352r\207\352\215\246;\351\037\221aBSY\224\223u\034 \314\317\3520G\355\270\335\256(K\327\3562\234\323c\377\370q\352\247\334\353\247\237\370\323\376J\220\027\037\331\3537\3756o\315\367\327\3735\377\222\357\004\013A-\234\t\327\303\312 7w\372\005\346.\371;\276\022L\007K\301N\240\210\241\347\361\325d:)%\325\244=\230\273|\372\302\237\36170e.|\030\225\242Z<\035/\307\n&,%_d{\225\037\247\376}\361\225\013\205~\276\177\313\237\362\213A>\270\025N\205\305(\037\335\212\247\342b\222On\245Si~\220\313\217\246\274\025,\006\367\303|\370^\264\030\335\217\363\361{\311br?\315\247\213\203\\\241\277\324/\367\377\205\010\247\303\345P\215\346\243\235\210\014\220\323\307\375\277\373\307XS\nk\321\324 w\3037\263\333[\361\366 \367\226_\310\336\271\023V\302f\244\304\271\370!\202\372\325\336|\177\276\377\320_\364\327\006\271\253}\307/\370\367\203B\260\021\250!\202\273\322o\370\317\302K\241\023\341c1\270\026V\321,D\353Q\205\237\246b\342V\310\242\245h\233\217\316\003)\003\351\315\304\033\000\"\227\354$J:\235\336\316\016\217\006\271k\376\347\301Z\266\274\031m\003)>AM\346\223\335t6\333;\312\216\236g\317\277\315\276\225\007\2717\373\225>\365\327|l\267\200\214y0\353>""\216z\207\367\371\025\0348\037\224\203\366 w\035\037\304o\0073\343@\307\035\027\003\022\234 C\025Q~\024/\016\267$\375\266\250\225\032\344yQ\212}\206\352\356b\361\032>_{}0w\025\023\376\214}\347\256\213C\n\301zP\r~\2106\000\323t\\\212k\242\252;\t\031\314\275\r\240\266\202N\250dww\001\336\334\033\375\213\210x\303\307P\276\177\245\357\2014M\320ej0w\003\361x\002\221%\224K\215\013\002\225\231d3q\323\315\264\233\035}\223}\203\304\277\313\276#\203\233\213\2433\333\377}\302p\333\262\337\r\034$::\220\243\"\242\346\324-\004kb\031\037\234\006U>\307\360Sl\346\n:\217:9\232\327\202\303a\3278\315-Q\315\315\350\207d#\321\322RZ\031\334\270\3513\020\361\036\270\272\000\030i\264\026\355\202\257o\306\215\004\353\244`JTY\001\021\227\302\307\321Q\274\213:\227\023\047-\244\033\251\222\355!!%S\264L\243C\000X\260\034h\341b\270\021\222\320C\355\367A\354w\3436\026m\047\007\240\366\315\345\321n\267\242\013 \306k\t\272\226 \271/\242i\300V\216\034\300\266\016\374\347\322\035\276}5\253\356g\373G\002\273gP\330\354+\027.\237>\023b-\213\263\370V#1\\\372\321=\275\207\324\337\007wv\374FP\001Q\256 \337\"\266\374\010\332\3728}(v;\030\\\273!\206\365\360$\252F\335\270\227b\365\345S%{c\tH\254\005\017\303wC\047[+\047k#F\337\312\366\016\262\003D\241g\372\213\354\205\221\031ff\332\231}\222\235t\006\271\331\323W\373\371\301\354\237N\017\373\237\004S\\\245k\210\264\360;\275\240\320\277\357\347\375\367A\206\303p-|\004\346\324\343\355\370)<\347$\255\244\344\377\306\013\256\373\317\303\002\310\304\375\340zl\244K\223\002\325\270\\\207\276\270\023*<\224\237;\303\324\310\016\320\251\206WQ\351\367E\215g\222{\000\367Nv\364u\366\3657/y\301\225\276*\234\240\352C\372o\373\313#_\306\210\024\314\212\212W\303\366/\270\3045|V\317\273\304\025X\201\003|K~\215\253\177\220\373@\254\375a\030\326O\310\371\314\031f\177\335\031\272\302\363\270\250\347\343\035\341\371\213\303\t\332\350\266xU\224EA\276\233\261\223\024\222u\210g\366\362)9\355\215\356\214\013\377\013\255_\306F9\234G~\227\306\2731K\226\0235\235O\267\323\032.\250\254r\010g""\316\216\236e\317\240Z\222\021\010\267\236\325\033Y\003\204f\031s\007s%\324h\027\370\336\026>\270\034\353\tK\227S5\253p\331d\007O\263\247(\025w\356LV3\025\252\037\n\002j\2602\313\036,\177\030n\242.s+A\033\367\347F\330\200\374\027\342\375\244\010\267\330L\035\021\000\366\030\372\340?E\216Y\361\203\020\271-\300\303x\345\221\327\205\376\001@\342\006\373F\321\277\210\214/a7\356>\017\220\025\260\230\357\257\365\037\370\371?\342\314<\255G\202\234\323\321\355X\003*M\236T-\253\001\216\247\203\345\367&)\227\342*P\2032\240\340\205?t\233\377\332\224bV\201F\206\310\201\344\374\367G\025\244+\201\247NP\234H\252(|\257:!O\256\210\352\263\340]\344\247r\371\r\305y\0172(\301\t\246\306\342\344\270l\237\211\263\206\004\027\317\304\246\010\361^\233l[\205o/\244\325\264\375\222\330\336\304\017\242\341\257\037\362\033\027\357\357\270g!\237Y~a\344\205\213\226\003\006\255\355C\030\345\210\001\330\375$\177N]\213\230U\202&\034\304\2755r}\016})\251\2453 \213+j\003\252\202m\2701\047w\314\260\350X\225}\370Y\334\376\255\242\337\024>\260.\316(\"\212]\230\336\256\270\216\031.\276\303\254v\236\214\315\254y\336\330\333\003\251\004\013i\212l\361\333\354?h*\030\034";
+    PyObject *data = __Pyx_DecompressString(cstring, 2449, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (2203 bytes) */
-static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add\375_\231 ecnnke\377rnels._w\177orkspac\n\010\377/_winogr\377ad.pyxco\363ll\343@X\000s.ab\377cdisable{en\002\001gcis\004\003\377dno defa\377ult __re\377duce__ d\275uz\002non-\337@v\367ial\033\000cini\317t__u>\002\236Aal\367loc\262  arr\377ay data.\360\013\020\372#\314a\251cs.AS\377CIICCgEl\377lipsisHK\377KgKpMNPQ\377Sequence\327TUV\221\204\001.\226\204\007W_\357_Pyx\001\000Dic\377t_NextRegf__\273$\262\000__\220B\373__\001\005getit\313em\r\001d0\001\027\000fu3nc\035\001\030\000st\354@)\001\347imp\264`3\001mai\275n\003\002odulM\002n\233am\002\003ewT\001\324 _\177checksuT\000\300\n\001?\004\025\001\276@\270 \037\001unopick?\000En \005\363vt\372!\230\001qual\210O\005\350%\361&c\216\204\002\277\001\204De\tx\314\001\255`_\203\005\271`\262\006\003\006\356.\007tes\241@_is\377_corouti\343ne\242g\205`\254E_bu\377fferaran\317geas\357\206\007\307Bas\277yncio.;\006s\377bbasebia\353sb\361@k\000\002scc\3770chunksc\371lc\001\272 trace\317back\236\204\n\217\204\004co\017untd\243!\000\002\240\001\204\210\003\236\356@odee\252 \377\205\002e\377rrorfilt\177ersflag\002\000\377oat32for7mat\335\206\004gg\333\000\271`\377colidiji\357mage\000\002_si\375z\007\000gindex\366\000\002in\n\000tcir\223ow\214a\220as\000\002&\000m\373em\324\207\001meshg\367rid\324\207\001nn_t\365h\371\207\001s\372Andim\357npnt\307@pyo\277bjocol\326 w\244\330 \337 l\003\001U\000p\360\000p\373er2\004plpop\377ptravelr\357eg""is\306\001cra?tchset\350\205\004\221\210\002/simd\251@a\260\001\311\206\002\337start-\000ps\373to\001\000ructt\3770tidtileu_\277bs\007\001s_h\001\003\237wtxty\355`\360 u\377pdateval\357uesw\202\207\005_fo\337rward\246\207\006_f\375l\312 swsrcx\373xs:\000ysO\200\001\377\340\004\013\210=\230\002\230w\047\240\021\t\001\r\210[\n\000\377\"\230C\230s\240$\240\377b\250\002\250#\250S\260\377\001\330\004\007\200t\2105\377\220\002\220)\2301\230B\377\230g\240Q\240c\250\026\377\250r\260\030\270\022\2707\377\300!\3009\310F\320R\177T\320TU\330\034\036\032\002\377i\250v\260R\260x\270\373y\310;\000\013\2101\210F\377\220$\220b\320\030*\250\337!\2502\250R8\000\026\260\377u\270B\320>P\320P\377Q\320QS\320SU\320\377UW\320W]\320]^\376\223\001\023\2202\220S\230\007\377\230r\240\024\240S\250\003~1\000Q\330\004\014\210L\232\002\377B\230b\240\002\240\"\240\371B\240\000\027\001\\\270\027\300\002\377\300#\300R\300q\330\014\177\016\210j\230\003\2303 \000\377\014\250F\260#\260S\270\337\002\270$\270b\036\000\"\300\375Lj\000\200\001\360\006\000\005\377\022\220\021\220&\230\001\230\377\030\240\021\240&\250\001\250\377\030\260\021\260&\270\001\270\377\030\300\021\300&\310\001\310\357\021\330\004\021\034\004\031\240!\377\2406\250\021\250(\260!\277\2606\270\021\270(\355\0006\377\310\021\310!\330\004\022\220\337\"\220C\220~\237\000\002\250\377$\250c\260\023\260B\260\373a\330\321 9\220J\230k\3741\000\270$\030\230\016\320&6\376\027\001\031\230\022\320\033-\250\377Q\250h\260b\270\004\270\177F\300\"\300A\330\004\000\023\377\021\220\023\220F\230!\230\3771\330\004\027\220r\230\022?\2306\240\022\2403\367 \232\000\177\026\220g\230[\250\007\200@\356\247\000!\240\034\316\"\022\2602\335\260\244 \036\230c&\000<\250\357s\260\"\260Z\000!\240\023\272\247 l\334\000\003\2703\206 \004\377\300B\300b\310\002\310,\377\320VW\330\004\034\230G\177\2401\320$4\260A\247 \376\035\001c\300\023\300D\310\010\373\320P\213@\\\320\\^\320\377^_\330\004\025\220Q\220\311e\371@\251\000\024\357\000\211\0012\230\332\217@\033\020\001\230Qn""\000\023\240\277C\240q\330\004\035\n\000a\317\230q\240\003\241\005\t\005\006\240\367a\240v\365\000c\260\022\260w7\270!M\003a\220q\247B\367c\240\021\221A\030\220s\230\327\"\230D:\0001\241@\n\013W\330\014\027\036\000\017U\000\014T\001\376\322\0012\240R\240|\2603\276\272 \002\270#\270S\321BB\337\300a\330\014\032\246 <\240\277w\250b\3200D\320 \014\267\020\220\006\257\0003\230\030\000\021\377\220\026\220u\230B\230h\377\240b\250\001\330\014\036\230\327a\230u\215\"\"\254@c\270\375\022\221\"\003\3004\300t\310\3774\310x\320WZ\320Z\376\366\000`\320`a\330\037!\344\360 p\001qP\017Q\003C\230x\037\240r\250\021\330j\004\222!\261\002N\267\204\001\022\2401\224\002\031\001\002\250`_G\2302\230X\276\000t\312\204\002t\240\000\021\001C\330@\034\240V\r\003\356\337\005<\250r\245 4\260|\377\3003\300d\310#\310Q\377\330\036\037\230s\240!\240\3375\250\001\250\024\274`e\260\3771\260D\270\001\270\025\270\377g\300Q\330\014 \240\001\374\341B\257\206\001\"\250I\260W\270\377D\300\004\300C\300r\310\177\022\3103\310b\320P\307@\177b\320bd\320de\373\003\376\334\206\001d\250!\2503\250a\373\250u\371@T\270\021\270%\373\270q2\000A\300U\310!\367\330\037$\331\205\002\002\250&\260\277\005\260S\270\n\300\020\000\"\277\240\"\240L\260\002\323`C\277\260r\270\022\2702\375 \014\253\310B[\001R\371\206\002W\267\"[";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 2203, 2670);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3248 bytes) */
+static const char cstring[] = "\377 at 0x o\377bject>.:\377 <Memory\377View of \377<contigu\377ous and gdir%\001\007\rin\021\005\177strided\"\010o or \004\031><(\t\376A\006>?Canno\377t assign\377 to read\177-only m\240\002\375v\242\000Invali\377d mode, \347exp\305\000|\000\047c\047\376t\001\047fortra\237n\047, gH\000%\005s\357hape\222\000 ax\377is Note \373th\207 Cytho\373n \021\000delib\237eratek\000\320\001c\367ter!\001n PE\337P-484\212\"re\376\264!s subcl\366\246\000es\261!buil\373ti\260\000ypes.\377 If you \223ne\224 \303\000p\316\000%\tt\177hen set\200\000\367e \047\357\002atio\377n_typing\355\047\355$iv\242\000o F\377alse.add\375_\231 ecnnke\377rnels._w\177orkspac\n\010\377/_winogr\377ad.pyxco\363ll\343@X\000s.ab\377cdisable{en\002\001gcis\004\003\377dno defa\377ult __re\377duce__ d\275uz\002non-\337@v\367ial\033\000cini\317t__u>\002\236Aal\367loc\262  arr\377ay data.\360\013\020\372#\314a\251cs.AS\377CIICCgDE\377llipsisH\377HpKK6KgK\377pMNPQRSS\377equenceT\353UV\230\204\001.\235\204\007WWp\337__Pyx\001\000Di\377ct_NextR\317ef__\304$\273\000__\366\231B__\001\005geti\227tem\r\001d0\001\027\000fgunc\035\001\030\000st\365@\316)\001imp\275`3\001ma{in\003\002odulM\0027nam\002\003ewT\001\335 \377_checksu\200T\000\n\001?\004\025\001\307@\301 \037\001u\337npick?\000En\346 \005vt\203A\230\001qua\021lO\005\361%\372&c\227\204\002\277\001\215D\023ex\314\001\266`_\203\005\302`\262\006\334\003\006.\007tes\252@_i\377s_corout\307ine\253g\216`\265E_b\377ufferara\237ngeas\370\206\007\320Ba\177syncio.;\006\377sbbasebi\327asb\372@k\000\002sc\377c0chunks\363clc\001\272 trac\237eback\247\204\n\230\204\004c\357ount\326\207\003_fo?rwardd\261!\000\002\374\256\001\233\210\003dwdwsd\377ydy_size\353dy\t\000t\222`ode\371e\314 \252\206\002error\377filtersf\367lag\002\000oat3\3772fma_pea\377k_gflops?format\227\207\004\367A\177toolsgg\225 \353p_\300@s\005\002sic\377olidijim\347age\000\002u\002img\337index\000\002in~\n\000tcirow\320a\362\324as\000\002\240\000jk0l\337ru_ca\230`ma\335x\262\001mem\264\210\001me\277shgrid\264""\210\001n\257n_th\331\210\001s\321an\177dimnpnt\236`\377pyobjoco%l\255@w\257@\266@l\003\001h\000\367p0p\311 padd\377edpartia\357lperA\004plp\377opptrave\177lregist\223!\377wsscratc\375h\000\004_tiles\347set\350\206\004\221\211\002simed\240`a\335!\311\207\002st[\000\356>\000pst\265 tru;ct\234!tt0\263\204\002\270\204\002/stidI\001_\006\005U\000\373_hZ\002_wtot\377altxtyun\376\257\001updatev\277aluesw\227\210\005_\374\225a\362A_weigh\321t\017\006\206d\323\210\006_\273@at\277swrite\272\210\001w\177srcwtxx\214b\357xpxse\000ysO\377\200\001\340\004\013\210=\230\337\002\230\047\240\021\010\002\320\013\367\037\230q\023\001\023\2202\220\377S\230\007\230r\240\024\240\377S\250\003\2502\250Q\330\357\004\014\210L)\000\"\230B\377\230b\240\002\240\"\240B\373\240b\026\002\\\270\027\300\002\377\300#\300R\300q\330\014\177\016\210j\230\003\2303 \000\377\014\250F\260#\260S\270\337\002\270$\270b\036\000\"\300\377L\320PQ\200\001\360\006\377\000\005\022\220\021\220&\230\377\001\230\030\240\021\240&\250\377\001\250\030\260\021\260&\270\377\001\270\030\300\021\300&\310\277\001\310\021\330\004\021\034\004\031\377\240!\2406\250\021\250(\377\260!\2606\270\021\270(\377\300!\3006\310\021\310!\377\330\004\022\220\"\220C\220\375~\237\000\002\250$\250c\260\277\023\260B\260a\330\321\0009\357\220J\230k1\000#\250S\377\260\001\330\004\036\230n\320\377,<\270A\330\004\031\230\377\022\320\033-\250Q\250h\377\260b\270\004\270F\300\"\371\300\000\023)\000\021\220\023\220F\377\230!\2301\330\004\027\220\377r\230\022\2306\240\022\240\3573\240c\250\232\000\026\220g\177\230[\250\007\250r\260\247\000\337!\240\034\250R\010\000\022\260\2732\260\244 \036\230c&\000<\337\250s\260\"\260p\000!\240u\023\247 l\334\000\003\2703\206 \377\004\300B\300b\310\002\310\377,\320VW\330\004\034\230\377G\2401\320$4\260A\374\247 \035\001c\300\023\300D\310\377\010\320PW\320W\\\320\377\\^\320^_\330\004\025\177\220Q\220e\2301\230\277\000Y\024\357\000\211\0012\230\217@\033\020\001\373\230Qn\000\023\240C\240q\367\330\004\035\n\000a\230q\240""\371\003\241\005\t\005\006\240a\240v\376\365\000c\260\022\2607\270!\356M\003a\220q\247Bc\240\021\376\221A\030\220s\230\"\230D\372:\0001\241@\n\013\330\014\027\312\036\000\017U\000\014T\001\322\0012\240\337R\240|\2603\272 \002\270\367#\270S\321BB\300a\330\373\014\032\246 <\240w\250b\367\3200D\320 \014\020\220\006\366\257\0003\230\030\000\021\220\026\220\365u\262`h\254`\001\330\014\036\257\230a\230u\215\"\"\254@c\373\270\022\221\"\003\3004\300t\377\3104\310x\320WZ\320\375Z\366\000`\320`a\330\037\311!\360 p\001qP\017Q\003C\230\007x\240r\217@j\004\222!\261\002\267\204\001W\022\2401\224\002\330\213\000\002\250`_G\2302\230X\276\000t\312\204\002:\016\004C\330@\034\240V\r\003\337\005\375<\311B4\260|\3003\300\377d\310#\310Q\330\036\037\377\230s\240!\2405\250\001\373\250\024\274`e\2601\260D\377\270\001\270\025\270g\300Q\337\330\014 \240\001\341Bb\250\377\002\250\"\250I\260W\270\377D\300\004\300C\300r\310\177\022\3103\310b\320P\307@\177b\320bd\320de\373\003\377s\240$\240d\250!\250\3373\250a\250u\371@T\270\337\021\270%\270q2\000A\300\277U\310!\330\037$\331\205\002\002\377\250&\260\005\260S\270\n\375\300\020\000\"\240\"\240L\260]\002\323`C\260r\264 2\375 \367\014\310B[\001R\320RT\367\320TW\267\"[\200\001\360\277\010\000\005\016\210[\250\206\002C\346\265\000$\240\225\001\206\205\004\007\200t\277\2105\220\002\220)\315`B\377\230g\240Q\240c\250\026\357\250r\260\030\207@7\300!\357\3009\310FI\002U\330\034\375\036\032\002i\250v\260R\260\377x\270y\310\001\330\004\016\377\210b\320\020\"\240!\240\3771\240F\250%\250r\320\3571C\3001\313\204\004&\320P\377U\320UW\320Wi\320\377ij\320jl\320ln\377\320np\320pv\320v\377w\330\004\010\210\t\220\021\377\330\010\r\210V\220=\240}\001\242\206\0011\200\001\360\022\345\206$\377\022\2206\230\021\230)\240\3752\250@1\250H\260B\260\377f\270A\270X\300R\300\337v\310Q\310a\203\206\206\035\230\337\\\250\022\2502\213\207\002\035\270\367l\310\"\230FS\330\004\033N\221\211\004B\250b\223\210\001\212\207\r\001\210\207\004\277\240B\240c\250\027\347@)\375\270\340A\003""\3005\310\002\310\177-\320WY\320YZ\377\206\n\377\026\220c\230\022\2302\230\377R\230q\330\004\032\230$\376\221\212\004A\330\004 \240\010\250\177\002\250#\250R\250qs\001W1\230A\232\207\t\034\014\000R\232\207\t\337\026\220a\220r\335 #\230]S\372\206\001\330\004*7\002|\254\210\002o\001\340\004\027\217\207\010\010\000\201\207\026\375x\357\210\002B\260c\270\023\270\255B\357\212\002!\330\266\207\002d\247\213\004\t\376\236\212\002b\270\003\2704\270r\377\300\022\3002\300Q\330\010\337\016\210a\210y\255\213\004\005\240\373R\240\253\206>\016\230b\240\004\337\240B\240a\330\300\206!x\270\377s\300$\300c\310\023\310\377A\310S\320PQ\320Q\377V\320VW\320W[\320\377[\\\320\\a\320ab\377\320bf\320fg\320g\377l\320ls\320st\330\377\014#\2401\240D\250\002\373\250,\203\211\002$\270i\300s\377\310$\310c\320QT\320\177TU\320UX\320X\250@\376\266\212\001\320_c\320cd\320\375d\213\205\003n\320no\320o\277p\330$+\2504\225@\014\377\047\240q\250\003\2503\250\377g\260T\270\024\270T\300\177\030\310\022\3104\310r|\002\364A\000\202\211\003]\201\212\002\320\030*\250\356\311 \024\220G\201\213\002\014\020\220\277\005\220U\230!\230\335\211\001\020\177\030\230\006\230b\240\007K\000\376\372\207\001E\260\022\2601\330\014\177\023\2201\220E\230\021\356\211)\366\323\001H\250\231\204\001\002\260,\270\365d\223 h\321\001S\320SW\277\320WX\330$(\352\006#\373\270R\263 \"\300A\200\001\363\360\024\241\216*\331\216\025\030\320QR\273\320R\264#Z\330\004\374\217\001R\377\220s\230#\230R\230r\223\240\030\312\205\006\241\210\0012z\000\265e\004\377\030\230\007\230s\240%\240\347w\250c\207\216\001\243\216\0035\240\002\377\240#\240S\250\001\330\004\344\243\216\003\222\212\001A\232\215\001\227\206\003S\260\002\253\260!\343\205\007b\304\216\002\034N\006R\377\300r\310\024\310R\310q.\354\215\n\025\220S\367\220\004a\300\205\020\275\215(\257\n\013\330\010\255\213\001\021\301\211\002C\377\240s\250#\250T\260\023\277\260C\260s\270#\204`\021\356\355\215\010!\240\021\307\000R\240r\317\250\022\250<\357\212\004\367!#\300\177S\310\003\3104\310t\227B""\377[\320[^\320^`\320\361`\333\213\006\211\216\0033\000\320+?\270\313q\330\364\215\030\037\251\217\002\324\216\001r\250\377\030\260\023\260D\270\004\270\373D\300\213\216\001s\310#\310V\337\320SV\320V\204\204\006h\320\375h\315\212\tq\330 #\2403w\240h\250\322\217\0016\270\021";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3248, 4392);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (2670 bytes) */
-static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecnnkernels._workspacecnnkernels/_winograd.pyxcollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.ASCIICCgEllipsisHKKgKpMNPQSequenceTUVView.MemoryViewW__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutine_workspaceabcallocate_bufferarangeascontiguousarrayasyncio.coroutinesbbasebiasblockblockscc0chunkscline_in_tracebackcnnkernels._winogradcountdtypedtype_is_objectencodeenumerateerrorfiltersflagsfloat32formatfortranggroupsicolidijimageimage_sizeimgindexindexingintcirowitemitemsitemsizememviewmeshgridmodenn_threadsnamendimnpntnumpyobjocolorowout_colout_rowpackper_threadplpopptravelregisterscratchsetdefaultshapesimd_isasizespacestartstepstopstructt0tidtile_tablestiles_htiles_wtxtyunpackupdatevalueswwinograd_forwardworkspace_floatswsrcxxsxtyysO\200\001\340\004\013\210=\230\002\230\047\240\021\200\001\340\004\r\210[\230\002\230\"\230C\230s\240$\240b\250\002\250#\250S\260\001\330\004\007\200t\2105\220\002\220)\2301\230B\230g\240Q\240c\250\026\250r\260\030\270\022\2707\300!\3009\310F\320RT\320TU\330\034\036\230g\240Q\240i\250v\260R\260x\270y\310\001\330\004\013\2101\210F\220$\220b\320\030*\250!\2502\250R\250r\260\026\260u\270B\320>P\320PQ\320QS\320SU\320UW\320W]""\320]^\200\001\340\004\023\2202\220S\230\007\230r\240\024\240S\250\003\2502\250Q\330\004\014\210L\230\002\230\"\230B\230b\240\002\240\"\240B\240b\250\003\2502\250\\\270\027\300\002\300#\300R\300q\330\014\016\210j\230\003\2303\230b\240\014\250F\260#\260S\270\002\270$\270b\300\002\300\"\300L\320PQ\200\001\360\006\000\005\022\220\021\220&\230\001\230\030\240\021\240&\250\001\250\030\260\021\260&\270\001\270\030\300\021\300&\310\001\310\021\330\004\021\220\021\220&\230\001\230\031\240!\2406\250\021\250(\260!\2606\270\021\270(\300!\3006\310\021\310!\330\004\022\220\"\220C\220~\240S\250\002\250$\250c\260\023\260B\260a\330\004\013\2109\220J\230k\250\021\250#\250S\260\001\330\004\030\230\016\320&6\260a\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\021\220\023\220F\230!\2301\330\004\027\220r\230\022\2306\240\022\2403\240c\250\021\330\004\026\220g\230[\250\007\250r\260\021\330\004!\240\034\250R\250r\260\022\2602\260Q\330\004\036\230c\240\022\240<\250s\260\"\260A\330\004!\240\023\240B\240l\260&\270\003\2703\270b\300\004\300B\300b\310\002\310,\320VW\330\004\034\230G\2401\320$4\260A\260S\270\003\2703\270c\300\023\300D\310\010\320PW\320W\\\320\\^\320^_\330\004\025\220Q\220e\2301\230A\330\004\024\220C\220r\230\022\2302\230Q\330\004\033\2301\230A\230Q\230c\240\023\240C\240q\330\004\035\230Q\230a\230q\240\003\2403\240c\250\021\330\004\035\230Q\230a\230q\240\006\240a\240v\250Q\250c\260\022\2607\270!\330\004\025\220Q\220a\220q\230\003\2303\230c\240\021\360\006\000\005\030\220s\230\"\230D\240\003\2401\360\006\000\n\013\330\014\027\220q\230\017\240q\330\014\035\230Q\230c\240\022\2402\240R\240|\2603\260b\270\002\270#\270S\300\002\300\"\300B\300a\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\020\220\006\220e\2303\230a\330\014\021\220\026\220u\230B\230h\240b\250\001\330\014\036\230a\230u\240B\240l\260\"\260B\260c\270\022\2703\270b\300\003\3004\300t\3104\310x\320WZ\320Z\\\320\\`\320`a\330""\037!\240\022\2402\240R\240q\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\021\220\026\220u\230C\230x\240r\250\021\330\014\020\220\006\220e\2302\230Q\330\014\027\220q\230\007\230r\240\022\2401\330\014\032\230!\330\014\020\220\002\220\"\220G\2302\230X\240R\240t\2502\250Q\330\014\020\220\002\220\"\220C\220r\230\034\240V\2502\250Q\330\014\035\230Q\230c\240\022\240<\250r\260\022\2604\260|\3003\300d\310#\310Q\330\036\037\230s\240!\2405\250\001\250\024\250Q\250e\2601\260D\270\001\270\025\270g\300Q\330\014 \240\001\240\023\240B\240b\250\002\250\"\250I\260W\270D\300\004\300C\300r\310\022\3103\310b\320P\\\320\\b\320bd\320de\330\014\036\230a\230s\240$\240d\250!\2503\250a\250u\260A\260T\270\021\270%\270q\300\004\300A\300U\310!\330\037$\240B\240b\250\002\250&\260\005\260S\270\n\300!\330\037\"\240\"\240L\260\002\260\"\260C\260r\270\022\2702\270S\300\014\310B\310b\320PR\320RT\320TW\320WZ\320Z[";
+    #else /* compression: none (4392 bytes) */
+static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and direct><contiguous and indirect><strided and direct or indirect><strided and direct><strided and indirect>>?Cannot assign to read-only memoryviewInvalid mode, expected \047c\047 or \047fortran\047, got Invalid shape in axis Note that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False.add_notecnnkernels._workspacecnnkernels/_winograd.pyxcollections.abcdisableenablegcisenabledno default __reduce__ due to non-trivial __cinit__unable to allocate array data.unable to allocate shape and strides.ASCIICCgDEllipsisHHpKK6KgKpMNPQRSSequenceTUVView.MemoryViewWWp__Pyx_PyDict_NextRef__annotate____class____class_getitem____dict____func____getstate____import____main____module____name____new____pyx_checksum__pyx_state__pyx_type__pyx_unpickle_Enum__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___is_coroutine_workspaceabcallocate_bufferarangeascontiguousarrayasyncio.coroutinesbbasebiasblockblockscc0chunkscline_in_tracebackcnnkernels._winogradcountdirect_forwarddtypedtype_is_objectdwdwsdydy_sizedysdytencodeenumerateerrorfiltersflagsfloat32fma_peak_gflopsformatfortranfunctoolsggroup_sumsgroupsicolidijimageimage_sizeimgindexindexingintcirowitemitemsitemsizejk0lru_cachemaxsizememviewmeshgridmodenn_threadsnamendimnpntnumpyobjocolorowout_colout_rowp0packpaddedpartialper_threadplpopptravelregisterrowsscratchscratch_tilessetdefaultshapesimd_isasizespacestartstepstopstructsumstt0tabletablestidtile_tablestiles_htiles_wtotaltxtyunpackupdatevalueswwinograd_backward_weightwinograd_forwardworkspace_floatswriteablewsrcwtxx_sizexpxsxtyysO\200\001\340\004\013\210=\230\002\230\047\240\021\200\001\340\004\013\320\013\037\230q\200\001\340\004\023\2202\220S\230\007\230r\240\024\240S\250\003\2502\250Q\330\004\014\210L\230\002\230\"\230B\230b\240\002\240\"\240B\240b\250""\003\2502\250\\\270\027\300\002\300#\300R\300q\330\014\016\210j\230\003\2303\230b\240\014\250F\260#\260S\270\002\270$\270b\300\002\300\"\300L\320PQ\200\001\360\006\000\005\022\220\021\220&\230\001\230\030\240\021\240&\250\001\250\030\260\021\260&\270\001\270\030\300\021\300&\310\001\310\021\330\004\021\220\021\220&\230\001\230\031\240!\2406\250\021\250(\260!\2606\270\021\270(\300!\3006\310\021\310!\330\004\022\220\"\220C\220~\240S\250\002\250$\250c\260\023\260B\260a\330\004\013\2109\220J\230k\250\021\250#\250S\260\001\330\004\036\230n\320,<\270A\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\021\220\023\220F\230!\2301\330\004\027\220r\230\022\2306\240\022\2403\240c\250\021\330\004\026\220g\230[\250\007\250r\260\021\330\004!\240\034\250R\250r\260\022\2602\260Q\330\004\036\230c\240\022\240<\250s\260\"\260A\330\004!\240\023\240B\240l\260&\270\003\2703\270b\300\004\300B\300b\310\002\310,\320VW\330\004\034\230G\2401\320$4\260A\260S\270\003\2703\270c\300\023\300D\310\010\320PW\320W\\\320\\^\320^_\330\004\025\220Q\220e\2301\230A\330\004\024\220C\220r\230\022\2302\230Q\330\004\033\2301\230A\230Q\230c\240\023\240C\240q\330\004\035\230Q\230a\230q\240\003\2403\240c\250\021\330\004\035\230Q\230a\230q\240\006\240a\240v\250Q\250c\260\022\2607\270!\330\004\025\220Q\220a\220q\230\003\2303\230c\240\021\360\006\000\005\030\220s\230\"\230D\240\003\2401\360\006\000\n\013\330\014\027\220q\230\017\240q\330\014\035\230Q\230c\240\022\2402\240R\240|\2603\260b\270\002\270#\270S\300\002\300\"\300B\300a\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\020\220\006\220e\2303\230a\330\014\021\220\026\220u\230B\230h\240b\250\001\330\014\036\230a\230u\240B\240l\260\"\260B\260c\270\022\2703\270b\300\003\3004\300t\3104\310x\320WZ\320Z\\\320\\`\320`a\330\037!\240\022\2402\240R\240q\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\021\220\026\220u\230C\230x\240r\250\021\330\014\020\220\006\220e\2302""\230Q\330\014\027\220q\230\007\230r\240\022\2401\330\014\032\230!\330\014\020\220\002\220\"\220G\2302\230X\240R\240t\2502\250Q\330\014\020\220\002\220\"\220C\220r\230\034\240V\2502\250Q\330\014\035\230Q\230c\240\022\240<\250r\260\022\2604\260|\3003\300d\310#\310Q\330\036\037\230s\240!\2405\250\001\250\024\250Q\250e\2601\260D\270\001\270\025\270g\300Q\330\014 \240\001\240\023\240B\240b\250\002\250\"\250I\260W\270D\300\004\300C\300r\310\022\3103\310b\320P\\\320\\b\320bd\320de\330\014\036\230a\230s\240$\240d\250!\2503\250a\250u\260A\260T\270\021\270%\270q\300\004\300A\300U\310!\330\037$\240B\240b\250\002\250&\260\005\260S\270\n\300!\330\037\"\240\"\240L\260\002\260\"\260C\260r\270\022\2702\270S\300\014\310B\310b\320PR\320RT\320TW\320WZ\320Z[\200\001\360\010\000\005\016\210[\230\002\230\"\230C\230s\240$\240b\250\002\250#\250S\260\001\330\004\007\200t\2105\220\002\220)\2301\230B\230g\240Q\240c\250\026\250r\260\030\270\022\2707\300!\3009\310F\320RT\320TU\330\034\036\230g\240Q\240i\250v\260R\260x\270y\310\001\330\004\016\210b\320\020\"\240!\2401\240F\250%\250r\3201C\3001\300B\300b\310\002\310&\320PU\320UW\320Wi\320ij\320jl\320ln\320np\320pv\320vw\330\004\010\210\t\220\021\330\010\r\210V\220=\240\001\330\004\013\2101\200\001\360\022\000\005\022\220\021\220&\230\001\230\030\240\021\240&\250\001\250\030\260\021\260&\270\001\270\030\300\021\300&\310\001\310\021\330\004\021\220\022\2206\230\021\230)\2402\240V\2501\250H\260B\260f\270A\270X\300R\300v\310Q\310a\330\004\022\220\"\220C\220~\240S\250\002\250$\250c\260\023\260B\260a\330\004\013\2109\220J\230k\250\021\250#\250S\260\001\330\004\036\230n\320,<\270A\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\031\230\022\320\033-\250Q\250h\260b\270\004\270F\300\"\300A\330\004\021\220\023\220F\230!\2301\330\004\027\220r\230\022\2306\240\022\2403\240c\250\021\330\004\026\220g\230[\250\007\250r\260\021\330\004\035\230\\\250\022\2502\250R\250r\260\035\270l\310\"\310B\310b\320PR\320RS\330\004\033\2303\230b\240""\014\250B\250b\260\001\330\004!\240\023\240B\240l\260&\270\003\2703\270b\300\001\330\004\034\230G\2401\240B\240c\250\027\260\002\260)\2702\270S\300\003\3005\310\002\310-\320WY\320YZ\330\004\025\220Q\220e\2301\230A\330\004\026\220c\230\022\2302\230R\230q\330\004\032\230$\230b\240\002\240\"\240A\330\004 \240\010\250\002\250#\250R\250q\330\004\033\2301\230A\230Q\230c\240\023\240C\240q\330\004\034\230A\230R\230q\240\003\2403\240c\250\021\330\004\026\220a\220r\230\021\230#\230S\240\003\2401\330\004*\250#\250R\250|\2703\270b\300\001\340\004\027\220s\230\"\230D\240\003\2401\360\010\000\n\013\330\014\027\220q\230\017\240q\330\014\035\230Q\230c\240\022\2402\240R\240x\250s\260\"\260B\260c\270\023\270B\270b\300\002\300!\330\014\035\230Q\230d\240\"\240B\240b\250\t\260\023\260B\260b\270\003\2704\270r\300\022\3002\300Q\330\010\016\210a\210y\230\003\2303\230b\240\005\240R\240q\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\021\220\026\220u\230C\230x\240r\250\021\330\014\020\220\006\220e\2302\230Q\330\014\027\220q\230\007\230r\240\022\2401\330\014\032\230!\330\014\020\220\016\230b\240\004\240B\240a\330\014\020\220\002\220\"\220C\220r\230\034\240V\2502\250Q\330\014\035\230Q\230c\240\022\240<\250r\260\022\2604\260x\270s\300$\300c\310\023\310A\310S\320PQ\320QV\320VW\320W[\320[\\\320\\a\320ab\320bf\320fg\320gl\320ls\320st\330\014#\2401\240D\250\002\250,\260b\270\002\270$\270i\300s\310$\310c\320QT\320TU\320UX\320XY\320Y^\320^_\320_c\320cd\320di\320ij\320jn\320no\320op\330$+\2504\250q\330\014\047\240q\250\003\2503\250g\260T\270\024\270T\300\030\310\022\3104\310r\320QV\320VX\320XZ\320Z\\\320\\]\330\014\027\220q\320\030*\250!\330\014\024\220G\2301\230A\330\014\020\220\005\220U\230!\2303\230a\330\020\030\230\006\230b\240\007\240q\250\002\250\"\250E\260\022\2601\330\014\023\2201\220E\230\021\330\014\032\230!\230<\240w\250b\3200D\300A\330\014\020\220\006\220e\2303\230a\330\014\021\220\026\220u\230B\230h\240b\250\001\330\014#\2401\240H\250B\250b\260\002\260,\270d\300$\300h\310c\320QS\320SW""\320WX\330$(\250\002\250,\260b\270\002\270#\270R\270s\300\"\300A\200\001\360\024\000\005\022\220\021\220&\230\001\230\030\240\021\240&\250\001\250\030\260\021\260&\270\001\270\030\300\021\300&\310\001\310\021\330\004\021\220\021\220&\230\001\230\030\240\021\240&\250\001\250\030\260\021\260&\270\001\270\030\300\021\300&\310\001\310\030\320QR\320RX\320XY\320YZ\330\004\023\2202\220R\220s\230#\230R\230r\240\030\250\022\2502\250R\250r\260\030\270\022\2702\270R\270r\300\022\3002\300Q\330\004\030\230\007\230s\240%\240w\250c\260\021\330\004\027\220r\230\022\2305\240\002\240#\240S\250\001\330\004\026\220g\230[\250\002\250\"\250A\330\004\035\230\\\250\022\2502\250S\260\002\260!\330\004\034\230G\2401\240B\240b\250\007\250r\260\034\270R\270r\300\022\3002\300R\300r\310\024\310R\310q\330\004\025\220Q\220e\2301\230A\330\004\025\220S\230\002\230\"\230B\230a\330\004\033\2301\230A\230Q\230c\240\023\240C\240q\330\004\035\230Q\230a\230q\240\006\240a\240v\250Q\250c\260\022\2607\270!\330\004\025\220Q\220a\220q\230\003\2303\230c\240\021\360\006\000\n\013\330\010 \240\001\240\021\240!\2401\240C\240s\250#\250T\260\023\260C\260s\270#\270T\300\021\330\014\027\220q\230\017\240q\330\014!\240\021\240#\240R\240r\250\022\250<\260r\270\022\2702\270R\270s\300#\300S\310\003\3104\310t\320SW\320W[\320[^\320^`\320`b\320bd\320de\330\014\032\230!\230<\240r\250\022\320+?\270q\330\014\020\220\006\220e\2303\230a\330\014\021\220\026\220u\230B\230h\240b\250\001\330\014\037\230q\240\003\2402\240R\240r\250\030\260\023\260D\270\004\270D\300\003\3004\300s\310#\310V\320SV\320VX\320XZ\320Z\\\320\\h\320hj\320jl\320ln\320np\320pq\330 #\2403\240h\250c\260\022\2606\270\021";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 164; i++) {
+    for (int i = 0; i < 199; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 27) PyUnicode_InternInPlace(&string);
@@ -22657,8 +24983,8 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 164; i < 169; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-164].length;
+    for (int i = 199; i < 207; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-199].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -22668,15 +24994,15 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 169; i++) {
+    for (Py_ssize_t i = 0; i < 207; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 164;
-      for (Py_ssize_t i=0; i<5; ++i) {
+      PyObject **table = stringtab + 199;
+      for (Py_ssize_t i=0; i<8; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -22699,17 +25025,17 @@ static const char bytes[] = " at 0x object>.: <MemoryView of <contiguous and dir
   }
   {
     PyObject **numbertab = __pyx_mstate->__pyx_number_tab + 0;
-    int8_t const cint_constants_1[] = {0,-1,4};
+    int8_t const cint_constants_1[] = {0,-1,4,64};
     int32_t const cint_constants_4[] = {136983863L};
-    for (int i = 0; i < 4; i++) {
-      numbertab[i] = PyLong_FromLong((i < 3 ? cint_constants_1[i - 0] : cint_constants_4[i - 3]));
+    for (int i = 0; i < 5; i++) {
+      numbertab[i] = PyLong_FromLong((i < 4 ? cint_constants_1[i - 0] : cint_constants_4[i - 4]));
       if (unlikely(!numbertab[i])) __PYX_ERR(0, 1, __pyx_L1_error)
     }
   }
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_number_tab;
-    for (Py_ssize_t i=0; i<4; ++i) {
+    for (Py_ssize_t i=0; i<5; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -22743,7 +25069,7 @@ typedef struct {
     unsigned int num_kwonly_args : 1;
     unsigned int nlocals : 6;
     unsigned int flags : 10;
-    unsigned int first_line : 6;
+    unsigned int first_line : 8;
 } __Pyx_PyCode_New_function_description;
 #ifdef __cplusplus
 } /* anonymous namespace */
@@ -22763,24 +25089,39 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 40};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 53};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_simd_isa, __pyx_mstate->__pyx_kp_b_iso88591__5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_fma_peak_gflops, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 45};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_P, __pyx_mstate->__pyx_n_u_Q, __pyx_mstate->__pyx_n_u_tiles_h, __pyx_mstate->__pyx_n_u_tiles_w, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_ty, __pyx_mstate->__pyx_n_u_tx};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_tile_tables, __pyx_mstate->__pyx_kp_b_iso88591_Cs_b_S_t5_1BgQc_r_7_9FRTTU_gQiv, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 58};
+    PyObject* const varnames[] = {0};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_simd_isa, __pyx_mstate->__pyx_kp_b_iso88591__5, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 53};
+    const __Pyx_PyCode_New_function_description descr = {3, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 63};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_P, __pyx_mstate->__pyx_n_u_Q, __pyx_mstate->__pyx_n_u_tiles_h, __pyx_mstate->__pyx_n_u_tiles_w, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_ty, __pyx_mstate->__pyx_n_u_tx, __pyx_mstate->__pyx_n_u_tables, __pyx_mstate->__pyx_n_u_table};
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_tile_tables, __pyx_mstate->__pyx_kp_b_iso88591_Cs_b_S_t5_1BgQc_r_7_9FRTTU_gQiv, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 10, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 76};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_C, __pyx_mstate->__pyx_n_u_H, __pyx_mstate->__pyx_n_u_W, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_Cg, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_block, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_Kp};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_workspace_floats, __pyx_mstate->__pyx_kp_b_iso88591_2S_r_S_2Q_L_Bb_Bb_2_Rq_j_3b_F_S, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_workspace_floats, __pyx_mstate->__pyx_kp_b_iso88591_2S_r_S_2Q_L_Bb_Bb_2_Rq_j_3b_F_S, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 50, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 60};
+    const __Pyx_PyCode_New_function_description descr = {9, 0, 0, 50, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 83};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_block, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_C, __pyx_mstate->__pyx_n_u_H, __pyx_mstate->__pyx_n_u_W, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_Cg, __pyx_mstate->__pyx_n_u_P, __pyx_mstate->__pyx_n_u_Q, __pyx_mstate->__pyx_n_u_Kg, __pyx_mstate->__pyx_n_u_Kp, __pyx_mstate->__pyx_n_u_image, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_out_col, __pyx_mstate->__pyx_n_u_img, __pyx_mstate->__pyx_n_u_orow, __pyx_mstate->__pyx_n_u_ocol, __pyx_mstate->__pyx_n_u_irow, __pyx_mstate->__pyx_n_u_icol, __pyx_mstate->__pyx_n_u_T, __pyx_mstate->__pyx_n_u_blocks, __pyx_mstate->__pyx_n_u_nt, __pyx_mstate->__pyx_n_u_image_size, __pyx_mstate->__pyx_n_u_filters, __pyx_mstate->__pyx_n_u_per_thread, __pyx_mstate->__pyx_n_u_space, __pyx_mstate->__pyx_n_u_xt, __pyx_mstate->__pyx_n_u_U, __pyx_mstate->__pyx_n_u_xs, __pyx_mstate->__pyx_n_u_wsrc, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_ys, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_t0, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_c0, __pyx_mstate->__pyx_n_u_chunks, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_M};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_winograd_forward, __pyx_mstate->__pyx_kp_b_iso88591_6_6_6_C_S_c_Ba_9Jk_S_6a_Qhb_F_A, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_winograd_forward, __pyx_mstate->__pyx_kp_b_iso88591_6_6_6_C_S_c_Ba_9Jk_S_n_A_Qhb_F, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {8, 0, 0, 55, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 134};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_dy, __pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_groups, __pyx_mstate->__pyx_n_u_block, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_dw, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_C, __pyx_mstate->__pyx_n_u_H, __pyx_mstate->__pyx_n_u_W, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_Cg, __pyx_mstate->__pyx_n_u_P, __pyx_mstate->__pyx_n_u_Q, __pyx_mstate->__pyx_n_u_Kg, __pyx_mstate->__pyx_n_u_Kp, __pyx_mstate->__pyx_n_u_image, __pyx_mstate->__pyx_n_u_out_row, __pyx_mstate->__pyx_n_u_out_col, __pyx_mstate->__pyx_n_u_img, __pyx_mstate->__pyx_n_u_orow, __pyx_mstate->__pyx_n_u_ocol, __pyx_mstate->__pyx_n_u_irow, __pyx_mstate->__pyx_n_u_icol, __pyx_mstate->__pyx_n_u_T, __pyx_mstate->__pyx_n_u_blocks, __pyx_mstate->__pyx_n_u_nt, __pyx_mstate->__pyx_n_u_x_size, __pyx_mstate->__pyx_n_u_dy_size, __pyx_mstate->__pyx_n_u_sums, __pyx_mstate->__pyx_n_u_per_thread, __pyx_mstate->__pyx_n_u_space, __pyx_mstate->__pyx_n_u_xt, __pyx_mstate->__pyx_n_u_dyt, __pyx_mstate->__pyx_n_u_partial, __pyx_mstate->__pyx_n_u_scratch_tiles, __pyx_mstate->__pyx_n_u_xs, __pyx_mstate->__pyx_n_u_dys, __pyx_mstate->__pyx_n_u_dws, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_j, __pyx_mstate->__pyx_n_u_group_sums, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_g, __pyx_mstate->__pyx_n_u_t0, __pyx_mstate->__pyx_n_u_count, __pyx_mstate->__pyx_n_u_tid, __pyx_mstate->__pyx_n_u_t, __pyx_mstate->__pyx_n_u_k0, __pyx_mstate->__pyx_n_u_chunks, __pyx_mstate->__pyx_n_u_total, __pyx_mstate->__pyx_n_u_V, __pyx_mstate->__pyx_n_u_D};
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_winograd_backward_weight, __pyx_mstate->__pyx_kp_b_iso88591_6_2V1HBfAXRvQa_C_S_c_Ba_9Jk_S_n, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {7, 0, 0, 32, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 198};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_x, __pyx_mstate->__pyx_n_u_w, __pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_pt, __pyx_mstate->__pyx_n_u_pl, __pyx_mstate->__pyx_n_u_n_threads, __pyx_mstate->__pyx_n_u_y, __pyx_mstate->__pyx_n_u_N, __pyx_mstate->__pyx_n_u_C, __pyx_mstate->__pyx_n_u_H, __pyx_mstate->__pyx_n_u_W, __pyx_mstate->__pyx_n_u_K, __pyx_mstate->__pyx_n_u_R, __pyx_mstate->__pyx_n_u_S, __pyx_mstate->__pyx_n_u_P, __pyx_mstate->__pyx_n_u_Q, __pyx_mstate->__pyx_n_u_K6, __pyx_mstate->__pyx_n_u_Hp, __pyx_mstate->__pyx_n_u_Wp, __pyx_mstate->__pyx_n_u_rows, __pyx_mstate->__pyx_n_u_blocks, __pyx_mstate->__pyx_n_u_nt, __pyx_mstate->__pyx_n_u_padded, __pyx_mstate->__pyx_n_u_space, __pyx_mstate->__pyx_n_u_xp, __pyx_mstate->__pyx_n_u_wt, __pyx_mstate->__pyx_n_u_xs, __pyx_mstate->__pyx_n_u_bias, __pyx_mstate->__pyx_n_u_ys, __pyx_mstate->__pyx_n_u_item, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_p0};
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_cnnkernels__winograd_pyx, __pyx_mstate->__pyx_n_u_direct_forward, __pyx_mstate->__pyx_kp_b_iso88591_QRRXXYYZ_2Rs_Rr_2Rr_2Rr_2Q_s_wc, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -26250,6 +28591,16 @@ static CYTHON_INLINE PyObject* __Pyx_PyLong_MultiplyCObj(PyObject *op1, PyObject
         return __Pyx_Float___Pyx_PyLong_MultiplyCObj(op2, intval, zerodivision_check);
     }
     return __Pyx_Fallback___Pyx_PyLong_MultiplyCObj(op1, op2, inplace);
+}
+#endif
+
+/* PyObjectSetAttrStr */
+#if CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE int __Pyx_PyObject_SetAttrStr(PyObject* obj, PyObject* attr_name, PyObject* value) {
+    PyTypeObject* tp = Py_TYPE(obj);
+    if (likely(tp->tp_setattro))
+        return tp->tp_setattro(obj, attr_name, value);
+    return PyObject_SetAttr(obj, attr_name, value);
 }
 #endif
 
@@ -30103,6 +32454,29 @@ static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_d_d_d_
     retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
                                                  (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 4,
                                                  &__Pyx_TypeInfo_float, stack,
+                                                 &result, obj);
+    if (unlikely(retcode == -1))
+        goto __pyx_fail;
+    return result;
+__pyx_fail:
+    result.memview = NULL;
+    result.data = NULL;
+    return result;
+}
+
+/* ObjectToMemviewSlice */
+static CYTHON_INLINE __Pyx_memviewslice __Pyx_PyObject_to_MemoryviewSlice_dc_int__const__(PyObject *obj, int writable_flag) {
+    __Pyx_memviewslice result = __Pyx_MEMSLICE_INIT;
+    __Pyx_BufFmt_StackElem stack[1];
+    int axes_specs[] = { (__Pyx_MEMVIEW_DIRECT | __Pyx_MEMVIEW_CONTIG) };
+    int retcode;
+    if (obj == Py_None) {
+        result.memview = (struct __pyx_memoryview_obj *) Py_None;
+        return result;
+    }
+    retcode = __Pyx_ValidateAndInit_memviewslice(axes_specs, __Pyx_IS_C_CONTIG,
+                                                 (PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) | writable_flag, 1,
+                                                 &__Pyx_TypeInfo_int__const__, stack,
                                                  &result, obj);
     if (unlikely(retcode == -1))
         goto __pyx_fail;

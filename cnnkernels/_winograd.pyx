@@ -19,9 +19,12 @@ a float64 reference, max |error| ≈ 1–2e-6 · Σ|x||w| on random data (direct
 float32: ≈ 1.5e-7). The tests hold it to 1e-5 · Σ|x||w|.
 """
 
+import functools
+
 import numpy as np
 
 from cython.parallel cimport prange, threadid
+from libc.string cimport memset
 
 from ._workspace import scratch
 
@@ -35,6 +38,21 @@ cdef extern from "simd/winograd43.h" nogil:
                             int ntiles, const float* bias, float* y, Py_ssize_t image_stride, int P, int Q)
     void cnnk_wino43_filter(const float* w, int K, int C, int Kpad, int c_begin, int c_end, float* U)
     const char* cnnk_simd_isa()
+    double cnnk_fma_peak_gflops()
+    void cnnk_wino43_grad_output(const float* dy, Py_ssize_t image_stride, Py_ssize_t pixel_stride, int K, int P,
+                                 int Q, const int* img, const int* row0, const int* col0, int ntiles, int Kpad,
+                                 float* D)
+    void cnnk_wino43_weight_multiply(const float* D, const float* V, int ntiles, int Kpad, int K, int C, float* dU)
+    void cnnk_wino43_filter_grad(const float* dU, int K, int C, int k_begin, int k_end, float* dw)
+    void cnnk_direct_pack_filters(const float* w, int K, int C, int R, int S, int K6, float* wt)
+    void cnnk_direct_pad_image(const float* x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float* xp)
+    void cnnk_direct_forward(const float* xp, int C, int Hp, int Wp, const float* wt, int K, int K6, int R, int S,
+                             const float* bias, float* y, int P, int Q, int p_begin, int p_end)
+
+
+def fma_peak_gflops():
+    """One core's measured FMA throughput in GFLOP/s with the SIMD kernels' ISA (0 for the portable build)."""
+    return cnnk_fma_peak_gflops()
 
 
 def simd_isa():
@@ -42,12 +60,17 @@ def simd_isa():
     return cnnk_simd_isa().decode()
 
 
+@functools.lru_cache(maxsize=64)
 def tile_tables(int N, int P, int Q):
-    """(image, output row, output column) of each 4×4 output tile, image-major then row-major."""
+    """(image, output row, output column) of each 4×4 output tile, image-major then row-major
+    (cached: read-only arrays, reused by every call of one layer)."""
     tiles_h, tiles_w = (P + 3) // 4, (Q + 3) // 4
     n, ty, tx = np.meshgrid(np.arange(N, dtype=np.intc), np.arange(tiles_h, dtype=np.intc),
                             np.arange(tiles_w, dtype=np.intc), indexing="ij")
-    return n.ravel(), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel())
+    tables = (np.ascontiguousarray(n.ravel()), np.ascontiguousarray(4 * ty.ravel()), np.ascontiguousarray(4 * tx.ravel()))
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
 def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):
@@ -64,7 +87,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
     image, out_row, out_col = tile_tables(N, P, Q)
-    cdef int[::1] img = image, orow = out_row, ocol = out_col
+    cdef const int[::1] img = image, orow = out_row, ocol = out_col
     cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
     cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
     cdef int T = img.shape[0]
@@ -106,3 +129,103 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
             cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
                                bias + g * Kg if bias != NULL else NULL,
                                ys + <Py_ssize_t>g * Kg * P * Q, <Py_ssize_t>K * P * Q, P, Q)
+
+
+def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,
+                             int block, int n_threads, float[:, :, :, ::1] dw):
+    """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n, g·Cg + c, p + r − pt, q + s − pl] by Winograd F(4×4, 3×3):
+    dw = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ)] G
+
+    x and dy are copied channels-last; each work item (block of tiles, group) transforms its
+    input and gradient tiles and adds their products into its thread's partial sums (36·K·Cg
+    floats per thread), which are added up and transformed back at the end.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
+    cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
+    image, out_row, out_col = tile_tables(N, P, Q)
+    cdef const int[::1] img = image, orow = out_row, ocol = out_col
+    cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+    cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+    cdef int T = img.shape[0]
+    cdef int blocks = (T + block - 1) // block
+    cdef int nt = max(1, min(n_threads, blocks * groups))
+    cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+    cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
+    cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
+    cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+    cdef float* xt = &space[0]
+    cdef float* dyt = xt + N * x_size
+    cdef float* partial = dyt + N * dy_size
+    cdef float* scratch_tiles = partial + nt * sums
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dws = &dw[0, 0, 0, 0]
+    cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
+    cdef int n, g, t0, count, tid, t, k0
+    cdef int chunks = (Kg + 15) // 16
+    cdef float total
+    cdef float* V
+    cdef float* D
+    with nogil:
+        for n in prange(N, num_threads=nt, schedule="static"):
+            cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
+            cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
+        memset(partial, 0, nt * sums * sizeof(float))
+        for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+            t0 = <int>(item // groups) * block
+            g = <int>(item % groups)
+            count = min(block, T - t0)
+            tid = threadid()
+            V = scratch_tiles + tid * per_thread
+            D = V + 36 * <Py_ssize_t>block * Cg
+            cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
+            cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
+                                    count, Kp, D)
+            cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
+        for j in prange(sums, num_threads=nt, schedule="static"):
+            total = partial[j]
+            for t in range(1, nt):
+                total = total + partial[t * sums + j]
+            partial[j] = total
+        for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+            g = <int>(item // chunks)
+            k0 = <int>(item % chunks) * 16
+            cnnk_wino43_filter_grad(partial + g * group_sums, Kg, Cg, k0, min(k0 + 16, Kg),
+                                    dws + <Py_ssize_t>g * Kg * Cg * 9)
+
+
+def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,
+                   int n_threads, float[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, c, p + r − pt, q + s − pl] · w[k,c,r,s]: stride 1, dilation 1, one group
+
+    A direct kernel for layers with few input channels (a 3-channel first layer), where the
+    unrolled matrix would be thin and Winograd's transforms would cost more than they save:
+    each image is copied zero-padded (so the kernel reads without bounds checks), the filters
+    are stored tap-major, and a register block of 16 output pixels × 6 filters runs over the
+    C·R·S taps (cnnkernels/simd). Workspace: N·C·(P+R−1)·(Q+S+15) + C·R·S·⌈K/6⌉·6 floats.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+    cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+    cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
+    cdef int blocks = (P + rows - 1) // rows
+    cdef int nt = max(1, min(n_threads, N * blocks))
+    cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
+    cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+    cdef float* xp = &space[0]
+    cdef float* wt = xp + N * padded
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item
+    cdef int n, p0
+    with nogil:
+        cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
+        for n in prange(N, num_threads=nt, schedule="static"):
+            cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+        for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+            n = <int>(item // blocks)
+            p0 = <int>(item % blocks) * rows
+            cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,
+                                P, Q, p0, min(p0 + rows, P))

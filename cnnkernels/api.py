@@ -82,7 +82,7 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
     stride, padding, dilation, groups, padding_mode
         As for :func:`conv2d`.
     dtype : {"float32", "float64"}
-    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
         What ``algorithm=`` would force; ValueError if it cannot run these shapes.
     backend : str, optional
     """
@@ -109,6 +109,8 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
+    elif plan.forward == "direct":
+        ops.direct_forward(x, weight, bias, top, left, plan.n_threads, y)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
     elif hasattr(ops, "conv2d_forward_columns"):
@@ -142,7 +144,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
     padding_mode : {"zeros", "replicate", "reflect"}
-    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than
         the direct sum's: about 1e-6 · Σ|x||w| in float32.
@@ -208,7 +210,7 @@ def conv2d_backward(
         network's first layer needs no ``dx``).
     algorithm : {"auto", "winograd", "im2col", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
-        3×3 convolution is one too), ``dweight`` runs unrolled.
+        3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G).
 
     Returns
     -------
@@ -218,9 +220,9 @@ def conv2d_backward(
     """
     ops = kernels(backend)
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
-    if algorithm == "im2row":
-        raise ValueError("algorithm='im2row' is a forward algorithm; conv2d_backward takes 'auto', 'winograd', "
-                         "'im2col' or 'gemm'")
+    if algorithm in ("im2row", "direct"):
+        raise ValueError(f"algorithm={algorithm!r} is a forward algorithm; conv2d_backward takes 'auto', "
+                         "'winograd', 'im2col' or 'gemm'")
     with_bias = _args.check_flag("bias", bias)
     input_grad = _args.check_flag("input_grad", input_grad)
     weight_grad = _args.check_flag("weight_grad", weight_grad)
@@ -246,7 +248,11 @@ def conv2d_backward(
         dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
     if weight_grad:
         dweight = np.empty(weight.shape, dtype)
-        ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
+        if plan.backward_weight == "winograd":
+            ops.winograd_backward_weight(dy, source, top, left, geometry.groups, plan.tile_block, plan.n_threads,
+                                         dweight)
+        else:
+            ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
     return dx, dweight, dbias
 
 

@@ -15,11 +15,13 @@
    valid, counts are positive. */
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "winograd43.h"
 
 #define WINO_LANES 16
+#define GEMM_TILES 6 /* register block of the product: 6 tiles x 16 filters = 12 AVX2 accumulators */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNK_NO_CLONES)
 #define CNNK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -57,8 +59,7 @@ static inline void output_1d(const lanes_t m0, const lanes_t m1, const lanes_t m
     }
 }
 
-CNNK_CLONES
-void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out) {
+static void nchw_to_nhwc_portable(const float *x, int C, int HW, float *out) {
     /* out[p, c] = x[c, p] for one image, in 16 x 16 blocks so both sides stay in cache */
     for (int p0 = 0; p0 < HW; p0 += 16) {
         int p1 = p0 + 16 < HW ? p0 + 16 : HW;
@@ -73,10 +74,12 @@ void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out) {
 CNNK_CLONES
 void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
                        const int *img, const int *row0, const int *col0, int ntiles, float *V) {
-    /* V[(xi*ntiles + t)*C + c] = (B^T d B)[xi], d[i][j] = x[img[t], row0[t]+i, col0[t]+j, c] (0 outside);
-       x is channels-last (pixel_stride apart), the lanes are channels: every load and store is contiguous */
+    /* V[((t/6*36 + xi)*6 + t%6)*C + c] = (B^T d B)[xi], d[i][j] = x[img[t], row0[t]+i, col0[t]+j, c] (0 outside):
+       per group of 6 tiles, per xi, 6 rows of channels (what the product reads). x is channels-last
+       (pixel_stride apart) and the lanes are channels, so every load and store is contiguous, and the
+       36 rows of one tile lie within 36·6·C floats. */
     lanes_t d[36], t[36], u[36];
-    ptrdiff_t xi_stride = (ptrdiff_t)ntiles * C;
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * C;
     for (int tile = 0; tile < ntiles; tile++) {
         int r0 = row0[tile], c0 = col0[tile];
         const float *image = x + img[tile] * image_stride;
@@ -106,7 +109,7 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
             for (int i = 0; i < 6; i++) /* rows: u[i][j] = Σ_k t[i][k] B[k][j] */
                 input_1d(t[i * 6], t[i * 6 + 1], t[i * 6 + 2], t[i * 6 + 3], t[i * 6 + 4], t[i * 6 + 5],
                          u[i * 6], u[i * 6 + 1], u[i * 6 + 2], u[i * 6 + 3], u[i * 6 + 4], u[i * 6 + 5]);
-            float *out = V + (ptrdiff_t)tile * C + first;
+            float *out = V + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * C + first;
             for (int k = 0; k < 36; k++) {
                 if (count == WINO_LANES) {
                     for (int l = 0; l < WINO_LANES; l++) out[k * xi_stride + l] = u[k][l];
@@ -118,28 +121,27 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
     }
 }
 
-#define GEMM_TILES 6 /* register block: 6 tiles x 16 filters = 12 AVX2 accumulators of 8 floats */
 
-/* M[(xi*ntiles + t)*Kpad + k] = Σ_c V[(xi*ntiles + t)*C + c] · U[((xi*Kpad/16 + k/16)*C + c)*16 + k%16]
-   for the 36 xi. V comes from cnnk_wino43_input (tiles x channels); U from cnnk_wino43_filter, in
-   panels of 16 filters (Kpad a multiple of 16, zero beyond K) read straight through. Each group of
-   6 tiles is first packed channel-major (6·C floats, kept in L1 while every panel streams past). */
+/* M[((t/6*36 + xi)*6 + t%6)*Kpad + k] = Σ_c V[((t/6*36 + xi)*6 + t%6)*C + c] · U[((xi*Kpad/16 + k/16)*C + c)*16 + k%16]
+   for the 36 xi. V comes from cnnk_wino43_input (per 6 tiles and xi, 6 rows of channels); U from
+   cnnk_wino43_filter, in panels of 16 filters (Kpad a multiple of 16, zero beyond K) read straight
+   through. Each group of 6 tiles is packed channel-major (6·C floats, kept in L1 while every panel
+   streams past) when there are more than two panels. */
 typedef void (*multiply_fn)(const float *V, const float *U, int ntiles, int C, int Kpad, float *M,
                             float *panel);
 
-static inline void pack_tiles(const float *Vx, int t0, int rows, int C, float *panel) {
-    /* panel[c*6 + i] = V[t0 + i][c], zero for i >= rows */
+static inline void pack_tiles(const float *rows6, int rows, int C, float *panel) {
+    /* panel[c*6 + i] = rows6[i][c], zero for i >= rows */
     for (int c = 0; c < C; c++)
-        for (int i = 0; i < GEMM_TILES; i++) panel[c * GEMM_TILES + i] = i < rows ? Vx[(ptrdiff_t)(t0 + i) * C + c] : 0.0f;
+        for (int i = 0; i < GEMM_TILES; i++) panel[c * GEMM_TILES + i] = i < rows ? rows6[(ptrdiff_t)i * C + c] : 0.0f;
 }
 
 static void multiply_portable(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
     for (int xi = 0; xi < 36; xi++) {
-        const float *Vx = V + (ptrdiff_t)xi * ntiles * C;
-        float *Mx = M + (ptrdiff_t)xi * ntiles * Kpad;
         for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
-            pack_tiles(Vx, t0, rows, C, panel);
+            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * 36 + xi;
+            pack_tiles(V + group * GEMM_TILES * C, rows, C, panel);
             for (int k0 = 0; k0 < Kpad; k0 += 16) {
                 const float *u = U + ((ptrdiff_t)xi * (Kpad / 16) + k0 / 16) * C * 16;
                 float acc[GEMM_TILES][16] = {{0}};
@@ -147,7 +149,7 @@ static void multiply_portable(const float *V, const float *U, int ntiles, int C,
                     for (int i = 0; i < GEMM_TILES; i++)
                         for (int l = 0; l < 16; l++) acc[i][l] += panel[c * GEMM_TILES + i] * u[c * 16 + l];
                 for (int i = 0; i < rows; i++)
-                    for (int l = 0; l < 16; l++) Mx[(ptrdiff_t)(t0 + i) * Kpad + k0 + l] = acc[i][l];
+                    for (int l = 0; l < 16; l++) M[(group * GEMM_TILES + i) * Kpad + k0 + l] = acc[i][l];
             }
         }
     }
@@ -174,18 +176,19 @@ static void multiply_portable(const float *V, const float *U, int ntiles, int C,
 __attribute__((target("avx2,fma")))
 static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
     for (int xi = 0; xi < 36; xi++) {
-        const float *Vx = V + (ptrdiff_t)xi * ntiles * C;
-        float *Mx = M + (ptrdiff_t)xi * ntiles * Kpad;
         for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
+            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * 36 + xi;
+            const float *rows6 = V + group * GEMM_TILES * C;
+            float *Mx = M + group * GEMM_TILES * Kpad;
             /* With one or two panels of filters, packing would cost as much as the products it feeds:
                read the 6 rows of V where they lie (when there are 6 of them). */
             int packed = Kpad > 32 || rows < GEMM_TILES;
             ptrdiff_t row_step = packed ? 1 : C, channel_step = packed ? GEMM_TILES : 1;
-            if (packed) pack_tiles(Vx, t0, rows, C, panel);
+            if (packed) pack_tiles(rows6, rows, C, panel);
             for (int k0 = 0; k0 < Kpad; k0 += 16) {
                 const float *u = U + ((ptrdiff_t)xi * (Kpad / 16) + k0 / 16) * C * 16;
-                const float *p = packed ? panel : Vx + (ptrdiff_t)t0 * C;
+                const float *p = packed ? panel : rows6;
                 __m256 acc00 = _mm256_setzero_ps(), acc01 = acc00, acc10 = acc00, acc11 = acc00, acc20 = acc00,
                        acc21 = acc00, acc30 = acc00, acc31 = acc00, acc40 = acc00, acc41 = acc00, acc50 = acc00,
                        acc51 = acc00;
@@ -193,27 +196,74 @@ static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int
                     __m256 u0 = _mm256_loadu_ps(u), u1 = _mm256_loadu_ps(u + 8);
                     FMA_ROW(0); FMA_ROW(1); FMA_ROW(2); FMA_ROW(3); FMA_ROW(4); FMA_ROW(5);
                 }
-                float *out = Mx + (ptrdiff_t)t0 * Kpad + k0;
+                float *out = Mx + k0;
                 STORE_ROW(0); STORE_ROW(1); STORE_ROW(2); STORE_ROW(3); STORE_ROW(4); STORE_ROW(5);
             }
         }
     }
 }
+__attribute__((target("avx2,fma")))
+static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
+    /* out[p, c] = x[c, p], 8 x 8 blocks transposed in registers; the edges as the portable version */
+    int c8 = C / 8 * 8, p8 = HW / 8 * 8;
+    for (int p0 = 0; p0 < p8; p0 += 8) {
+        for (int c0 = 0; c0 < c8; c0 += 8) {
+            const float *src = x + (ptrdiff_t)c0 * HW + p0;
+            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + HW), r2 = _mm256_loadu_ps(src + 2 * (ptrdiff_t)HW),
+                   r3 = _mm256_loadu_ps(src + 3 * (ptrdiff_t)HW), r4 = _mm256_loadu_ps(src + 4 * (ptrdiff_t)HW),
+                   r5 = _mm256_loadu_ps(src + 5 * (ptrdiff_t)HW), r6 = _mm256_loadu_ps(src + 6 * (ptrdiff_t)HW),
+                   r7 = _mm256_loadu_ps(src + 7 * (ptrdiff_t)HW);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                   t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                   s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                   s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                   s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *dst = out + (ptrdiff_t)p0 * C + c0;
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+            _mm256_storeu_ps(dst + C, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(dst + 2 * (ptrdiff_t)C, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(dst + 3 * (ptrdiff_t)C, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(dst + 4 * (ptrdiff_t)C, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(dst + 5 * (ptrdiff_t)C, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(dst + 6 * (ptrdiff_t)C, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(dst + 7 * (ptrdiff_t)C, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+        for (int p = p0; p < p0 + 8; p++)
+            for (int c = c8; c < C; c++) out[(ptrdiff_t)p * C + c] = x[(ptrdiff_t)c * HW + p];
+    }
+    for (int p = p8; p < HW; p++)
+        for (int c = 0; c < C; c++) out[(ptrdiff_t)p * C + c] = x[(ptrdiff_t)c * HW + p];
+}
 #endif
 
+typedef void (*transpose_fn)(const float *x, int C, int HW, float *out);
 static multiply_fn chosen_multiply = NULL;
+static transpose_fn chosen_transpose = NULL;
 static const char *chosen_isa = "portable";
 
 static void choose_kernels(void) {
+    /* CNNKERNELS_SIMD=portable forces the plain-C kernels (the tests run both). */
+    const char *wanted = getenv("CNNKERNELS_SIMD");
+    int portable_only = wanted != NULL && strcmp(wanted, "portable") == 0;
 #ifdef CNNK_HAVE_AVX2
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (!portable_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         chosen_isa = "avx2+fma";
+        chosen_transpose = nchw_to_nhwc_avx2;
         chosen_multiply = multiply_avx2;
         return;
     }
 #endif
+    (void)portable_only;
+    chosen_transpose = nchw_to_nhwc_portable;
     chosen_multiply = multiply_portable;
+}
+
+void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out) {
+    if (!chosen_multiply) choose_kernels();
+    chosen_transpose(x, C, HW, out);
 }
 
 const char *cnnk_simd_isa(void) {
@@ -229,17 +279,17 @@ void cnnk_wino43_multiply(const float *V, const float *U, int ntiles, int C, int
 CNNK_CLONES
 void cnnk_wino43_output(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
                         int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q) {
-    /* y[img[t], k, row0[t]+i, col0[t]+j] = bias[k] + (A^T m A)[i][j], m[xi] = M[(xi*ntiles + t)*Kpad + k];
+    /* y[img[t], k, row0[t]+i, col0[t]+j] = bias[k] + (A^T m A)[i][j], m[xi] = M[((t/6*36 + xi)*6 + t%6)*Kpad + k];
        the lanes are filters; only the cells inside P x Q are written */
     lanes_t m[36], t[24], o[16];
-    ptrdiff_t xi_stride = (ptrdiff_t)ntiles * Kpad, PQ = (ptrdiff_t)P * Q;
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad, PQ = (ptrdiff_t)P * Q;
     for (int tile = 0; tile < ntiles; tile++) {
         int r0 = row0[tile], c0 = col0[tile];
         int rows = P - r0 < 4 ? P - r0 : 4, cols = Q - c0 < 4 ? Q - c0 : 4;
         float *image = y + img[tile] * image_stride;
         for (int first = 0; first < K; first += WINO_LANES) {
             int count = K - first < WINO_LANES ? K - first : WINO_LANES;
-            const float *src = M + (ptrdiff_t)tile * Kpad + first;
+            const float *src = M + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * Kpad + first;
             for (int xi = 0; xi < 36; xi++)
                 for (int l = 0; l < WINO_LANES; l++) m[xi][l] = src[xi * xi_stride + l];
             for (int j = 0; j < 6; j++) /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j], i < 4 */
@@ -296,4 +346,300 @@ void cnnk_wino43_filter(const float *w, int K, int C, int Kpad, int c_begin, int
             }
         }
     }
+}
+
+
+/* ---- weight gradient: dW = G^T [ Σ_t (B^T d_t B) (.) (A dy_t A^T) ] G ------------------------------- */
+
+static inline void grad_1d(const lanes_t a0, const lanes_t a1, const lanes_t a2, const lanes_t a3, lanes_t e0,
+                           lanes_t e1, lanes_t e2, lanes_t e3, lanes_t e4, lanes_t e5) {
+    /* e = A a: the adjoint of the output transform, 4 values to 6, for every lane */
+    for (int l = 0; l < WINO_LANES; l++) {
+        float s02 = a0[l] + a2[l], s13 = a1[l] + a3[l], p02 = a0[l] + 4.0f * a2[l], p13 = 2.0f * a1[l] + 8.0f * a3[l];
+        e0[l] = a0[l];
+        e1[l] = s02 + s13;
+        e2[l] = s02 - s13;
+        e3[l] = p02 + p13;
+        e4[l] = p02 - p13;
+        e5[l] = a3[l];
+    }
+}
+
+CNNK_CLONES
+void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P, int Q,
+                             const int *img, const int *row0, const int *col0, int ntiles, int Kpad, float *D) {
+    /* D[((t/6*36 + xi)*6 + t%6)*Kpad + k] = (A e A^T)[xi], e[i][j] = dy[img[t], row0[t]+i, col0[t]+j, k]
+       (0 outside P x Q and for k >= K); dy is channels-last, the lanes are filters */
+    lanes_t e[16], t[24], u[36];
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad;
+    for (int tile = 0; tile < ntiles; tile++) {
+        int r0 = row0[tile], c0 = col0[tile];
+        const float *image = dy + img[tile] * image_stride;
+        for (int first = 0; first < Kpad; first += WINO_LANES) {
+            int count = K - first < WINO_LANES ? K - first : WINO_LANES;
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    float *dst = e[i * 4 + j];
+                    if (r0 + i < P && c0 + j < Q && count > 0) {
+                        const float *src = image + ((ptrdiff_t)(r0 + i) * Q + c0 + j) * pixel_stride + first;
+                        for (int l = 0; l < count; l++) dst[l] = src[l];
+                        for (int l = count < 0 ? 0 : count; l < WINO_LANES; l++) dst[l] = 0.0f;
+                    } else {
+                        for (int l = 0; l < WINO_LANES; l++) dst[l] = 0.0f;
+                    }
+                }
+            for (int j = 0; j < 4; j++) /* columns: t[i][j] = Σ_r A[i][r] e[r][j], 6 x 4 */
+                grad_1d(e[j], e[4 + j], e[8 + j], e[12 + j], t[j], t[4 + j], t[8 + j], t[12 + j], t[16 + j], t[20 + j]);
+            for (int i = 0; i < 6; i++) /* rows: u[i][j] = Σ_r t[i][r] A^T[r][j], 6 x 6 */
+                grad_1d(t[i * 4], t[i * 4 + 1], t[i * 4 + 2], t[i * 4 + 3], u[i * 6], u[i * 6 + 1], u[i * 6 + 2],
+                        u[i * 6 + 3], u[i * 6 + 4], u[i * 6 + 5]);
+            float *out = D + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * Kpad + first;
+            for (int k = 0; k < 36; k++)
+                for (int l = 0; l < WINO_LANES; l++) out[k * xi_stride + l] = u[k][l];
+        }
+    }
+}
+
+/* dU[(xi*K + k)*C + c] += Σ_t D[((t/6*36 + xi)*6 + t%6)*Kpad + k] · V[((t/6*36 + xi)*6 + t%6)*C + c] */
+typedef void (*weight_multiply_fn)(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+
+static void weight_multiply_portable(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
+    for (int xi = 0; xi < 36; xi++)
+        for (int t = 0; t < ntiles; t++) {
+            ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+            const float *d = D + row * Kpad, *v = V + row * C;
+            for (int k = 0; k < K; k++) {
+                float a = d[k];
+                float *out = dU + ((ptrdiff_t)xi * K + k) * C;
+                for (int c = 0; c < C; c++) out[c] += a * v[c];
+            }
+        }
+}
+
+#ifdef CNNK_HAVE_AVX2
+__attribute__((target("avx2,fma")))
+static void weight_multiply_avx2(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
+    /* register block: 6 filters x 16 channels (12 accumulators), reduced over the tiles */
+    int c16 = C / 16 * 16;
+    for (int xi = 0; xi < 36; xi++) {
+        for (int k0 = 0; k0 < K; k0 += 6) {
+            int ks = K - k0 < 6 ? K - k0 : 6;
+            for (int c0 = 0; c0 < c16; c0 += 16) {
+                __m256 acc[6][2];
+                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+                for (int t = 0; t < ntiles; t++) {
+                    ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+                    const float *d = D + row * Kpad + k0, *v = V + row * C + c0;
+                    __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#pragma GCC unroll 6
+                    for (int i = 0; i < 6; i++) {
+                        __m256 a = _mm256_broadcast_ss(d + i);
+                        acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
+                        acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
+                    }
+                }
+                for (int i = 0; i < ks; i++) {
+                    float *out = dU + ((ptrdiff_t)xi * K + k0 + i) * C + c0;
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), acc[i][0]));
+                    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_loadu_ps(out + 8), acc[i][1]));
+                }
+            }
+            for (int c = c16; c < C; c++) /* the last channels, one at a time */
+                for (int t = 0; t < ntiles; t++) {
+                    ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+                    float v = V[row * C + c];
+                    for (int i = 0; i < ks; i++) dU[((ptrdiff_t)xi * K + k0 + i) * C + c] += D[row * Kpad + k0 + i] * v;
+                }
+        }
+    }
+}
+#endif
+
+static weight_multiply_fn chosen_weight_multiply = NULL;
+
+void cnnk_wino43_weight_multiply(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
+    if (!chosen_weight_multiply) {
+        if (!chosen_multiply) choose_kernels();
+#ifdef CNNK_HAVE_AVX2
+        chosen_weight_multiply = chosen_multiply == multiply_avx2 ? weight_multiply_avx2 : weight_multiply_portable;
+#else
+        chosen_weight_multiply = weight_multiply_portable;
+#endif
+    }
+    chosen_weight_multiply(D, V, ntiles, Kpad, K, C, dU);
+}
+
+void cnnk_wino43_filter_grad(const float *dU, int K, int C, int k_begin, int k_end, float *dw) {
+    /* dw[k, c, r, s] = Σ_i,j G[i][r] dU[(i*6 + j)*K*C + k*C + c] G[j][s], for k_begin <= k < k_end */
+    static const float G[6][3] = {{0.25f, 0.0f, 0.0f},
+                                  {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                  {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                  {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                  {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                  {0.0f, 0.0f, 1.0f}};
+    ptrdiff_t KC = (ptrdiff_t)K * C;
+    for (int k = k_begin; k < k_end; k++)
+        for (int c = 0; c < C; c++) {
+            float t[6][3] = {{0}};
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) {
+                    float value = dU[(i * 6 + j) * KC + (ptrdiff_t)k * C + c];
+                    for (int s = 0; s < 3; s++) t[i][s] += value * G[j][s];
+                }
+            float *out = dw + ((ptrdiff_t)k * C + c) * 9;
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++) {
+                    float sum = 0.0f;
+                    for (int i = 0; i < 6; i++) sum += G[i][r] * t[i][s];
+                    out[r * 3 + s] = sum;
+                }
+        }
+}
+
+
+/* ---- direct convolution for few input channels (first layers): stride 1, dilation 1 ---------------------- */
+
+void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt) {
+    /* wt[((c*R + r)*S + s)*K6 + k] = w[k, c, r, s], zero for K <= k < K6 */
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++)
+                for (int k = 0; k < K6; k++)
+                    wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k] = k < K ? w[(((ptrdiff_t)k * C + c) * R + r) * S + s] : 0.0f;
+}
+
+void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp) {
+    /* xp[c, h + pt, w + pl] = x[c, h, w]; zero elsewhere (the kernel then needs no bounds checks) */
+    memset(xp, 0, sizeof(float) * (size_t)C * Hp * Wp);
+    for (int c = 0; c < C; c++)
+        for (int h = 0; h < H; h++) {
+            int row = h + pt;
+            if (row < 0 || row >= Hp) continue;
+            int w0 = pl < 0 ? -pl : 0, w1 = W < Wp - pl ? W : Wp - pl;
+            if (w1 > w0) memcpy(xp + ((ptrdiff_t)c * Hp + row) * Wp + w0 + pl, x + ((ptrdiff_t)c * H + h) * W + w0,
+                                sizeof(float) * (size_t)(w1 - w0));
+        }
+}
+
+typedef void (*direct_fn)(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+
+static void direct_portable(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                            const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+    (void)Hp;
+    for (int k = 0; k < K; k++)
+        for (int p = p_begin; p < p_end; p++)
+            for (int q = 0; q < Q; q++) {
+                float sum = bias ? bias[k] : 0.0f;
+                for (int c = 0; c < C; c++)
+                    for (int r = 0; r < R; r++)
+                        for (int s = 0; s < S; s++)
+                            sum += xp[((ptrdiff_t)c * Hp + p + r) * Wp + q + s] * wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k];
+                y[((ptrdiff_t)k * P + p) * Q + q] = sum;
+            }
+}
+
+#ifdef CNNK_HAVE_AVX2
+__attribute__((target("avx2,fma")))
+static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                        const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+    /* register block: 16 output pixels of one row x 6 filters (12 accumulators); one tap = 2 loads of
+       the padded input row, 6 broadcasts of filter taps, 12 FMAs. Rows of Q not a multiple of 16 end
+       with a masked store. */
+    (void)Hp;
+    ptrdiff_t PQ = (ptrdiff_t)P * Q;
+    for (int p = p_begin; p < p_end; p++) {
+        for (int q0 = 0; q0 < Q; q0 += 16) {
+            int left = Q - q0;
+            __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+            __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lanes);
+            for (int k0 = 0; k0 < K6; k0 += 6) {
+                __m256 acc[6][2];
+                for (int i = 0; i < 6; i++) {
+                    float b = bias && k0 + i < K ? bias[k0 + i] : 0.0f;
+                    acc[i][0] = acc[i][1] = _mm256_set1_ps(b);
+                }
+                for (int c = 0; c < C; c++)
+                    for (int r = 0; r < R; r++) {
+                        const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
+                        const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
+                        for (int s = 0; s < S; s++, taps += K6) {
+                            __m256 v0 = _mm256_loadu_ps(row + s), v1 = _mm256_loadu_ps(row + s + 8);
+#pragma GCC unroll 6
+                            for (int i = 0; i < 6; i++) {
+                                __m256 a = _mm256_broadcast_ss(taps + i);
+                                acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
+                                acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
+                            }
+                        }
+                    }
+                for (int i = 0; i < 6 && k0 + i < K; i++) {
+                    float *out = y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0;
+                    if (left >= 16) {
+                        _mm256_storeu_ps(out, acc[i][0]);
+                        _mm256_storeu_ps(out + 8, acc[i][1]);
+                    } else {
+                        _mm256_maskstore_ps(out, mask0, acc[i][0]);
+                        if (left > 8) _mm256_maskstore_ps(out + 8, mask1, acc[i][1]);
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
+void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                         const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+    /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, one image;
+       xp is padded so every read is inside it (Wp >= Q + S - 1 + 16) */
+    if (!chosen_multiply) choose_kernels();
+#ifdef CNNK_HAVE_AVX2
+    if (chosen_multiply == multiply_avx2) {
+        direct_avx2(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+        return;
+    }
+#endif
+    direct_portable(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+}
+
+
+/* ---- the machine's FMA peak, for the benchmark's reference line ------------------------------------ */
+
+#include <time.h>
+
+#ifdef CNNK_HAVE_AVX2
+__attribute__((target("avx2,fma")))
+static float fma_chains_avx2(long rounds) {
+    __m256 a[10], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-8f);
+    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long k = 0; k < rounds; k++) {
+#pragma GCC unroll 10
+        for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    }
+    __m256 sum = a[0];
+    for (int i = 1; i < 10; i++) sum = _mm256_add_ps(sum, a[i]);
+    float out[8];
+    _mm256_storeu_ps(out, sum);
+    return out[0];
+}
+#endif
+
+double cnnk_fma_peak_gflops(void) {
+    /* 10 independent chains of 8-wide FMAs (enough to hide the latency on 2 FMA pipes), ~0.1 s */
+    if (!chosen_multiply) choose_kernels();
+#ifdef CNNK_HAVE_AVX2
+    if (chosen_multiply == multiply_avx2) {
+        long rounds = 20000000;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        volatile float sink = fma_chains_avx2(rounds);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        (void)sink;
+        double seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+        return rounds * 10.0 * 16.0 / seconds / 1e9;
+    }
+#endif
+    return 0.0; /* no SIMD kernels here: no peak to compare with */
 }

@@ -12,5 +12,16 @@ void cnnk_wino43_output(const float *M, int Kpad, int K, const int *img, const i
                         int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
 void cnnk_wino43_filter(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
 const char *cnnk_simd_isa(void);
+void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P, int Q,
+                             const int *img, const int *row0, const int *col0, int ntiles, int Kpad, float *D);
+void cnnk_wino43_weight_multiply(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+void cnnk_wino43_filter_grad(const float *dU, int K, int C, int k_begin, int k_end, float *dw);
+
+void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt);
+void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp);
+void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                         const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+
+double cnnk_fma_peak_gflops(void);
 
 #endif

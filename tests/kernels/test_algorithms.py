@@ -68,9 +68,12 @@ def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geomet
     if algorithm == "im2row":
         return
     dx, dw, db = ck.conv2d_backward(dy, x, w, algorithm=algorithm, backend=backend, **geometry)
-    kind = ck.conv2d_plan(x_shape, w_shape, backend=backend, algorithm=algorithm, **geometry).backward_data
-    check(dx, grads_ref[0], np.float32, kind, scale_dx, f"dx ({algorithm} -> {kind})")
-    assert_close(dw, grads_ref[1].astype(np.float32), np.float32, "dweight")
+    planned = ck.conv2d_plan(x_shape, w_shape, backend=backend, algorithm=algorithm, **geometry)
+    check(dx, grads_ref[0], np.float32, planned.backward_data, scale_dx, f"dx ({algorithm} -> {planned.backward_data})")
+    scale_dw = ck.conv2d_backward(np.abs(dy).astype(np.float64), np.abs(x).astype(np.float64),
+                                  np.abs(w).astype(np.float64), backend="numpy", **geometry)[1].max()
+    check(dw, grads_ref[1], np.float32, planned.backward_weight, scale_dw,
+          f"dweight ({algorithm} -> {planned.backward_weight})")
     assert_close(db, grads_ref[2].astype(np.float32), np.float32, "dbias")
 
 
@@ -114,6 +117,8 @@ def test_winograd_on_random_layers_of_real_sizes(backend):
                        algorithm="winograd", backend="numpy"), "cython backend only"),
     (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="gemm"),
      "gemm needs a 1x1 kernel"),
+    (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 4, 3, 3), np.float32), groups=2,
+                       algorithm="direct"), "needs groups=1; received groups=2"),
     (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="fft"),
      "received algorithm='fft'"),
     (lambda: ck.conv2d_backward(np.ones((1, 4, 4, 4), np.float32), np.ones((1, 8, 6, 6), np.float32),
@@ -131,7 +136,7 @@ def test_the_plan_picks_by_shape(backend):
         return ck.conv2d_plan(x_shape, w_shape, backend=backend, **geometry)
 
     resnet = chosen((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    assert (resnet.forward, resnet.backward_data, resnet.backward_weight) == ("winograd", "winograd", "im2col")
+    assert (resnet.forward, resnet.backward_data, resnet.backward_weight) == ("winograd", "winograd", "winograd")
     assert resnet.tile_block % 6 == 0 and resnet.workspace_bytes > 0
     assert chosen((16, 384, 13, 13), (384, 384, 3, 3), padding=1).forward == "winograd"
     assert chosen((32, 32, 20, 20), (16, 32, 3, 3), padding="same").forward == "winograd"
@@ -141,4 +146,27 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((8, 256, 56, 56), (64, 256, 1, 1)).forward == "gemm"
     assert chosen((8, 64, 56, 56), (64, 64, 3, 3), padding=1, dtype="float64").forward != "winograd"
     assert chosen((2, 64, 9, 9), (64, 1, 3, 3), padding=1, groups=64).forward != "winograd"  # depthwise
-    assert plan_module.ALGORITHMS == ("auto", "winograd", "im2col", "im2row", "gemm")
+    assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward == "direct"
+    assert chosen((16, 3, 100, 100), (32, 3, 3, 3), padding="same").forward == "direct"
+    assert plan_module.ALGORITHMS == ("auto", "winograd", "direct", "im2col", "im2row", "gemm")
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,geometry", [
+    ((2, 3, 20, 20), (32, 3, 3, 3), dict(padding="same")),
+    ((3, 1, 9, 23), (5, 1, 3, 3), dict(padding=1)),
+    ((2, 4, 7, 17), (8, 4, 5, 5), dict(padding=2)),
+    ((1, 3, 6, 40), (7, 3, 2, 3), dict(padding=((1, 0), (0, 2)))),
+    ((2, 2, 8, 8), (6, 2, 3, 3), dict(padding=0)),
+    ((2, 8, 9, 31), (13, 8, 1, 1), dict(padding=1)),
+    ((1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1, padding_mode="replicate")),
+])
+def test_direct_kernel_matches_the_reference(backend, x_shape, w_shape, geometry):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    expected = ck.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), backend="numpy",
+                         **geometry)
+    assert_close(ck.conv2d(x, w, b, algorithm="direct", backend=backend, **geometry), expected.astype(np.float32),
+                 np.float32, "direct")
