@@ -170,3 +170,36 @@ def test_direct_kernel_matches_the_reference(backend, x_shape, w_shape, geometry
                          **geometry)
     assert_close(ck.conv2d(x, w, b, algorithm="direct", backend=backend, **geometry), expected.astype(np.float32),
                  np.float32, "direct")
+
+
+PORTABLE_CHILD = r"""
+import numpy as np, cnnkernels as ck
+assert ck.conv2d_plan((1, 8, 8, 8), (8, 8, 3, 3)).isa == "portable"
+rng = np.random.default_rng(5)
+x = rng.standard_normal((2, 12, 9, 11)).astype(np.float32)
+w = rng.standard_normal((20, 12, 3, 3)).astype(np.float32)
+dy = rng.standard_normal((2, 20, 9, 11)).astype(np.float32)
+f8 = lambda a: a.astype(np.float64)
+scale = ck.conv2d(np.abs(f8(x)), np.abs(f8(w)), padding=1, backend="numpy").max()
+y = ck.conv2d(x, w, padding=1, algorithm="winograd")
+assert np.abs(y - ck.conv2d(f8(x), f8(w), padding=1, backend="numpy")).max() < 1e-5 * scale
+dx, dw, _ = ck.conv2d_backward(dy, x, w, padding=1, algorithm="winograd")
+ref_dx, ref_dw, _ = ck.conv2d_backward(f8(dy), f8(x), f8(w), padding=1, backend="numpy")
+assert np.abs(dx - ref_dx).max() < 1e-4 * np.abs(ref_dx).max() and np.abs(dw - ref_dw).max() < 1e-4 * np.abs(ref_dw).max()
+x3, w3 = x[:, :3].copy(), w[:, :3].copy()
+y3 = ck.conv2d(x3, w3, padding=1, algorithm="direct")
+assert np.abs(y3 - ck.conv2d(f8(x3), f8(w3), padding=1, backend="numpy")).max() < 1e-4
+print("portable ok")
+"""
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_portable_simd_fallback_in_a_child_process(backend):
+    """CNNKERNELS_SIMD=portable: the plain-C kernels a CPU without AVX2 runs, checked here too."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", PORTABLE_CHILD], capture_output=True, text=True,
+                           env={**os.environ, "CNNKERNELS_SIMD": "portable"}, timeout=300)
+    assert child.returncode == 0 and "portable ok" in child.stdout, child.stderr[-2000:]

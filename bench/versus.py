@@ -1,0 +1,146 @@
+"""Ours ÷ PyTorch, interleaved: the speed issue's acceptance measurement.
+
+For each layer of the ``speed`` set, the forward pass and forward + backward (input and
+weight gradients) of cnnkernels (cython backend, the plan's algorithms) and of PyTorch in
+NCHW and channels_last run in turn, round after round, in one process, so the machine's
+load drifts over all of them alike; the medians are compared with the faster PyTorch
+layout. Then the tutorial model's training step, the same way. PyTorch's thread count is
+set before each of its calls (another library in the process may have moved it).
+
+    python -m bench.versus --threads 1,2 [--rounds 15] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import cnnkernels
+
+from .shapes import SETS
+
+
+def _interleaved(calls: dict, rounds: int) -> dict:
+    for call in calls.values():  # warm-up: plans, workspaces, oneDNN primitives
+        call()
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
+def conv_rows(threads: int, rounds: int):
+    import torch
+
+    rng = np.random.default_rng(0)
+    for problem in SETS["speed"].problems:
+        x = rng.standard_normal((problem.N, problem.C, problem.H, problem.W)).astype(np.float32)
+        w = rng.standard_normal((problem.K, problem.C, problem.R, problem.S)).astype(np.float32) / problem.C
+        b = np.zeros(problem.K, np.float32)
+        geometry = dict(stride=problem.stride, padding=problem.padding)
+        dy = rng.standard_normal(cnnkernels.conv2d(x, w, b, **geometry).shape).astype(np.float32)
+        plan = cnnkernels.conv2d_plan(x.shape, w.shape, backend="cython", **geometry)
+
+        def ours_forward():
+            cnnkernels.conv2d(x, w, b, backend="cython", **geometry)
+
+        def ours_both():
+            cnnkernels.conv2d(x, w, b, backend="cython", **geometry)
+            cnnkernels.conv2d_backward(dy, x, w, backend="cython", **geometry)
+
+        def torch_calls(channels_last):
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            tx = torch.from_numpy(x).contiguous(memory_format=fmt).requires_grad_()
+            tw = torch.from_numpy(w).contiguous(memory_format=fmt).requires_grad_()
+            tb = torch.from_numpy(b).requires_grad_()
+            tdy = torch.from_numpy(dy).contiguous(memory_format=fmt)
+
+            def forward():
+                torch.set_num_threads(threads)
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(tx, tw, tb, **geometry)
+
+            def both():
+                torch.set_num_threads(threads)
+                torch.nn.functional.conv2d(tx, tw, tb, **geometry).backward(tdy)
+                tx.grad = tw.grad = tb.grad = None
+
+            return forward, both
+
+        nchw, nhwc = torch_calls(False), torch_calls(True)
+        m = _interleaved({"ours": ours_forward, "torch": nchw[0], "torch-nhwc": nhwc[0],
+                          "ours+b": ours_both, "torch+b": nchw[1], "torch-nhwc+b": nhwc[1]}, rounds)
+        flops = problem.flops(dy.shape[2:])
+        yield {"layer": problem.label(), "threads": threads,
+               "algorithm": f"{plan.forward}/{plan.backward_data}/{plan.backward_weight}",
+               "forward_ms": m["ours"], "torch_forward_ms": m["torch"], "torch_nhwc_forward_ms": m["torch-nhwc"],
+               "forward_ratio": m["ours"] / min(m["torch"], m["torch-nhwc"]),
+               "both_ms": m["ours+b"], "torch_both_ms": m["torch+b"], "torch_nhwc_both_ms": m["torch-nhwc+b"],
+               "both_ratio": m["ours+b"] / min(m["torch+b"], m["torch-nhwc+b"]),
+               "forward_gflops": flops / m["ours"] / 1e6}
+
+
+def training_row(threads: int, rounds: int):
+    import torch
+
+    from . import training
+
+    ours = training.convnet_step()
+    nchw, nhwc = training.torch_step(), training.torch_step(channels_last=True)
+
+    def pinned(step):
+        def call():
+            torch.set_num_threads(threads)
+            step()
+        return call
+
+    m = _interleaved({"convnet": ours, "torch": pinned(nchw), "torch-nhwc": pinned(nhwc)}, 3 * rounds)
+    per_second = {k: training.BATCH / v * 1e3 for k, v in m.items()}
+    return {"threads": threads, "images_per_s": per_second,
+            "ratio": per_second["convnet"] / max(per_second["torch"], per_second["torch-nhwc"])}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.versus", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per layer (default 15)")
+    parser.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("PyTorch is not installed: nothing to compare with", file=sys.stderr)
+        return 2
+    cnnkernels.backends()  # load every backend first: loading Numba's can move other libraries' thread counts
+    results = {"conv": [], "training": []}
+    for threads in [int(t) for t in args.threads.split(",")]:
+        cnnkernels.set_num_threads(threads)
+        print(f"\n== {threads} thread(s): ours ÷ the faster of PyTorch NCHW and channels_last, medians of "
+              f"{args.rounds} interleaved rounds ==")
+        print(f"{'layer':<44} {'fwd ms':>8} {'÷torch':>7} {'fwd+bwd ms':>11} {'÷torch':>7} {'GFLOP/s':>8}  algorithm")
+        for row in conv_rows(threads, args.rounds):
+            results["conv"].append(row)
+            print(f"{row['layer']:<44} {row['forward_ms']:>8.2f} {row['forward_ratio']:>7.2f} {row['both_ms']:>11.2f} "
+                  f"{row['both_ratio']:>7.2f} {row['forward_gflops']:>8.1f}  {row['algorithm']}", flush=True)
+        row = training_row(threads, args.rounds)
+        results["training"].append(row)
+        rates = row["images_per_s"]
+        print(f"training step (tutorial model, batch 32): convnet {rates['convnet']:.0f} img/s, torch "
+              f"{rates['torch']:.0f}, torch-nhwc {rates['torch-nhwc']:.0f}: ratio {row['ratio']:.2f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
