@@ -35,6 +35,14 @@ FORWARD = {
 }
 
 
+def apply_owned(name: str, z):
+    """``FORWARD[name](z)`` for a ``z`` the caller owns (a layer's fresh pre-activation, not kept):
+    ReLU then runs in place instead of allocating another array of the same size."""
+    if name == "relu":
+        return np.maximum(z, 0, out=z)
+    return FORWARD[name](z)
+
+
 def backward(name: str, y, dy):
     """dL/dx from y = f(x) and dL/dy."""
     if name == "linear":

@@ -82,7 +82,7 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         self._x = x
         z = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry())
-        self._y = activations.FORWARD[self.activation](z)
+        self._y = activations.apply_owned(self.activation, z)
         return self._y
 
     def backward(self, dy):

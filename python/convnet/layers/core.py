@@ -40,7 +40,7 @@ class Dense(Layer):
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
-        self._y = activations.FORWARD[self.activation](z)
+        self._y = activations.apply_owned(self.activation, z)
         return self._y
 
     def backward(self, dy):
@@ -99,7 +99,10 @@ class Dropout(Layer):
             self._scale = None
             return x
         rng = self._rng or generator()
-        self._scale = (rng.random(x.shape) >= self.rate).astype(x.dtype) / (1.0 - self.rate)
+        # uniform draws in x's float type: half the work and memory of float64 for float32 activations
+        draws = rng.random(x.shape, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+        self._scale = (draws >= self.rate).astype(x.dtype)
+        self._scale *= x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._scale
 
     def backward(self, dy):
@@ -159,11 +162,12 @@ class LeakyReLU(Layer):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x, training=False):
-        self._positive = x > 0
-        return np.where(self._positive, x, x * np.asarray(self.negative_slope, x.dtype))
+        # the gradient's factor per element: 1 where x > 0, else the slope (one array, reused backward)
+        self._factor = np.where(x > 0, x.dtype.type(1), x.dtype.type(self.negative_slope))
+        return x * self._factor
 
     def backward(self, dy):
-        return np.where(self._positive, dy, dy * np.asarray(self.negative_slope, dy.dtype))
+        return dy * self._factor
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
