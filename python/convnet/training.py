@@ -315,12 +315,14 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         for step, (xb, yb, wb) in enumerate(train.epoch(), start=1):
             for callback in callback_list:
                 callback.on_train_batch_begin(step - 1)
-            xs, ys, wb = _standard_batch(model, xb, yb, wb)
+            # array batches were checked once, up front; a dataset's are checked as they come
+            xs, ys, wb = _standard_batch(model, xb, yb, wb) if train.stream else (xb, yb, wb)
             loss = _train_step(model, xs, ys, wb, totals)
+            running = totals.logs()
             for callback in callback_list:
-                callback.on_train_batch_end(step - 1, {**totals.logs(), "loss": loss})
+                callback.on_train_batch_end(step - 1, {**running, "loss": loss})
             if verbose == 1 and progress.total:
-                progress.update(step, totals.logs(), time.perf_counter() - started)
+                progress.update(step, running, time.perf_counter() - started)
             if model.stop_training:
                 break
         if step == 0:
@@ -352,7 +354,7 @@ def _evaluate(model, data, batch_size, steps):
     totals = _Totals(model)
     seen = 0
     for xb, yb, wb in batches.epoch():
-        xs, ys, wb = _standard_batch(model, xb, yb, wb)
+        xs, ys, wb = _standard_batch(model, xb, yb, wb) if batches.stream else (xb, yb, wb)
         _test_step(model, xs, ys, wb, totals)
         seen += 1
     if seen == 0:
