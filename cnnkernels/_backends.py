@@ -29,7 +29,7 @@ KERNELS = (
     "set_num_threads",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
-OPTIONAL_KERNELS = ("direct_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
+OPTIONAL_KERNELS = ("rows_forward", "direct_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
 _MODULES = {
     "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd"),
     "numba": ("cnnkernels.numba_kernels",),

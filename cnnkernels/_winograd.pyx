@@ -10,8 +10,9 @@ transformed (V = Bᵀ d B: 36 × tiles × Cg), multiplied by the transformed fil
 (U: 36 panels of Cg × 16 filters) in 36 products by our register-blocked kernel (6 tiles
 × 16 filters; each 6-tile group packed once into an L1-resident panel), and transformed back (Aᵀ M A) into y. The C kernels
 (cnnkernels/simd/winograd43.c) are compiled per ISA and chosen at load time.
-Workspace: the channels-last copy of x (N·C·H·W), 36·G·Cg·Kp floats of filters, and
-36·block·(Cg + Kp) + 6·Cg per thread.
+Workspace: the channels-last copy of a chunk of images (≤ 2²² floats = 16 MiB, or one
+image), 36·G·Cg·Kp floats of filters, and 36·block·(Cg + Kp) + 6·Cg per thread — bounded
+by the layer, not the batch.
 
 Error: the transforms multiply and add values up to 8× (Aᵀ) and 5× (Bᵀ) and divide
 by 6 and 24 (G), so rounding errors grow beyond the direct sum's: measured against
@@ -39,6 +40,12 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_wino43_filter(const float* w, int K, int C, int Kpad, int c_begin, int c_end, float* U)
     const char* cnnk_simd_isa()
     double cnnk_fma_peak_gflops()
+    void cnnk_gemm_filters(const float* w, int K, int C, int R, int S, int Kpad, float* U)
+    void cnnk_im2row_nhwc(const float* x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                          int dw, int pixel0, int npix, int Q, float* V)
+    void cnnk_gemm_rows(const float* V, const float* U, int npix, int CRS, int Kpad, float* M, float* panel)
+    void cnnk_rows_to_nchw(const float* M, int npix, int Kpad, int K, const float* bias, float* y, Py_ssize_t PQ,
+                           int pixel0)
     void cnnk_wino43_grad_output(const float* dy, Py_ssize_t image_stride, Py_ssize_t pixel_stride, int K, int P,
                                  int Q, const int* img, const int* row0, const int* col0, int ntiles, int Kpad,
                                  float* D)
@@ -73,62 +80,84 @@ def tile_tables(int N, int P, int Q):
     return tables
 
 
+# Images are copied (channels-last, or padded) a chunk at a time: at most this many floats
+# (16 MiB), or one image when an image is larger, so scratch memory is bounded by the layer
+# whatever the batch.
+CHUNK_FLOATS = 1 << 22
+
+
+cdef inline int chunk_images(Py_ssize_t per_image, int N) noexcept:
+    """Images per chunk: as many as fit in CHUNK_FLOATS, at least one."""
+    return <int>max(1, min(N, CHUNK_FLOATS // max(per_image, 1)))
+
+
 def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):
-    """Floats of scratch memory :func:`conv2d_forward` uses (see the module docstring)."""
+    """Floats of scratch memory :func:`winograd_forward` uses (see the module docstring)."""
     cdef int Kp = (K // groups + 15) // 16 * 16
-    return (<Py_ssize_t>N * C * H * W + 36 * <Py_ssize_t>groups * Cg * Kp
+    cdef Py_ssize_t image = <Py_ssize_t>C * H * W
+    return (chunk_images(image, N) * image + 36 * <Py_ssize_t>groups * Cg * Kp
             + n_threads * (36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg))
 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
-                   int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y):
+                     int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3)"""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
-    image, out_row, out_col = tile_tables(N, P, Q)
-    cdef const int[::1] img = image, orow = out_row, ocol = out_col
-    cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
-    cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
-    cdef int T = img.shape[0]
-    cdef int blocks = (T + block - 1) // block
-    cdef int nt = max(1, min(n_threads, blocks * groups))
-    cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W
+    cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W, out_size = <Py_ssize_t>K * P * Q
+    cdef int chunk = chunk_images(image_size, N)
+    cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)
-    cdef float* xt = &space[0]  # x channels-last
-    cdef float* U = xt + N * image_size
+    cdef float* xt = &space[0]  # one chunk of x, channels-last
+    cdef float* U = xt + chunk * image_size
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* wsrc = &w[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
+    cdef const int[::1] img
+    cdef const int[::1] orow
+    cdef const int[::1] ocol
+    cdef int[::1] irow
+    cdef int[::1] icol
     cdef Py_ssize_t item
-    cdef int n, g, t0, count, tid, c0
+    cdef int n, n0, images, g, t0, count, tid, c0, T, blocks
     cdef int chunks = (Cg + 15) // 16  # the filter transform is split by 16 input channels
     cdef float* V
     cdef float* M
     with nogil:
-        for n in prange(N, num_threads=nt, schedule="static"):
-            cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, xt + n * image_size)
         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
             g = <int>(item // chunks)
             c0 = <int>(item % chunks) * 16
             cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),
                                U + g * filters)
-        for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
-            t0 = <int>(item // groups) * block
-            g = <int>(item % groups)
-            count = min(block, T - t0)
-            tid = threadid()
-            V = U + groups * filters + tid * per_thread
-            M = V + 36 * <Py_ssize_t>block * Cg
-            cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
-                              &img[t0], &irow[t0], &icol[t0], count, V)
-            cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
-            cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
-                               bias + g * Kg if bias != NULL else NULL,
-                               ys + <Py_ssize_t>g * Kg * P * Q, <Py_ssize_t>K * P * Q, P, Q)
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        image, out_row, out_col = tile_tables(images, P, Q)
+        img, orow, ocol = image, out_row, out_col
+        irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+        icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+        T = images * tiles_per_image
+        blocks = (T + block - 1) // block
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="static"):
+                cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
+            for item in prange(<Py_ssize_t>blocks * groups, num_threads=min(nt, blocks * groups), schedule="dynamic"):
+                t0 = <int>(item // groups) * block
+                g = <int>(item % groups)
+                count = min(block, T - t0)
+                tid = threadid()
+                V = U + groups * filters + tid * per_thread
+                M = V + 36 * <Py_ssize_t>block * Cg
+                cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
+                                  &img[t0], &irow[t0], &icol[t0], count, V)
+                cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
+                cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
+                                   bias + g * Kg if bias != NULL else NULL,
+                                   ys + n0 * out_size + <Py_ssize_t>g * Kg * P * Q, out_size, P, Q)
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,
@@ -136,53 +165,65 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n, g·Cg + c, p + r − pt, q + s − pl] by Winograd F(4×4, 3×3):
     dw = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ)] G
 
-    x and dy are copied channels-last; each work item (block of tiles, group) transforms its
-    input and gradient tiles and adds their products into its thread's partial sums (36·K·Cg
-    floats per thread), which are added up and transformed back at the end.
+    x and dy are copied channels-last a chunk of images at a time; each work item (block of
+    tiles, group) transforms its input and gradient tiles and adds their products into its
+    thread's partial sums (36·K·Cg floats per thread), which are added up and transformed
+    back at the end.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
-    image, out_row, out_col = tile_tables(N, P, Q)
-    cdef const int[::1] img = image, orow = out_row, ocol = out_col
-    cdef int[::1] irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
-    cdef int[::1] icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
-    cdef int T = img.shape[0]
-    cdef int blocks = (T + block - 1) // block
-    cdef int nt = max(1, min(n_threads, blocks * groups))
     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
+    cdef int chunk = chunk_images(x_size + dy_size, N)
+    cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
-    cdef float[::1] space = scratch(N * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+    cdef float[::1] space = scratch(chunk * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
     cdef float* xt = &space[0]
-    cdef float* dyt = xt + N * x_size
-    cdef float* partial = dyt + N * dy_size
+    cdef float* dyt = xt + chunk * x_size
+    cdef float* partial = dyt + chunk * dy_size
     cdef float* scratch_tiles = partial + nt * sums
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dw[0, 0, 0, 0]
+    cdef const int[::1] img
+    cdef const int[::1] orow
+    cdef const int[::1] ocol
+    cdef int[::1] irow
+    cdef int[::1] icol
     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
-    cdef int n, g, t0, count, tid, t, k0
+    cdef int n, n0, images, g, t0, count, tid, t, k0, T, blocks
     cdef int chunks = (Kg + 15) // 16
     cdef float total
     cdef float* V
     cdef float* D
+    memset(partial, 0, nt * sums * sizeof(float))
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        image, out_row, out_col = tile_tables(images, P, Q)
+        img, orow, ocol = image, out_row, out_col
+        irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+        icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+        T = images * tiles_per_image
+        blocks = (T + block - 1) // block
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="static"):
+                cnnk_nchw_to_nhwc(xs + (n0 + n) * x_size, C, H * W, xt + n * x_size)
+                cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_size, K, P * Q, dyt + n * dy_size)
+            for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+                t0 = <int>(item // groups) * block
+                g = <int>(item % groups)
+                count = min(block, T - t0)
+                tid = threadid()
+                V = scratch_tiles + tid * per_thread
+                D = V + 36 * <Py_ssize_t>block * Cg
+                cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0],
+                                  count, V)
+                cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0],
+                                        &ocol[t0], count, Kp, D)
+                cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
     with nogil:
-        for n in prange(N, num_threads=nt, schedule="static"):
-            cnnk_nchw_to_nhwc(xs + n * x_size, C, H * W, xt + n * x_size)
-            cnnk_nchw_to_nhwc(dys + n * dy_size, K, P * Q, dyt + n * dy_size)
-        memset(partial, 0, nt * sums * sizeof(float))
-        for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
-            t0 = <int>(item // groups) * block
-            g = <int>(item % groups)
-            count = min(block, T - t0)
-            tid = threadid()
-            V = scratch_tiles + tid * per_thread
-            D = V + 36 * <Py_ssize_t>block * Cg
-            cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0], count, V)
-            cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0], &ocol[t0],
-                                    count, Kp, D)
-            cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
         for j in prange(sums, num_threads=nt, schedule="static"):
             total = partial[j]
             for t in range(1, nt):
@@ -201,31 +242,84 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
 
     A direct kernel for layers with few input channels (a 3-channel first layer), where the
     unrolled matrix would be thin and Winograd's transforms would cost more than they save:
-    each image is copied zero-padded (so the kernel reads without bounds checks), the filters
-    are stored tap-major, and a register block of 16 output pixels × 6 filters runs over the
-    C·R·S taps (cnnkernels/simd). Workspace: N·C·(P+R−1)·(Q+S+15) + C·R·S·⌈K/6⌉·6 floats.
+    images are copied zero-padded a chunk at a time (so the kernel reads without bounds
+    checks), the filters are stored tap-major, and a register block of 16 output pixels ×
+    6 filters runs over the C·R·S taps (cnnkernels/simd). Workspace: a chunk of padded
+    images (≤ 16 MiB, or one image) + C·R·S·⌈K/6⌉·6 floats.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
     cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = max(1, min(n_threads, N * blocks))
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
-    cdef float[::1] space = scratch(N * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+    cdef int chunk = chunk_images(padded, N)
+    cdef float[::1] space = scratch(chunk * padded + <Py_ssize_t>C * R * S * K6, np.float32)
     cdef float* xp = &space[0]
-    cdef float* wt = xp + N * padded
+    cdef float* wt = xp + chunk * padded
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
     cdef Py_ssize_t item
-    cdef int n, p0
+    cdef int n, n0, images, p0
     with nogil:
         cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
-        for n in prange(N, num_threads=nt, schedule="static"):
-            cnnk_direct_pad_image(xs + n * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
-        for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
-            n = <int>(item // blocks)
-            p0 = <int>(item % blocks) * rows
-            cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias, ys + n * <Py_ssize_t>K * P * Q,
-                                P, Q, p0, min(p0 + rows, P))
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="static"):
+                cnnk_direct_pad_image(xs + (n0 + n) * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
+            for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
+                n = <int>(item // blocks)
+                p0 = <int>(item % blocks) * rows
+                cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias,
+                                    ys + (n0 + n) * <Py_ssize_t>K * P * Q, P, Q, p0, min(p0 + rows, P))
+
+
+def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
+                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
+
+    Pixel-major patches (im2row) from a channels-last copy of x (a chunk of images at a time),
+    multiplied by the filters in panels of 16 with the Winograd product's register-blocked
+    kernel (one "ξ"): nothing is packed again, unlike BLAS. Work items are (image, block of
+    ≈ 240 output pixels); per thread the patches take pixels·C·R·S floats and the product
+    pixels·⌈K/16⌉·16.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+    cdef int Kp = (K + 15) // 16 * 16, CRS = C * R * S
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W
+    cdef int chunk = chunk_images(image_size, N)
+    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, 240))
+    cdef int blocks = <int>((PQ + block - 1) // block)
+    cdef int nt = max(1, n_threads)
+    cdef Py_ssize_t per_thread = <Py_ssize_t>block * (CRS + Kp) + 6 * <Py_ssize_t>CRS
+    cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + nt * per_thread, np.float32)
+    cdef float* xt = &space[0]
+    cdef float* U = xt + chunk * image_size
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item
+    cdef int n, n0, images, pixel0, count, tid
+    cdef float* V
+    cdef float* M
+    with nogil:
+        cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="static"):
+                cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
+            for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
+                n = <int>(item // blocks)
+                pixel0 = <int>(item % blocks) * block
+                count = <int>min(<Py_ssize_t>block, PQ - pixel0)
+                tid = threadid()
+                V = U + <Py_ssize_t>Kp * CRS + tid * per_thread
+                M = V + <Py_ssize_t>block * CRS
+                cnnk_im2row_nhwc(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, V)
+                cnnk_gemm_rows(V, U, count, CRS, Kp, M, M + <Py_ssize_t>block * Kp)
+                cnnk_rows_to_nchw(M, count, Kp, K, bias, ys + (n0 + n) * <Py_ssize_t>K * PQ, PQ, pixel0)

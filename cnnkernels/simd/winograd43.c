@@ -128,7 +128,7 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
    through. Each group of 6 tiles is packed channel-major (6·C floats, kept in L1 while every panel
    streams past) when there are more than two panels. */
 typedef void (*multiply_fn)(const float *V, const float *U, int ntiles, int C, int Kpad, float *M,
-                            float *panel);
+                            float *panel, int nxi);
 
 static inline void pack_tiles(const float *rows6, int rows, int C, float *panel) {
     /* panel[c*6 + i] = rows6[i][c], zero for i >= rows */
@@ -136,11 +136,12 @@ static inline void pack_tiles(const float *rows6, int rows, int C, float *panel)
         for (int i = 0; i < GEMM_TILES; i++) panel[c * GEMM_TILES + i] = i < rows ? rows6[(ptrdiff_t)i * C + c] : 0.0f;
 }
 
-static void multiply_portable(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
-    for (int xi = 0; xi < 36; xi++) {
+static void multiply_portable(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
+                              int nxi) {
+    for (int xi = 0; xi < nxi; xi++) {
         for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
-            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * 36 + xi;
+            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
             pack_tiles(V + group * GEMM_TILES * C, rows, C, panel);
             for (int k0 = 0; k0 < Kpad; k0 += 16) {
                 const float *u = U + ((ptrdiff_t)xi * (Kpad / 16) + k0 / 16) * C * 16;
@@ -174,11 +175,12 @@ static void multiply_portable(const float *V, const float *U, int ntiles, int C,
     } while (0)
 
 __attribute__((target("avx2,fma")))
-static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
-    for (int xi = 0; xi < 36; xi++) {
+static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
+                          int nxi) {
+    for (int xi = 0; xi < nxi; xi++) {
         for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
-            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * 36 + xi;
+            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
             const float *rows6 = V + group * GEMM_TILES * C;
             float *Mx = M + group * GEMM_TILES * Kpad;
             /* With one or two panels of filters, packing would cost as much as the products it feeds:
@@ -203,16 +205,17 @@ static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int
     }
 }
 __attribute__((target("avx2,fma")))
-static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
-    /* out[p, c] = x[c, p], 8 x 8 blocks transposed in registers; the edges as the portable version */
+static void transpose_avx2(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, const float *shift,
+                           float *out) {
+    /* out[p*ldo + c] = x[c*ldi + p] (+ shift[p]), 8 x 8 blocks transposed in registers */
     int c8 = C / 8 * 8, p8 = HW / 8 * 8;
     for (int p0 = 0; p0 < p8; p0 += 8) {
         for (int c0 = 0; c0 < c8; c0 += 8) {
-            const float *src = x + (ptrdiff_t)c0 * HW + p0;
-            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + HW), r2 = _mm256_loadu_ps(src + 2 * (ptrdiff_t)HW),
-                   r3 = _mm256_loadu_ps(src + 3 * (ptrdiff_t)HW), r4 = _mm256_loadu_ps(src + 4 * (ptrdiff_t)HW),
-                   r5 = _mm256_loadu_ps(src + 5 * (ptrdiff_t)HW), r6 = _mm256_loadu_ps(src + 6 * (ptrdiff_t)HW),
-                   r7 = _mm256_loadu_ps(src + 7 * (ptrdiff_t)HW);
+            const float *src = x + (ptrdiff_t)c0 * ldi + p0;
+            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ldi), r2 = _mm256_loadu_ps(src + 2 * ldi),
+                   r3 = _mm256_loadu_ps(src + 3 * ldi), r4 = _mm256_loadu_ps(src + 4 * ldi),
+                   r5 = _mm256_loadu_ps(src + 5 * ldi), r6 = _mm256_loadu_ps(src + 6 * ldi),
+                   r7 = _mm256_loadu_ps(src + 7 * ldi);
             __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
                    t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
                    t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
@@ -220,21 +223,33 @@ static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
                    s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE),
                    s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE),
                    s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-            float *dst = out + (ptrdiff_t)p0 * C + c0;
+            float *dst = out + (ptrdiff_t)p0 * ldo + c0;
             _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
-            _mm256_storeu_ps(dst + C, _mm256_permute2f128_ps(s1, s5, 0x20));
-            _mm256_storeu_ps(dst + 2 * (ptrdiff_t)C, _mm256_permute2f128_ps(s2, s6, 0x20));
-            _mm256_storeu_ps(dst + 3 * (ptrdiff_t)C, _mm256_permute2f128_ps(s3, s7, 0x20));
-            _mm256_storeu_ps(dst + 4 * (ptrdiff_t)C, _mm256_permute2f128_ps(s0, s4, 0x31));
-            _mm256_storeu_ps(dst + 5 * (ptrdiff_t)C, _mm256_permute2f128_ps(s1, s5, 0x31));
-            _mm256_storeu_ps(dst + 6 * (ptrdiff_t)C, _mm256_permute2f128_ps(s2, s6, 0x31));
-            _mm256_storeu_ps(dst + 7 * (ptrdiff_t)C, _mm256_permute2f128_ps(s3, s7, 0x31));
+            _mm256_storeu_ps(dst + 1 * ldo, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(dst + 2 * ldo, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(dst + 3 * ldo, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(dst + 4 * ldo, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(dst + 5 * ldo, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(dst + 6 * ldo, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(dst + 7 * ldo, _mm256_permute2f128_ps(s3, s7, 0x31));
         }
         for (int p = p0; p < p0 + 8; p++)
-            for (int c = c8; c < C; c++) out[(ptrdiff_t)p * C + c] = x[(ptrdiff_t)c * HW + p];
+            for (int c = c8; c < C; c++) out[(ptrdiff_t)p * ldo + c] = x[(ptrdiff_t)c * ldi + p];
     }
     for (int p = p8; p < HW; p++)
-        for (int c = 0; c < C; c++) out[(ptrdiff_t)p * C + c] = x[(ptrdiff_t)c * HW + p];
+        for (int c = 0; c < C; c++) out[(ptrdiff_t)p * ldo + c] = x[(ptrdiff_t)c * ldi + p];
+    if (shift)
+        for (int p = 0; p < HW; p++) {
+            __m256 b = _mm256_set1_ps(shift[p]);
+            int c = 0;
+            for (; c + 8 <= C; c += 8) _mm256_storeu_ps(out + p * ldo + c, _mm256_add_ps(_mm256_loadu_ps(out + p * ldo + c), b));
+            for (; c < C; c++) out[p * ldo + c] += shift[p];
+        }
+}
+
+__attribute__((target("avx2,fma")))
+static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
+    transpose_avx2(x, C, HW, HW, C, NULL, out);
 }
 #endif
 
@@ -273,7 +288,69 @@ const char *cnnk_simd_isa(void) {
 
 void cnnk_wino43_multiply(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
     if (!chosen_multiply) choose_kernels(); /* a benign race: every thread picks the same function */
-    chosen_multiply(V, U, ntiles, C, Kpad, M, panel);
+    chosen_multiply(V, U, ntiles, C, Kpad, M, panel, 36);
+}
+
+/* ---- the same micro-kernel as a plain product: pixel-major patches x filter panels --------------------- */
+
+void cnnk_gemm_filters(const float *w, int K, int C, int R, int S, int Kpad, float *U) {
+    /* U[((k/16)*R*S*C + (r*S + s)*C + c)*16 + k%16] = w[k, c, r, s] (zero for k >= K): panels of 16 filters,
+       rows in the (r, s, c) order of cnnk_im2row_nhwc's patches */
+    ptrdiff_t rows = (ptrdiff_t)R * S * C;
+    for (int kb = 0; kb < Kpad / 16; kb++)
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++)
+                for (int c = 0; c < C; c++)
+                    for (int l = 0; l < 16; l++) {
+                        int k = kb * 16 + l;
+                        U[((ptrdiff_t)kb * rows + ((ptrdiff_t)r * S + s) * C + c) * 16 + l] =
+                            k < K ? w[(((ptrdiff_t)k * C + c) * R + r) * S + s] : 0.0f;
+                    }
+}
+
+void cnnk_im2row_nhwc(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                      int dw, int pixel0, int npix, int Q, float *V) {
+    /* V[i, (r*S + s)*C + c] = x[(p*sh + r*dh - pt), (q*sw + s*dw - pl), c] (0 outside) for the npix output
+       pixels from pixel0 (p = pixel / Q, q = pixel % Q); x is one channels-last image */
+    ptrdiff_t row = (ptrdiff_t)R * S * C;
+    for (int i = 0; i < npix; i++) {
+        int p = (pixel0 + i) / Q, q = (pixel0 + i) % Q;
+        float *dst = V + i * row;
+        for (int r = 0; r < R; r++) {
+            int h = p * sh + r * dh - pt;
+            for (int s = 0; s < S; s++, dst += C) {
+                int w = q * sw + s * dw - pl;
+                if (h >= 0 && h < H && w >= 0 && w < W)
+                    memcpy(dst, x + ((ptrdiff_t)h * W + w) * C, sizeof(float) * (size_t)C);
+                else
+                    memset(dst, 0, sizeof(float) * (size_t)C);
+            }
+        }
+    }
+}
+
+void cnnk_gemm_rows(const float *V, const float *U, int npix, int CRS, int Kpad, float *M, float *panel) {
+    /* M[i, k] = Σ_j V[i, j] · U[panel k/16][j][k%16]: the Winograd product kernel with one xi */
+    if (!chosen_multiply) choose_kernels();
+    chosen_multiply(V, U, npix, CRS, Kpad, M, panel, 1);
+}
+
+void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *bias, float *y, ptrdiff_t PQ,
+                       int pixel0) {
+    /* y[k, pixel0 + i] = M[i, k] + bias[k] for one image */
+#ifdef CNNK_HAVE_AVX2
+    if (!chosen_multiply) choose_kernels();
+    if (chosen_multiply == multiply_avx2) {
+        /* M is npix rows of Kpad; y's rows are the K filters: a transpose with y's row stride */
+        transpose_avx2(M, npix, K, Kpad, PQ, bias, y + pixel0);
+        return;
+    }
+#endif
+    for (int k = 0; k < K; k++) {
+        float shift = bias ? bias[k] : 0.0f;
+        float *out = y + k * PQ + pixel0;
+        for (int i = 0; i < npix; i++) out[i] = M[(ptrdiff_t)i * Kpad + k] + shift;
+    }
 }
 
 CNNK_CLONES

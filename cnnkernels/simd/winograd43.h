@@ -23,5 +23,11 @@ void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt
                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
 
 double cnnk_fma_peak_gflops(void);
+void cnnk_gemm_filters(const float *w, int K, int C, int R, int S, int Kpad, float *U);
+void cnnk_im2row_nhwc(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                      int dw, int pixel0, int npix, int Q, float *V);
+void cnnk_gemm_rows(const float *V, const float *U, int npix, int CRS, int Kpad, float *M, float *panel);
+void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *bias, float *y, ptrdiff_t PQ,
+                       int pixel0);
 
 #endif

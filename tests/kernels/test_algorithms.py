@@ -77,6 +77,27 @@ def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geomet
     assert_close(db, grads_ref[2].astype(np.float32), np.float32, "dbias")
 
 
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,geometry", [
+    ((2, 64, 15, 13), (40, 64, 3, 3), dict(stride=2, padding=1)),
+    ((2, 5, 9, 11), (20, 5, 3, 2), dict(stride=(2, 1), padding=(1, 0))),
+    ((1, 7, 12, 12), (9, 7, 3, 3), dict(dilation=2, padding="same")),
+    ((2, 16, 10, 10), (8, 16, 5, 5), dict(stride=3, padding=2)),
+    ((2, 32, 7, 9), (24, 32, 1, 1), dict()),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype):
+    """float32: pixel-major patches times the SIMD micro-kernel; float64: BLAS."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    expected = ck.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), backend="numpy",
+                         **geometry)
+    assert_close(ck.conv2d(x, w, b, algorithm="im2row", backend=backend, **geometry), expected.astype(dtype),
+                 dtype, "im2row")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise_gemm_matches_the_reference(backend, dtype):
@@ -142,7 +163,9 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((32, 32, 20, 20), (16, 32, 3, 3), padding="same").forward == "winograd"
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward != "winograd"  # 3 channels
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_data == "im2col"
-    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).forward == "im2col"
+    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).forward == "im2row"
+    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1, dtype="float64").forward == "im2col"
+    assert chosen((8, 64, 56, 56), (128, 32, 3, 3), stride=2, padding=1, groups=2).forward == "im2col"
     assert chosen((8, 256, 56, 56), (64, 256, 1, 1)).forward == "gemm"
     assert chosen((8, 64, 56, 56), (64, 64, 3, 3), padding=1, dtype="float64").forward != "winograd"
     assert chosen((2, 64, 9, 9), (64, 1, 3, 3), padding=1, groups=64).forward != "winograd"  # depthwise
@@ -203,3 +226,24 @@ def test_portable_simd_fallback_in_a_child_process(backend):
     child = subprocess.run([sys.executable, "-c", PORTABLE_CHILD], capture_output=True, text=True,
                            env={**os.environ, "CNNKERNELS_SIMD": "portable"}, timeout=300)
     assert child.returncode == 0 and "portable ok" in child.stdout, child.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_batches_larger_than_one_chunk(backend, monkeypatch):
+    """Images are copied a chunk at a time (bounded scratch); results must not depend on where
+    the chunks end, for every SIMD algorithm and the weight-gradient sums across chunks."""
+    from cnnkernels import _winograd
+
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((5, 8, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((5, 12, 9, 10)).astype(np.float32)
+    results = {}
+    for chunk_floats in (1 << 22, 2 * 8 * 9 * 10 + 5):  # everything at once; 2 images a chunk (3 chunks)
+        monkeypatch.setattr(_winograd, "CHUNK_FLOATS", chunk_floats)
+        results[chunk_floats] = [ck.conv2d(x, w, padding=1, algorithm=alg, backend=backend)
+                                 for alg in ("winograd", "im2row", "direct")]
+        results[chunk_floats] += list(ck.conv2d_backward(dy, x, w, padding=1, bias=False, algorithm="winograd",
+                                                         backend=backend)[:2])
+    for whole, chunked in zip(*results.values()):
+        np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-4)

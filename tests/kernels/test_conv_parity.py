@@ -86,16 +86,31 @@ def test_workspace_bounded_whatever_the_batch(rng):
     import cnnkernels._workspace as workspace
 
     w = rng.standard_normal((8, 16, 5, 5)).astype(np.float32)
+    backend = "cython" if "cython" in cnnkernels.backends() else None
     sizes = []
     for batch in (1, 32):
         workspace._local.buffer = None
         x = rng.standard_normal((batch, 16, 40, 40)).astype(np.float32)
-        cnnkernels.conv2d(x, w, backend="cython" if "cython" in cnnkernels.backends() else None)
+        cnnkernels.conv2d(x, w, algorithm="im2col", backend=backend)
         sizes.append(workspace._local.buffer.nbytes)
     assert sizes[0] == sizes[1]
     crs, q = 16 * 5 * 5, 36
     bound = cnnkernels.get_num_threads() * (max(workspace.BLOCK_ELEMENTS, crs * q) + 8 * 36 * 36) * 4
     assert sizes[1] <= bound
+    if backend != "cython":
+        return
+    # the SIMD algorithms copy images a chunk at a time: past the 16 MiB chunk, the batch no longer counts
+    from cnnkernels import _winograd
+
+    w3 = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    for algorithm, weight in (("im2row", w), ("winograd", w3)):
+        sizes = []
+        for batch in (256, 512):
+            workspace._local.buffer = None
+            cnnkernels.conv2d(np.ones((batch, 16, 40, 40), np.float32), weight, algorithm=algorithm)
+            sizes.append(workspace._local.buffer.nbytes)
+        assert sizes[0] == sizes[1], algorithm
+        assert sizes[1] <= 4 * _winograd.CHUNK_FLOATS + bound, algorithm
 
 
 @pytest.mark.parametrize("threads", [1, 2])
