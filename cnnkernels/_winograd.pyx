@@ -80,6 +80,17 @@ def tile_tables(int N, int P, int Q):
     return tables
 
 
+@functools.lru_cache(maxsize=64)
+def chunk_tiles(int images, int P, int Q, int pt, int pl):
+    """The tile tables of a chunk of ``images`` and each tile's input origin (row and column of
+    its 6×6 patch: output origin − padding); read-only and cached, like :func:`tile_tables`."""
+    image, out_row, out_col = tile_tables(images, P, Q)
+    in_row = np.ascontiguousarray(out_row - pt, dtype=np.intc)
+    in_col = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+    in_row.flags.writeable = in_col.flags.writeable = False
+    return image, out_row, out_col, in_row, in_col
+
+
 # Images are copied (channels-last, or padded) a chunk at a time: at most this many floats
 # (16 MiB), or one image when an image is larger, so scratch memory is bounded by the layer
 # whatever the batch.
@@ -121,8 +132,8 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef const int[::1] img
     cdef const int[::1] orow
     cdef const int[::1] ocol
-    cdef int[::1] irow
-    cdef int[::1] icol
+    cdef const int[::1] irow
+    cdef const int[::1] icol
     cdef Py_ssize_t item
     cdef int n, n0, images, g, t0, count, tid, c0, T, blocks
     cdef int chunks = (Cg + 15) // 16  # the filter transform is split by 16 input channels
@@ -136,10 +147,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                                U + g * filters)
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
-        image, out_row, out_col = tile_tables(images, P, Q)
-        img, orow, ocol = image, out_row, out_col
-        irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
-        icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+        img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
         T = images * tiles_per_image
         blocks = (T + block - 1) // block
         with nogil:
@@ -190,8 +198,8 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef const int[::1] img
     cdef const int[::1] orow
     cdef const int[::1] ocol
-    cdef int[::1] irow
-    cdef int[::1] icol
+    cdef const int[::1] irow
+    cdef const int[::1] icol
     cdef Py_ssize_t item, j, group_sums = 36 * <Py_ssize_t>Kg * Cg
     cdef int n, n0, images, g, t0, count, tid, t, k0, T, blocks
     cdef int chunks = (Kg + 15) // 16
@@ -201,10 +209,7 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     memset(partial, 0, nt * sums * sizeof(float))
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
-        image, out_row, out_col = tile_tables(images, P, Q)
-        img, orow, ocol = image, out_row, out_col
-        irow = np.ascontiguousarray(out_row - pt, dtype=np.intc)
-        icol = np.ascontiguousarray(out_col - pl, dtype=np.intc)
+        img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
         T = images * tiles_per_image
         blocks = (T + block - 1) // block
         with nogil:
