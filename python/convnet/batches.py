@@ -73,6 +73,14 @@ def class_weights_to_sample_weights(y, class_weight):
                          f"{sorted(class_weight)}") from None
 
 
+def combined_weights(y, sample_weight, class_weight):
+    """The sample weights a batch trains with: ``sample_weight`` times the class weights of ``y``."""
+    if class_weight is None or y is None:
+        return sample_weight
+    weights = class_weights_to_sample_weights(y, class_weight)
+    return weights if sample_weight is None else np.asarray(sample_weight) * weights
+
+
 class Batches:
     """Batches of one data source; :meth:`epoch` yields ``(x, y, sample_weight)`` for one epoch."""
 
@@ -113,10 +121,7 @@ class Batches:
     def epoch(self):
         items = self._stream_items() if self.stream else self._array_items()
         for x, y, sample_weight in items:
-            if self.class_weight is not None and y is not None:
-                weights = class_weights_to_sample_weights(y[0] if isinstance(y, list) else y, self.class_weight)
-                sample_weight = weights if sample_weight is None else np.asarray(sample_weight) * weights
-            yield x, y, sample_weight
+            yield x, y, combined_weights(y[0] if isinstance(y, list) else y, sample_weight, self.class_weight)
 
     def _array_items(self):
         order = generator().permutation(self.size) if self.shuffle else np.arange(self.size)

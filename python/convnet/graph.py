@@ -69,11 +69,6 @@ class KerasTensor:
     def internal_shape(self) -> tuple:
         return to_internal(self.shape[1:], self.data_format)
 
-    @property
-    def _keras_history(self):
-        """(layer, node index, tensor index), as Keras names a tensor's origin."""
-        return self.node.layer, self.node.layer._inbound_nodes.index(self.node), self.index
-
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
 
@@ -117,8 +112,8 @@ def call_symbolic(layer, inputs):
         if tensor.data_format is None and tensor.ndim == 4:
             tensor.data_format = layout  # the first reader of an Input decides its layout
     shapes = [t.internal_shape for t in tensors]
+    layer._layout = layout
     if not layer.built and hasattr(layer, "_build_for_tensors"):  # a model traces its own graph
-        layer._layout = layout
         layer._build_for_tensors(tensors)
     multi = getattr(layer, "_multi_input", False)
     if not multi and len(tensors) != 1:
@@ -126,7 +121,6 @@ def call_symbolic(layer, inputs):
     if multi and not isinstance(inputs, (list, tuple)):
         raise ValueError(f"layer {layer.name!r} takes a list of tensors; received one tensor")
     shape_arg = shapes if multi else shapes[0]
-    layer._layout = layout
     try:
         if not layer.built:
             layer.build(shape_arg)

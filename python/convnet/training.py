@@ -19,7 +19,7 @@ from cnnkernels.threads import numpy_blas_single_threaded
 from . import callbacks as callbacks_module
 from . import losses, optimizers
 from . import metrics as metrics_module
-from .batches import Batches, as_list, is_array_data
+from .batches import Batches, as_list, combined_weights, is_array_data
 
 
 def _kernels_own_the_cores(function):
@@ -47,20 +47,20 @@ def _output_names(model):
 # ------------------------------------------------------------------------------------- inputs
 
 
-def ensure_built(model, xs):
-    """Build a model that has no Input yet from the first data it sees (standardize_inputs checks shapes)."""
+def ensure_built(model, x):
+    """Build a model that has no Input yet from the first data it sees: an array, or a list or dict
+    of them (standardize_inputs checks shapes)."""
     if model._graph is None:
-        first = np.asarray(xs[0] if isinstance(xs, list) else xs)
+        first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list) else x
         declared = getattr(model, "_declared_shape", lambda: None)()
-        model.build(declared or first.shape[1:])
+        model.build(declared or np.asarray(first).shape[1:])
 
 
 def standardize_inputs(model, x) -> list[np.ndarray]:
     """Input data as a list of float arrays, one per model input, shapes checked."""
     if x is None:
         raise ValueError("x is required")
-    if model._graph is None:
-        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    ensure_built(model, x)
     tensors = model._graph.inputs
     names = [t.name for t in tensors]
     arrays = as_list(x, names, "input")
@@ -243,12 +243,11 @@ def _test_step(model, xs, ys, sample_weight, totals):
     totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
 
 
-def _standard_batch(model, x, y, sample_weight, need_targets=True):
+def _standard_batch(model, x, y, sample_weight):
     xs = standardize_inputs(model, x)
-    if y is None and need_targets:
+    if y is None:
         raise ValueError("training and evaluating need targets: give y, or batches of (x, y)")
-    ys = standardize_targets(model, y) if y is not None else None
-    return xs, ys, sample_weight
+    return xs, standardize_targets(model, y), sample_weight
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -259,7 +258,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
     if x is not None and is_array_data(x):
-        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+        ensure_built(model, x)
     _check_compiled(model)
     epochs = _positive_int("epochs", epochs)
     batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
@@ -366,7 +365,7 @@ def _evaluate(model, data, batch_size, steps):
 def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
              return_dict=False, single_batch=False):
     if x is not None and is_array_data(x):
-        ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+        ensure_built(model, x)
     _check_compiled(model)
     batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
     if single_batch:
@@ -408,14 +407,10 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, single_batch=
 
 @_kernels_own_the_cores
 def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-    ensure_built(model, x if not isinstance(x, dict) else next(iter(x.values())))
+    ensure_built(model, x)
     _check_compiled(model)
     xs, ys, sample_weight = _standard_batch(model, x, y, sample_weight)
-    if class_weight is not None:
-        from .batches import class_weights_to_sample_weights
-
-        weights = class_weights_to_sample_weights(ys[0], class_weight)
-        sample_weight = weights if sample_weight is None else np.asarray(sample_weight) * weights
+    sample_weight = combined_weights(ys[0], sample_weight, class_weight)
     totals = _Totals(model)
     _train_step(model, xs, ys, sample_weight, totals)
     result = totals.logs()
