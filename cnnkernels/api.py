@@ -111,7 +111,7 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "direct":
         ops.direct_forward(x, weight, bias, top, left, plan.n_threads, y)
-    elif plan.forward == "im2row" and x.dtype == np.float32 and geometry.groups == 1 and hasattr(ops, "rows_forward"):
+    elif plan.simd_im2row:
         ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)

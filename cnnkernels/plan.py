@@ -42,6 +42,7 @@ class ConvPlan(NamedTuple):
     workspace_bytes: int  # Winograd scratch of the forward pass (0 for the others: see _workspace)
     n_threads: int
     isa: str  # the instruction set the SIMD kernels run with
+    simd_im2row: bool  # im2row multiplies with our micro-kernel (float32, one group, cython), else BLAS
 
 
 def _winograd_block(Cg: int, Kg: int) -> int:
@@ -164,4 +165,5 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         from . import _winograd
 
         workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, block, n_threads)
-    return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa)
+    simd_im2row = forward == "im2row" and backend == "cython" and str(dtype) == "float32" and groups == 1
+    return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row)
