@@ -245,5 +245,13 @@ def test_batches_larger_than_one_chunk(backend, monkeypatch):
                                  for alg in ("winograd", "im2row", "direct")]
         results[chunk_floats] += list(ck.conv2d_backward(dy, x, w, padding=1, bias=False, algorithm="winograd",
                                                          backend=backend)[:2])
-    for whole, chunked in zip(*results.values()):
-        np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-4)
+    # Chunking only regroups float32 sums (the weight gradient adds per-chunk partial sums), so the
+    # two runs agree within the rounding bound of those sums: 1e-5 · Σ|a||b| of each output.
+    f8 = [np.abs(a).astype(np.float64) for a in (x, w, dy)]
+    scale_y = ck.conv2d(f8[0], f8[1], padding=1, backend="numpy").max()
+    scale_dx, scale_dw = (g.max() for g in ck.conv2d_backward(f8[2], f8[0], f8[1], padding=1, bias=False,
+                                                               backend="numpy")[:2])
+    scales = [scale_y] * 3 + [scale_dx, scale_dw]
+    for whole, chunked, scale in zip(*results.values(), scales):
+        assert chunked.shape == whole.shape
+        assert np.max(np.abs(chunked - whole)) <= 1e-5 * scale
