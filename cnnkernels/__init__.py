@@ -19,7 +19,7 @@ from .api import (
 )
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
 from .plan import ConvPlan
-from .threads import get_num_threads, set_num_threads
+from ._threads import get_num_threads, numpy_blas_single_threaded, set_num_threads, threads
 
 __version__ = "0.1.0"
 
@@ -36,9 +36,11 @@ __all__ = [
     "get_num_threads",
     "max_pool2d",
     "max_pool2d_backward",
+    "numpy_blas_single_threaded",
     "set_backend",
     "set_num_threads",
     "sum_pool2d",
     "sum_pool2d_backward",
+    "threads",
     "use_backend",
 ]

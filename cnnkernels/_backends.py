@@ -26,7 +26,6 @@ KERNELS = (
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
-    "set_num_threads",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
 OPTIONAL_KERNELS = ("rows_forward", "direct_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
@@ -68,13 +67,6 @@ def _load(name: str) -> SimpleNamespace | None:
         except Exception as exc:  # any import failure means "not available", with its reason
             _failures[name] = f"{type(exc).__name__}: {exc}"
             return None
-        setters = [module.set_num_threads for module in modules if hasattr(module, "set_num_threads")]
-        namespace.set_num_threads = lambda n: [setter(n) for setter in setters]
-        from . import threads
-
-        if name != "numpy":
-            threads.pin_kernel_blas()
-        namespace.set_num_threads(threads.get_num_threads())
         _loaded[name] = namespace
         return namespace
 
@@ -145,8 +137,3 @@ def kernels(backend: str | None = None) -> SimpleNamespace:
     """The kernel namespace for ``backend`` (None: the current default)."""
     name = get_backend() if backend is None else _check_name(backend)
     return _loaded[name]
-
-
-def loaded() -> list[SimpleNamespace]:
-    """Backends already loaded (for thread-count changes)."""
-    return list(_loaded.values())

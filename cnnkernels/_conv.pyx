@@ -6,7 +6,9 @@ N >= 1. Legend: N images, C channels, H×W input, K filters, R×S kernel, P×Q
 output, G groups, Cg = C/G and Kg = K/G per group, L = columns in one block.
 
 Work is split into items (image, group, block of output rows) run by an OpenMP
-``prange``; BLAS is called inside, single-threaded (see cnnkernels.threads).
+``prange``; BLAS is called inside, single-threaded (see cnnkernels._threads).
+Items are handed out dynamically (a thread the OS has descheduled does not hold up the
+others), except where per-thread partial sums must be reproducible.
 Each thread unrolls one block at a time (im2col, or im2row for the forward pass
 of layers with few filters) into its own slice of a workspace that is reused
 across calls. Block: rows = max(1, min(P, 1024 // Q, 2**21 // (Cg·R·S·Q)))
@@ -28,15 +30,6 @@ ctypedef fused floating:
     double
 
 from ._workspace import block_rows, scratch
-
-cdef int num_threads = 1
-
-
-def set_num_threads(int n):
-    """Threads used by this module's parallel loops."""
-    global num_threads
-    num_threads = n
-
 
 cdef void* workspace(Py_ssize_t nbytes) except NULL:
     """``nbytes`` of reusable scratch memory for the calling Python thread."""
@@ -169,7 +162,7 @@ cdef void im2row(const floating* band, int C, int W, int h0, int h1, int R, int 
 
 def conv2d_forward_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] b, int sh, int sw, int pt, int pl, int dh, int dw,
-                        int groups, floating[:, :, :, ::1] y):
+                        int groups, int n_threads, floating[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]
 
     Pixel-major (im2row) variant: each item copies the input rows its block reads to
@@ -183,7 +176,7 @@ def conv2d_forward_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
     cdef int rows = block_rows(CRS, P, Q)
     cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = num_threads
+    cdef int nt = max(1, n_threads)
     cdef int band_rows = (rows - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t band_size = <Py_ssize_t>band_rows * W * Cg
     cdef Py_ssize_t patch_size = 0 if pointwise else <Py_ssize_t>rows * Q * CRS
@@ -211,7 +204,7 @@ def conv2d_forward_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, 
                         filters[<Py_ssize_t>g * Kg * CRS + ((r * S + s) * Cg + c) * Kg + k] = \
                             ws_in[(((<Py_ssize_t>g * Kg + k) * Cg + c) * R + r) * S + s]
     with nogil:
-        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="static"):
+        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="dynamic"):
             n = item // (groups * blocks)
             g = (item // blocks) % groups
             p0 = (item % blocks) * rows
@@ -240,7 +233,7 @@ def conv2d_forward_rows(const floating[:, :, :, ::1] x, const floating[:, :, :, 
                     out[k * PQ + l] = product[<Py_ssize_t>l * Kg + k] + shift
 
 
-def conv2d_forward(x, w, b, int sh, int sw, int pt, int pl, int dh, int dw, int groups, y):
+def conv2d_forward(x, w, b, int sh, int sw, int pt, int pl, int dh, int dw, int groups, int n_threads, y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]
 
     Two ways to the same numbers, chosen by shape. Pixel-major patches (im2row) make
@@ -253,14 +246,14 @@ def conv2d_forward(x, w, b, int sh, int sw, int pt, int pl, int dh, int dw, int 
     cdef int Cg = w.shape[1], R = w.shape[2], S = w.shape[3], Kg = w.shape[0] // groups
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
     if not pointwise and Cg * R * S >= 64 and Kg <= 32:
-        conv2d_forward_rows(x, w, b, sh, sw, pt, pl, dh, dw, groups, y)
+        conv2d_forward_rows(x, w, b, sh, sw, pt, pl, dh, dw, groups, n_threads, y)
     else:
-        conv2d_forward_columns(x, w, b, sh, sw, pt, pl, dh, dw, groups, y)
+        conv2d_forward_columns(x, w, b, sh, sw, pt, pl, dh, dw, groups, n_threads, y)
 
 
 def conv2d_forward_columns(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                            const floating[::1] b, int sh, int sw, int pt, int pl, int dh, int dw,
-                           int groups, floating[:, :, :, ::1] y):
+                           int groups, int n_threads, floating[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]
 
     Channel-major (im2col) variant: columns (C·R·S) × pixels, one gemm with the filters."""
@@ -272,7 +265,7 @@ def conv2d_forward_columns(const floating[:, :, :, ::1] x, const floating[:, :, 
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
     cdef int rows = block_rows(CRS, P, Q)
     cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = num_threads
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
     cdef floating* ws = <floating*>workspace((0 if pointwise else nt * per_thread) * sizeof(floating))
     cdef const floating* xs = &x[0, 0, 0, 0]
@@ -285,7 +278,7 @@ def conv2d_forward_columns(const floating[:, :, :, ::1] x, const floating[:, :, 
     cdef const floating* col
     cdef floating* out
     with nogil:
-        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="static"):
+        for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="dynamic"):
             n = item // (groups * blocks)
             g = (item // blocks) % groups
             p0 = (item % blocks) * rows
@@ -310,7 +303,7 @@ def conv2d_forward_columns(const floating[:, :, :, ::1] x, const floating[:, :, 
 
 
 def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,
-                         int sh, int sw, int pt, int pl, int dh, int dw, int groups,
+                         int sh, int sw, int pt, int pl, int dh, int dw, int groups, int n_threads,
                          floating[:, :, :, ::1] dx):
     """dx[n,c,h,w] = Σ_k,r,s dy[n,k,p,q] · w[k,c,r,s] over h = p*sh+r*dh-pt, w = q*sw+s*dw-pl
 
@@ -323,7 +316,7 @@ def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
     cdef int rows = block_rows(CRS, P, Q)
     cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = num_threads
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
     cdef floating* ws = <floating*>workspace((0 if pointwise else nt * per_thread) * sizeof(floating))
     cdef const floating* dys = &dy[0, 0, 0, 0]
@@ -336,7 +329,7 @@ def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :
     cdef floating* image
     cdef floating* col
     with nogil:
-        for item in prange(<Py_ssize_t>N * groups, num_threads=nt, schedule="static"):
+        for item in prange(<Py_ssize_t>N * groups, num_threads=nt, schedule="dynamic"):
             n = item // groups
             g = item % groups
             tid = threadid()
@@ -357,7 +350,7 @@ def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :
 
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
-                           int sh, int sw, int pt, int pl, int dh, int dw, int groups,
+                           int sh, int sw, int pt, int pl, int dh, int dw, int groups, int n_threads,
                            floating[:, :, :, ::1] dweight):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]
 
@@ -370,7 +363,7 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
     cdef int rows = block_rows(CRS, P, Q)
     cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = num_threads
+    cdef int nt = max(1, n_threads)
     cdef Py_ssize_t per_thread = <Py_ssize_t>CRS * rows * Q
     cdef Py_ssize_t columns = 0 if pointwise else nt * per_thread
     cdef Py_ssize_t KCRS = <Py_ssize_t>K * CRS
@@ -385,6 +378,8 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
     cdef floating total
     memset(partial, 0, nt * KCRS * sizeof(floating))
     with nogil:
+        # Static on purpose: each thread's partial sums then hold the same items on every run,
+        # so the weight gradient is reproducible at a given thread count.
         for item in prange(<Py_ssize_t>N * groups * blocks, num_threads=nt, schedule="static"):
             n = item // (groups * blocks)
             g = (item // blocks) % groups

@@ -3,7 +3,8 @@
 Arguments arrive validated from :mod:`cnnkernels.api`: C-contiguous arrays of one
 dtype, N >= 1, and pads smaller than the kernel, so every window holds at least
 one real cell. Padding is implicit: a window is clipped to the input.
-Legend: N images, C channels, H×W input, kh×kw window, P×Q output.
+Legend: N images, C channels, H×W input, kh×kw window, P×Q output. Planes are handed
+out in guided chunks: large first, then smaller, so a descheduled thread holds up little.
 """
 
 from cython.parallel cimport prange
@@ -14,19 +15,11 @@ ctypedef fused floating:
     float
     double
 
-cdef int num_threads = 1
-
 # Divisor rules; the same numbers as cnnkernels.reference.DIVISOR_*.
 cdef enum:
     DIVISOR_ONE = 0
     DIVISOR_WINDOW = 1
     DIVISOR_VALID = 2
-
-
-def set_num_threads(int n):
-    """Threads used by this module's parallel loops."""
-    global num_threads
-    num_threads = n
 
 
 cdef struct Window:
@@ -87,7 +80,7 @@ cdef inline int divisor(Window window, int kh, int kw, int mode) noexcept nogil:
 
 
 def max_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw,
-                       int pt, int pl, floating[:, :, :, ::1] y):
+                       int pt, int pl, int n_threads, floating[:, :, :, ::1] y):
     """y[n,c,p,q] = max over real cells (h, w) of window (p*sh-pt.., q*sw-pl..) of x[n,c,h,w]"""
     cdef int H = x.shape[2], W = x.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1]
@@ -96,7 +89,7 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, i
     cdef const floating* image
     cdef int p, q
     with nogil:
-        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+        for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             image = xs + plane * H * W
             for p in range(P):
                 for q in range(Q):
@@ -105,7 +98,8 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, i
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
-                        int kh, int kw, int sh, int sw, int pt, int pl, floating[:, :, :, ::1] dx):
+                        int kh, int kw, int sh, int sw, int pt, int pl, int n_threads,
+                        floating[:, :, :, ::1] dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [(h, w) is the first maximum of window (p, q)]"""
     cdef int H = x.shape[2], W = x.shape[3], P = dy.shape[2], Q = dy.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1]
@@ -116,7 +110,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :,
     cdef floating* grad
     cdef int p, q
     with nogil:
-        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+        for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             image = xs + plane * H * W
             grad = dxs + plane * H * W
             memset(grad, 0, H * W * sizeof(floating))
@@ -127,7 +121,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :,
 
 
 def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw,
-                       int pt, int pl, int divisor_mode, floating[:, :, :, ::1] y):
+                       int pt, int pl, int divisor_mode, int n_threads, floating[:, :, :, ::1] y):
     """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw or #real cells)"""
     cdef int H = x.shape[2], W = x.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1]
@@ -138,7 +132,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, i
     cdef floating total
     cdef int p, q, h, w
     with nogil:
-        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+        for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             image = xs + plane * H * W
             for p in range(P):
                 for q in range(Q):
@@ -151,7 +145,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, i
 
 
 def avg_pool2d_backward(const floating[:, :, :, ::1] dy, int kh, int kw, int sh, int sw,
-                        int pt, int pl, int divisor_mode, floating[:, :, :, ::1] dx):
+                        int pt, int pl, int divisor_mode, int n_threads, floating[:, :, :, ::1] dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     cdef int H = dx.shape[2], W = dx.shape[3], P = dy.shape[2], Q = dy.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>dx.shape[0] * dx.shape[1]
@@ -162,7 +156,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, int kh, int kw, int sh,
     cdef floating share
     cdef int p, q, h, w
     with nogil:
-        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+        for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             grad = dxs + plane * H * W
             memset(grad, 0, H * W * sizeof(floating))
             for p in range(P):

@@ -102,6 +102,16 @@ cdef inline int chunk_images(Py_ssize_t per_image, int N) noexcept:
     return <int>max(1, min(N, CHUNK_FLOATS // max(per_image, 1)))
 
 
+cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept nogil:
+    """Tiles per work item for T tiles: at most ``block`` (the plan's, which sized the scratch),
+    items of equal size, and at least 2 items per thread when there are 48 tiles for each —
+    the plan's block alone left 288 tiles as 222 + 66 and 2 threads only 1.14x faster than 1."""
+    cdef int items = (T + block - 1) // block
+    if items * groups < 2 * nt:
+        items = max(items, min((2 * nt + groups - 1) // groups, T // 48))
+    return min(block, ((T + items - 1) // items + 5) // 6 * 6)
+
+
 def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):
     """Floats of scratch memory :func:`winograd_forward` uses (see the module docstring)."""
     cdef int Kp = (K // groups + 15) // 16 * 16
@@ -111,7 +121,7 @@ def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int 
 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
-                     int pt, int pl, int groups, int block, int n_threads, float[:, :, :, ::1] y):
+                     int pt, int pl, int groups, int plan_block, int n_threads, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3)"""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
@@ -120,6 +130,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef int chunk = chunk_images(image_size, N)
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
     cdef int nt = max(1, n_threads)
+    cdef int block = plan_block  # per chunk: balanced_block(); the scratch is sized by plan_block
     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)
@@ -149,9 +160,10 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
         T = images * tiles_per_image
+        block = balanced_block(T, plan_block, groups, nt)
         blocks = (T + block - 1) // block
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="static"):
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
             for item in prange(<Py_ssize_t>blocks * groups, num_threads=min(nt, blocks * groups), schedule="dynamic"):
                 t0 = <int>(item // groups) * block
@@ -169,7 +181,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,
-                             int block, int n_threads, float[:, :, :, ::1] dw):
+                             int plan_block, int n_threads, float[:, :, :, ::1] dw):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n, g·Cg + c, p + r − pt, q + s − pl] by Winograd F(4×4, 3×3):
     dw = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ)] G
 
@@ -185,6 +197,7 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int chunk = chunk_images(x_size + dy_size, N)
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
     cdef int nt = max(1, n_threads)
+    cdef int block = plan_block  # per chunk: balanced_block(); the scratch is sized by plan_block
     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
     cdef float[::1] space = scratch(chunk * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
@@ -211,12 +224,15 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
         T = images * tiles_per_image
+        block = balanced_block(T, plan_block, groups, nt)
         blocks = (T + block - 1) // block
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="static"):
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * x_size, C, H * W, xt + n * x_size)
                 cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_size, K, P * Q, dyt + n * dy_size)
-            for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="dynamic"):
+            # Static on purpose: each thread's partial sums hold the same tiles on every run, so
+            # the weight gradient is reproducible at a given thread count.
+            for item in prange(<Py_ssize_t>blocks * groups, num_threads=nt, schedule="static"):
                 t0 = <int>(item // groups) * block
                 g = <int>(item % groups)
                 count = min(block, T - t0)
@@ -273,7 +289,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="static"):
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
                 cnnk_direct_pad_image(xs + (n0 + n) * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
             for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
                 n = <int>(item // blocks)
@@ -316,7 +332,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="static"):
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
             for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
                 n = <int>(item // blocks)

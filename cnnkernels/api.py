@@ -2,17 +2,19 @@
 
 Signatures mirror ``torch.nn.functional``; layout is NCHW and weights are
 (K, C/groups, R, S). Every function takes ``backend=None`` to force one
-backend for one call.
+backend for one call and ``threads=None`` to set its thread count (see
+:mod:`cnnkernels._threads`), resolved here once and passed to the kernel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _args, plan as _plan
+import contextlib
+
+from . import _args, _threads, plan as _plan
 from ._backends import kernels
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
-from .threads import get_num_threads
 
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect"}
 
@@ -63,14 +65,35 @@ def _fold_padding(dx_padded, geometry, padding_mode, in_hw):
     return np.ascontiguousarray(dx)
 
 
-def _make_plan(ops, x_shape, w_shape, geometry, dtype, algorithm):
+def _make_plan(ops, x_shape, w_shape, geometry, dtype, algorithm, threads):
     isa = ops.simd_isa() if hasattr(ops, "simd_isa") else "numpy"
     return _plan.make_plan(tuple(x_shape), tuple(w_shape), geometry.stride, geometry.pad, geometry.dilation,
-                           geometry.groups, np.dtype(dtype).name, ops.name, get_num_threads(), algorithm, isa)
+                           geometry.groups, np.dtype(dtype).name, ops.name, _threads.resolve(threads), algorithm,
+                           isa)
+
+
+def _running(ops):
+    """The ``with`` block around a kernel call: the compiled kernels call SciPy's BLAS inside
+    their parallel loops, where it must not start threads of its own."""
+    return contextlib.nullcontext() if ops.name == "numpy" else _threads.kernel_blas
+
+
+def _threads_now(plan):
+    """The plan, on the threads the machine's load leaves free now (see _threads.under_load)."""
+    n_threads = _threads.under_load(plan.n_threads)
+    return plan if n_threads == plan.n_threads else plan._replace(n_threads=n_threads)
+
+
+def _pool_threads(threads, x_shape, geometry):
+    """Pooling's thread count: capped by its window cells (see _threads.MIN_POOL_CELLS_PER_THREAD)."""
+    (P, Q), (kh, kw) = geometry.out_hw, geometry.kernel
+    cells = float(x_shape[0]) * x_shape[1] * P * Q * kh * kw
+    n_threads = _threads.for_work(_threads.resolve(threads), cells, _threads.MIN_POOL_CELLS_PER_THREAD)
+    return _threads.under_load(n_threads)
 
 
 def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
-                padding_mode="zeros", *, algorithm="auto", backend=None):
+                padding_mode="zeros", *, algorithm="auto", backend=None, threads=None):
     """How :func:`conv2d` and :func:`conv2d_backward` would run these shapes: a
     :class:`cnnkernels.plan.ConvPlan` naming each pass's algorithm, the Winograd tile block,
     the forward pass's scratch memory, the threads and the SIMD instruction set.
@@ -85,6 +108,8 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
     algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
         What ``algorithm=`` would force; ValueError if it cannot run these shapes.
     backend : str, optional
+    threads : int, optional
+        The thread count asked for; the plan's ``n_threads`` is what runs (fewer for small work).
     """
     ops = kernels(backend)
     for name, shape in (("x_shape", x_shape), ("weight_shape", weight_shape)):
@@ -97,7 +122,7 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
     if not implicit:  # the kernels see the explicitly padded input
         top, bottom, left, right = geometry.pad
         x_shape = (*x_shape[:2], x_shape[2] + top + bottom, x_shape[3] + left + right)
-    return _make_plan(ops, x_shape, weight_shape, _source_geometry(geometry, implicit), dtype, algorithm)
+    return _make_plan(ops, x_shape, weight_shape, _source_geometry(geometry, implicit), dtype, algorithm, threads)
 
 
 def _source_geometry(geometry, implicit_zeros):
@@ -106,7 +131,7 @@ def _source_geometry(geometry, implicit_zeros):
 
 
 def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
-    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
+    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "direct":
@@ -129,7 +154,7 @@ def _flipped_transposed(weight, groups):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
-           algorithm="auto", backend=None):
+           algorithm="auto", backend=None, threads=None):
     """2-D convolution (cross-correlation, as in deep learning), NCHW.
 
     ``y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·C/G + c, p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s]``
@@ -152,6 +177,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         the direct sum's: about 1e-6 · Σ|x||w| in float32.
     backend : str, optional
         Force one backend (see :func:`cnnkernels.backends`) for this call.
+    threads : int, optional
+        Threads for this call (default: :func:`cnnkernels.get_num_threads`); small
+        convolutions run on fewer (see :func:`conv2d_plan`).
 
     Returns
     -------
@@ -170,10 +198,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
             raise ValueError(f"bias must have shape ({K},); received shape {bias.shape}")
     y = np.empty((x.shape[0], K, *geometry.out_hw), dtype)
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
-    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm)
+    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm,
+                      threads)
     if x.shape[0] == 0:
         return y
-    _run_forward(ops, plan, source, weight, bias, geometry, top, left, y)
+    with _running(ops):
+        _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y)
     return y
 
 
@@ -192,6 +222,7 @@ def conv2d_backward(
     weight_grad=True,
     algorithm="auto",
     backend=None,
+    threads=None,
 ):
     """Gradients of :func:`conv2d` with respect to its input, weight and bias.
 
@@ -213,6 +244,8 @@ def conv2d_backward(
     algorithm : {"auto", "winograd", "im2col", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
         3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G).
+    backend, threads
+        As for :func:`conv2d`.
 
     Returns
     -------
@@ -237,8 +270,18 @@ def conv2d_backward(
         dweight = np.zeros(weight.shape, dtype) if weight_grad else None
         return dx, dweight, dbias
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
-    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm)
-    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups)
+    plan = _make_plan(ops, source.shape, weight.shape, _source_geometry(geometry, source is x), dtype, algorithm,
+                      threads)
+    with _running(ops):
+        dx, dweight = _run_backward(ops, _threads_now(plan), dy, x, source, weight, geometry, padding_mode, top, left,
+                                    input_grad, weight_grad)
+    return dx, dweight, dbias
+
+
+def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad):
+    dtype = x.dtype
+    dx = dweight = None
+    conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if input_grad:
         dsource = np.empty(source.shape, dtype)
         if plan.backward_data == "winograd":
@@ -255,7 +298,7 @@ def conv2d_backward(
                                          dweight)
         else:
             ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
-    return dx, dweight, dbias
+    return dx, dweight
 
 
 def _pool_setup(x, kernel_size, stride, padding):
@@ -270,7 +313,7 @@ def _pool_args(geometry):
     return (*geometry.kernel, *geometry.stride, geometry.pad[0], geometry.pad[2])
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
+def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """2-D max pooling, NCHW: ``y[n,c,p,q] = max x[n,c,h,w]`` over the real cells of window (p, q).
 
     Parameters
@@ -281,6 +324,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
         Defaults to ``kernel_size`` (non-overlapping windows).
     padding : int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same"
         Padded cells never win; each side must be smaller than the kernel.
+    backend, threads
+        As for :func:`conv2d`.
 
     Returns
     -------
@@ -290,11 +335,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
     x, geometry = _pool_setup(x, kernel_size, stride, padding)
     y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
     if x.shape[0]:
-        ops.max_pool2d_forward(x, *_pool_args(geometry), y)
+        ops.max_pool2d_forward(x, *_pool_args(geometry), _pool_threads(threads, x.shape, geometry), y)
     return y
 
 
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None):
+def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """Gradient of :func:`max_pool2d`: each window's gradient goes to its **first**
     maximum in row-major order (PyTorch's rule), so ties after a ReLU are deterministic.
 
@@ -307,7 +352,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=N
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
     dx = np.empty(x.shape, x.dtype)
     if x.shape[0]:
-        ops.max_pool2d_backward(dy, x, *_pool_args(geometry), dx)
+        ops.max_pool2d_backward(dy, x, *_pool_args(geometry), _pool_threads(threads, x.shape, geometry), dx)
     return dx
 
 
@@ -315,16 +360,17 @@ def _divisor_mode(count_include_pad) -> int:
     return DIVISOR_WINDOW if _args.check_flag("count_include_pad", count_include_pad) else DIVISOR_VALID
 
 
-def _mean_pool(x, kernel_size, stride, padding, divisor_mode, backend):
+def _mean_pool(x, kernel_size, stride, padding, divisor_mode, backend, threads):
     ops = kernels(backend)
     x, geometry = _pool_setup(x, kernel_size, stride, padding)
     y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
     if x.shape[0]:
-        ops.avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode, y)
+        ops.avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode,
+                               _pool_threads(threads, x.shape, geometry), y)
     return y
 
 
-def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backend):
+def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backend, threads):
     # Only x's shape and dtype matter here: validate them without copying its data.
     ops = kernels(backend)
     x = _args.check_array("x", x, 4)
@@ -334,30 +380,33 @@ def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backe
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
     dx = np.empty(x.shape, x.dtype)
     if x.shape[0]:
-        ops.avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode, dx)
+        ops.avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode,
+                                _pool_threads(threads, x.shape, geometry), dx)
     return dx
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None):
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None, threads=None):
     """2-D average pooling, NCHW: ``y[n,c,p,q] = Σ window / divisor``.
 
     The divisor is kh·kw when ``count_include_pad`` (PyTorch's default), else
     the number of real (non-padding) cells in the window (Keras's "same").
     Other arguments as :func:`max_pool2d`.
     """
-    return _mean_pool(x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend)
+    return _mean_pool(x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend, threads)
 
 
-def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None):
+def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None,
+                        threads=None):
     """Gradient of :func:`avg_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q] / divisor[p,q]``."""
-    return _mean_pool_backward(dy, x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend)
+    return _mean_pool_backward(dy, x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend,
+                               threads)
 
 
-def sum_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None):
+def sum_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """2-D sum pooling, NCHW: ``y[n,c,p,q] = Σ x[n,c,h,w]`` over window (p, q); padding adds zeros."""
-    return _mean_pool(x, kernel_size, stride, padding, DIVISOR_ONE, backend)
+    return _mean_pool(x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)
 
 
-def sum_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None):
+def sum_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """Gradient of :func:`sum_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q]``."""
-    return _mean_pool_backward(dy, x, kernel_size, stride, padding, DIVISOR_ONE, backend)
+    return _mean_pool_backward(dy, x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)

@@ -1,14 +1,21 @@
 """Numba twins of the Cython kernels: same signatures, same algorithms.
 
 Convolution is im2col with implicit zero padding + ``np.dot`` (BLAS), over work
-items (image, group, block of output rows) in a ``prange``; each Numba thread
-uses its own slice of a reusable scratch buffer (see cnnkernels._workspace for
-the bound). Pooling loops over (image, channel) planes. Arguments arrive
-validated from :mod:`cnnkernels.api`. Legend: N images, C channels, H×W input,
+items (image, group, block of output rows). The ``prange`` runs over ``slots``, one
+per thread asked for: slot t takes items t, t + slots, ... and owns slice t of a
+reusable scratch buffer (see cnnkernels._workspace for the bound), so no scratch is
+indexed by Numba's internal thread id. Pooling loops over (image, channel) planes.
+Every kernel takes ``n_threads``, set as Numba's thread count of the calling Python
+thread for the call only (Numba's mask is per thread). Arguments arrive validated
+from :mod:`cnnkernels.api`. Legend: N images, C channels, H×W input,
 K filters, R×S kernel, P×Q output, G groups, Cg = C/G, Kg = K/G.
 """
 
 from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
 
 import numba
 import numpy as np
@@ -19,10 +26,52 @@ from ._workspace import block_rows, scratch
 _SERIAL = dict(cache=True, nogil=True, fastmath=False)
 _PARALLEL = dict(cache=True, nogil=True, fastmath=False, parallel=True)
 
+_pool_lock = threading.Lock()
+_pool_started = False
 
-def set_num_threads(n: int) -> None:
-    """Threads for Numba's parallel loops (capped at the pool Numba started with)."""
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+def _openmp_thread_counts():
+    """(get, set) pairs of every OpenMP runtime a library may share with Numba's."""
+    pairs = []
+    for name in (None, "libgomp.so.1", "libomp.so", "libiomp5.so"):
+        try:
+            library = ctypes.CDLL(name)
+            pairs.append((library.omp_get_max_threads, library.omp_set_num_threads))
+        except (OSError, AttributeError):
+            continue
+    return pairs
+
+
+def _start_pool() -> None:
+    """Start Numba's thread pool, leaving OpenMP's thread count as it found it.
+
+    Numba's OpenMP layer calls ``omp_set_num_threads`` when it starts, in whichever OpenMP
+    runtime the process loaded first — PyTorch's, if it was imported before: its
+    ``get_num_threads()`` then changed from 1 to 2. The setting is restored here.
+    """
+    global _pool_started
+    with _pool_lock:
+        if _pool_started:
+            return
+        runtimes = _openmp_thread_counts()
+        before = [get() for get, _ in runtimes]
+        numba.np.ufunc.parallel._launch_threads()
+        for (_, set_count), count in zip(runtimes, before):
+            set_count(count)
+        _pool_started = True
+
+
+@contextlib.contextmanager
+def _numba_threads(n_threads: int):
+    """Numba's thread count of this Python thread is ``n_threads`` (capped) for the block only."""
+    if not _pool_started:
+        _start_pool()
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- im2col
@@ -96,8 +145,9 @@ def _col2im(col, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, image):
 # ----------------------------------------------------------------------------- convolution
 
 
-@njit(**_PARALLEL)
-def _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, workspace):
+@njit(**_SERIAL)
+def _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item, mine):
+    """One work item (image, group, block of output rows) of the forward pass, in scratch ``mine``."""
     N = x.shape[0]
     K, Cg, R, S = w.shape
     P, Q = y.shape[2], y.shape[3]
@@ -105,40 +155,49 @@ def _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, workspace)
     blocks = (P + rows - 1) // rows
     filters = w.reshape(groups, Kg, CRS)
     out = y.reshape(N, K, P * Q)
-    per_thread = CRS * rows * Q + Kg * rows * Q
-    for item in prange(N * groups * blocks):
-        n = item // (groups * blocks)
-        g = (item // blocks) % groups
-        p0 = (item % blocks) * rows
-        nrows = min(rows, P - p0)
-        L = nrows * Q
-        mine = workspace[numba.get_thread_id() * per_thread :]
-        col = mine[: CRS * L].reshape(CRS, L)
-        product = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
-        _im2col(x[n], g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, col)
-        if groups == 1 and blocks == 1:  # the whole output image is one contiguous block
-            np.dot(filters[g], col, out[n])
-            target = out[n, :, :]
-        else:
-            np.dot(filters[g], col, product)
-            target = out[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
-            target[:] = product
-        if b.size:
-            for k in range(Kg):
-                target[k] += b[g * Kg + k]
+    n = item // (groups * blocks)
+    g = (item // blocks) % groups
+    p0 = (item % blocks) * rows
+    nrows = min(rows, P - p0)
+    L = nrows * Q
+    col = mine[: CRS * L].reshape(CRS, L)
+    product = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
+    _im2col(x[n], g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, col)
+    if groups == 1 and blocks == 1:  # the whole output image is one contiguous block
+        np.dot(filters[g], col, out[n])
+        target = out[n, :, :]
+    else:
+        np.dot(filters[g], col, product)
+        target = out[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
+        target[:] = product
+    if b.size:
+        for k in range(Kg):
+            target[k] += b[g * Kg + k]
 
 
-def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y):
+@njit(**_PARALLEL)
+def _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, slots, workspace):
+    items = x.shape[0] * groups * ((y.shape[2] + rows - 1) // rows)
+    per_slot = workspace.size // slots
+    for slot in prange(slots):
+        for item in range(slot, items, slots):
+            _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item,
+                          workspace[slot * per_slot : (slot + 1) * per_slot])
+
+
+def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, n_threads, y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]"""
     K, Cg, R, S = w.shape
     Q = y.shape[3]
     rows = block_rows(Cg * R * S, y.shape[2], Q)
-    workspace = scratch(numba.get_num_threads() * (Cg * R * S + K // groups) * rows * Q, y.dtype)
-    _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, workspace)
+    workspace = scratch(n_threads * (Cg * R * S + K // groups) * rows * Q, y.dtype)
+    with _numba_threads(n_threads):
+        _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, n_threads, workspace)
 
 
-@njit(**_PARALLEL)
-def _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, workspace):
+@njit(**_SERIAL)
+def _backward_data_item(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, item, mine):
+    """dx of one (image, group): its row blocks overlap in dx, so one slot owns all of them."""
     N = dx.shape[0]
     K, Cg, R, S = w.shape
     P, Q = dy.shape[2], dy.shape[3]
@@ -146,76 +205,88 @@ def _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, works
     blocks = (P + rows - 1) // rows
     filters = w.reshape(groups, Kg, CRS)
     grad = dy.reshape(N, K, P * Q)
-    per_thread = CRS * rows * Q + Kg * rows * Q
-    # Blocks of one image overlap in dx, so one thread owns each (image, group).
-    for item in prange(N * groups):
-        n = item // groups
-        g = item % groups
-        mine = workspace[numba.get_thread_id() * per_thread :]
-        dx[n, g * Cg : (g + 1) * Cg] = 0
-        for block in range(blocks):
-            p0 = block * rows
-            L = min(rows, P - p0) * Q
-            col = mine[: CRS * L].reshape(CRS, L)
-            if groups == 1 and blocks == 1:  # dy of the image is already one contiguous block
-                grad_block = grad[n]
-            else:
-                grad_block = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
-                grad_block[:] = grad[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
-            np.dot(filters[g].T, grad_block, col)
-            _col2im(col, g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, L // Q, Q, dx[n])
+    n = item // groups
+    g = item % groups
+    dx[n, g * Cg : (g + 1) * Cg] = 0
+    for block in range(blocks):
+        p0 = block * rows
+        L = min(rows, P - p0) * Q
+        col = mine[: CRS * L].reshape(CRS, L)
+        if groups == 1 and blocks == 1:  # dy of the image is already one contiguous block
+            grad_block = grad[n]
+        else:
+            grad_block = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
+            grad_block[:] = grad[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
+        np.dot(filters[g].T, grad_block, col)
+        _col2im(col, g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, L // Q, Q, dx[n])
 
 
-def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx):
+@njit(**_PARALLEL)
+def _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, slots, workspace):
+    items = dx.shape[0] * groups
+    per_slot = workspace.size // slots
+    for slot in prange(slots):
+        for item in range(slot, items, slots):
+            _backward_data_item(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, item,
+                                workspace[slot * per_slot : (slot + 1) * per_slot])
+
+
+def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, n_threads, dx):
     """dx[n,c,h,w] = Σ_k,r,s dy[n,k,p,q] · w[k,c,r,s] over h = p*sh+r*dh-pt, w = q*sw+s*dw-pl"""
     K, Cg, R, S = w.shape
     Q = dy.shape[3]
     rows = block_rows(Cg * R * S, dy.shape[2], Q)
-    workspace = scratch(numba.get_num_threads() * (Cg * R * S + K // groups) * rows * Q, dx.dtype)
-    _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, workspace)
+    workspace = scratch(n_threads * (Cg * R * S + K // groups) * rows * Q, dx.dtype)
+    with _numba_threads(n_threads):
+        _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, n_threads, workspace)
 
 
 @njit(**_PARALLEL)
-def _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, dweight, rows, workspace, partial):
-    N = x.shape[0]
-    K, Cg, R, S = dweight.shape
+def _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, R, S, rows, slots, workspace, partial):
+    N, C = x.shape[0], x.shape[1]
+    Cg = C // groups
+    Kg, CRS = partial.shape[2], partial.shape[3]
+    K = Kg * groups
     P, Q = dy.shape[2], dy.shape[3]
-    Kg, CRS = K // groups, Cg * R * S
     blocks = (P + rows - 1) // rows
     grad = dy.reshape(N, K, P * Q)
-    per_thread = CRS * rows * Q + Kg * rows * Q + Kg * CRS
+    per_slot = workspace.size // slots
     partial[:] = 0
-    for item in prange(N * groups * blocks):
-        n = item // (groups * blocks)
-        g = (item // blocks) % groups
-        p0 = (item % blocks) * rows
-        nrows = min(rows, P - p0)
-        L = nrows * Q
-        tid = numba.get_thread_id()
-        mine = workspace[tid * per_thread :]
-        col = mine[: CRS * L].reshape(CRS, L)
-        grad_block = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
-        product = mine[CRS * L + Kg * L : CRS * L + Kg * L + Kg * CRS].reshape(Kg, CRS)
-        _im2col(x[n], g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, col)
-        if groups == 1 and blocks == 1:
-            np.dot(grad[n], col.T, product)
-        else:
-            grad_block[:] = grad[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
-            np.dot(grad_block, col.T, product)
-        partial[tid, g] += product
-    dweight[:] = partial.sum(axis=0).reshape(K, Cg, R, S)
+    # Slot t always sums items t, t + slots, ...: the result is reproducible at a given thread count.
+    for slot in prange(slots):
+        mine = workspace[slot * per_slot : (slot + 1) * per_slot]
+        for item in range(slot, N * groups * blocks, slots):
+            n = item // (groups * blocks)
+            g = (item // blocks) % groups
+            p0 = (item % blocks) * rows
+            nrows = min(rows, P - p0)
+            L = nrows * Q
+            col = mine[: CRS * L].reshape(CRS, L)
+            product = mine[CRS * L + Kg * L : CRS * L + Kg * L + Kg * CRS].reshape(Kg, CRS)
+            _im2col(x[n], g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, nrows, Q, col)
+            if groups == 1 and blocks == 1:
+                np.dot(grad[n], col.T, product)
+            else:
+                grad_block = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
+                grad_block[:] = grad[n, g * Kg : (g + 1) * Kg, p0 * Q : p0 * Q + L]
+                np.dot(grad_block, col.T, product)
+            partial[slot, g] += product
 
 
-def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, dweight):
+def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, n_threads, dweight):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]"""
     K, Cg, R, S = dweight.shape
     Q = dy.shape[3]
     Kg, CRS = K // groups, Cg * R * S
     rows = block_rows(CRS, dy.shape[2], Q)
-    threads = numba.get_num_threads()
-    workspace = scratch(threads * ((CRS + Kg) * rows * Q + Kg * CRS), x.dtype)
-    partial = np.empty((threads, groups, Kg, CRS), x.dtype)
-    _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, dweight, rows, workspace, partial)
+    per_slot = (CRS + Kg) * rows * Q + Kg * CRS
+    # one scratch buffer for the im2col blocks and the per-slot partial sums: reused across calls
+    space = scratch(n_threads * (per_slot + groups * Kg * CRS), x.dtype)
+    workspace = space[: n_threads * per_slot]
+    partial = space[n_threads * per_slot :].reshape(n_threads, groups, Kg, CRS)
+    with _numba_threads(n_threads):
+        _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, R, S, rows, n_threads, workspace, partial)
+    dweight[:] = partial.sum(axis=0).reshape(K, Cg, R, S)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -260,7 +331,7 @@ def _divisor(r0, r1, s0, s1, kh, kw, mode):
 
 
 @njit(**_PARALLEL)
-def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
+def _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
     """y[n,c,p,q] = max over real cells (h, w) of window (p*sh-pt.., q*sw-pl..) of x[n,c,h,w]"""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
@@ -282,7 +353,7 @@ def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
 
 
 @njit(**_PARALLEL)
-def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
+def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [(h, w) is the first maximum of window (p, q)]"""
     N, C, H, W = x.shape
     P, Q = dy.shape[2], dy.shape[3]
@@ -297,7 +368,7 @@ def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
 
 
 @njit(**_PARALLEL)
-def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
+def _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
     """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw or #real cells)"""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
@@ -314,7 +385,7 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
 
 
 @njit(**_PARALLEL)
-def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
+def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     N, C, H, W = dx.shape
     P, Q = dy.shape[2], dy.shape[3]
@@ -328,3 +399,27 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
                 for h in range(r0, r1):
                     for w in range(s0, s1):
                         out[h, w] += share
+
+
+def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, n_threads, y):
+    """See :func:`_max_pool2d_forward`; on ``n_threads`` Numba threads."""
+    with _numba_threads(n_threads):
+        _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y)
+
+
+def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, n_threads, dx):
+    """See :func:`_max_pool2d_backward`; on ``n_threads`` Numba threads."""
+    with _numba_threads(n_threads):
+        _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx)
+
+
+def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, y):
+    """See :func:`_avg_pool2d_forward`; on ``n_threads`` Numba threads."""
+    with _numba_threads(n_threads):
+        _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y)
+
+
+def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, dx):
+    """See :func:`_avg_pool2d_backward`; on ``n_threads`` Numba threads."""
+    with _numba_threads(n_threads):
+        _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx)

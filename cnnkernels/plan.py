@@ -29,6 +29,8 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
+from . import _threads
+
 ALGORITHMS = ("auto", "winograd", "direct", "im2col", "im2row", "gemm")
 
 
@@ -40,7 +42,7 @@ class ConvPlan(NamedTuple):
     backward_weight: str
     tile_block: int  # Winograd: output tiles per work item
     workspace_bytes: int  # Winograd scratch of the forward pass (0 for the others: see _workspace)
-    n_threads: int
+    n_threads: int  # the call's thread count, capped so each thread gets enough work (_threads.for_work)
     isa: str  # the instruction set the SIMD kernels run with
     simd_im2row: bool  # im2row multiplies with our micro-kernel (float32, one group, cython), else BLAS
 
@@ -105,6 +107,9 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
     K, Cg, R, S = w_shape
     Kg = K // groups
     kernel = (R, S)
+    P = (H + pad[0] + pad[1] - dilation[0] * (R - 1) - 1) // stride[0] + 1
+    Q = (W + pad[2] + pad[3] - dilation[1] * (S - 1) - 1) // stride[1] + 1
+    n_threads = _threads.for_work(n_threads, 2.0 * N * K * Cg * R * S * P * Q)
     not_winograd = winograd_reason(dtype, kernel, stride, dilation, backend)
     not_direct = direct_reason(dtype, stride, dilation, groups, backend)
     pointwise = _pointwise(kernel, stride, pad)

@@ -35,7 +35,7 @@ def _conv_windows(x, R, S, sh, sw, pt, pl, dh, dw, P, Q):
     return windows[:, :, : (P - 1) * sh + 1 : sh, : (Q - 1) * sw + 1 : sw, ::dh, ::dw]
 
 
-def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y):
+def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, n_threads, y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl] · w[k,c,r,s]"""
     N, C, H, W = x.shape
     K, Cg, R, S = w.shape
@@ -49,7 +49,7 @@ def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y):
         y += b[None, :, None, None]
 
 
-def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx):
+def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, n_threads, dx):
     """dx[n,c,h,w] = Σ_k,r,s over (p,q) with h = p*sh+r*dh-pt, w = q*sw+s*dw-pl of dy[n,k,p,q] · w[k,c,r,s]"""
     N, C, H, W = dx.shape
     K, Cg, R, S = w.shape
@@ -69,7 +69,7 @@ def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx):
     dx[...] = dxp[:, :, :, pt : pt + H, pl : pl + W].reshape(N, C, H, W)
 
 
-def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, dweight):
+def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, n_threads, dweight):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]"""
     N, C, H, W = x.shape
     K, Cg, R, S = dweight.shape
@@ -110,12 +110,12 @@ def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, P, Q):
     return best, where
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
+def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, n_threads, y):
     """y[n,c,p,q] = max over real cells (h, w) of the window at (p*sh-pt, q*sw-pl) of x[n,c,h,w]"""
     y[...] = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *y.shape[2:])[0]
 
 
-def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
+def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, n_threads, dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [ (h, w) is the first maximum of window (p, q) ]"""
     N, C, H, W = x.shape
     _, where = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *dy.shape[2:])
@@ -134,7 +134,7 @@ def _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, dtype):
     return counts
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
+def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, y):
     """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor[p,q]  (divisor: 1, kh·kw or #real cells)"""
     N, C, H, W = x.shape
     P, Q = y.shape[2:]
@@ -143,7 +143,7 @@ def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
     y[...] = windows.sum(axis=(4, 5)) / _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, x.dtype)
 
 
-def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
+def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     N, C, H, W = dx.shape
     P, Q = dy.shape[2:]
@@ -153,7 +153,3 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
         for s in range(kw):
             dxp[:, :, r : r + (P - 1) * sh + 1 : sh, s : s + (Q - 1) * sw + 1 : sw] += share
     dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
-
-
-def set_num_threads(n: int) -> None:
-    """NumPy's threads are its BLAS's, which :mod:`cnnkernels.threads` sets."""

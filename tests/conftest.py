@@ -40,3 +40,19 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def every_call_splits(monkeypatch):
+    """Tests use tiny arrays, which the plan would run on one thread, and run on busy CI
+    machines, where the thread count adapts to the load: here every call that asks for
+    several threads gets them, so the parallel paths are what the tests check.
+    (tests/kernels/test_threads.py checks both rules with them on.)"""
+    from cnnkernels import _threads, plan
+
+    monkeypatch.setattr(_threads, "MIN_FLOPS_PER_THREAD", 1)
+    monkeypatch.setattr(_threads, "MIN_POOL_CELLS_PER_THREAD", 1)
+    monkeypatch.setenv("CNNKERNELS_DYNAMIC_THREADS", "0")
+    plan.make_plan.cache_clear()
+    yield
+    plan.make_plan.cache_clear()

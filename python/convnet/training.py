@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from cnnkernels.threads import numpy_blas_single_threaded
+from cnnkernels import numpy_blas_single_threaded
 
 from . import callbacks as callbacks_module
 from . import losses, optimizers
@@ -24,7 +24,7 @@ from .batches import Batches, as_list, combined_weights, is_array_data
 
 def _kernels_own_the_cores(function):
     """NumPy's BLAS single-threaded while the model runs: the parallel kernels own the cores
-    (see :func:`cnnkernels.threads.numpy_blas_single_threaded`)."""
+    (see :func:`cnnkernels.numpy_blas_single_threaded`)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):

@@ -43,3 +43,36 @@ def test_plot_is_written(tmp_path):
     out = tmp_path / "plot.png"
     assert main(["--quick", "--impl", "cython", "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_ladder_runs(capsys, monkeypatch):
+    from bench import split
+
+    monkeypatch.setattr(split, "CONVS", split.CONVS[:1])
+    monkeypatch.setattr(split, "POOLS", split.POOLS[:1])
+    assert split.main(["--rounds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "2x8x8x8->8" in printed and "4x8x8x8" in printed
+
+
+def test_busy_neighbours_start_and_stop():
+    import os
+
+    from bench.busy import Neighbours
+
+    with Neighbours(2) as neighbours:
+        assert all(p.is_alive() for p in neighbours.processes)
+        pids = [p.pid for p in neighbours.processes]
+    assert not any(p.is_alive() for p in neighbours.processes)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_busy_table_compares_two_threads_with_one():
+    from bench.busy import format_rows
+
+    rows = [{"row": "layer", "impl": impl, "threads": n, "idle_ms": 1.0, "busy_ms": busy, "slowdown": busy}
+            for impl, n, busy in (("ours", 1, 2.0), ("ours", 2, 1.5), ("torch", 1, 2.0), ("torch", 2, 8.0))]
+    table = format_rows(rows, 2)
+    assert "ours 0.75   torch 4.00" in table

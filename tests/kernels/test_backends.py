@@ -117,7 +117,7 @@ import cnnkernels
 from cnnkernels import numba_kernels
 x = np.ones((1, 2, 6, 6), np.float32)
 cnnkernels.avg_pool2d(x, 2, backend="numba")
-stats = numba_kernels.avg_pool2d_forward.stats
+stats = numba_kernels._avg_pool2d_forward.stats
 print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 """
     run_python(code)  # first process: compiles (or loads) and writes the cache

@@ -34,10 +34,10 @@ def test_cython_forward_strategies_match_reference(strategy, dtype, shape, monke
             continue
         args = (*g.stride, g.pad[0], g.pad[2], *g.dilation, groups)
         expected = np.empty((N, K, *g.out_hw), dtype)
-        reference.conv2d_forward(x, w, b, *args, expected)
+        reference.conv2d_forward(x, w, b, *args, 2, expected)
         monkeypatch.setattr(workspace, "BLOCK_COLUMNS", 1 if block else 1024)  # one output row per block
         got = np.full_like(expected, np.nan)
-        getattr(_conv, strategy)(x, w, b, *args, got)
+        getattr(_conv, strategy)(x, w, b, *args, 2, got)
         assert_close(got, expected, what=f"{strategy} stride={stride} padding={padding} dilation={dilation} "
                                          f"groups={groups} bias={with_bias} block={block}")
         checked += 1
