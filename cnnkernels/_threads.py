@@ -108,7 +108,8 @@ def for_work(n_threads: int, flops: float, per_thread: float | None = None) -> i
 # How long one look at the run queue is trusted: reading it costs ~80 µs, a call ~0.1-10 ms.
 LOAD_TTL_SECONDS = 0.05
 _load_lock = threading.Lock()
-_load_seen = (-1.0, 0)  # (monotonic time, CPUs other programs were running on)
+_load_seen = (-1.0, 0)  # (monotonic time, CPUs other programs kept busy in the last two looks)
+_last_look = 0
 
 
 def _adapts_to_load() -> bool:
@@ -145,7 +146,7 @@ def under_load(n_threads: int) -> int:
     what one thread takes. Linux only; elsewhere, and with OMP_DYNAMIC=false or
     CNNKERNELS_DYNAMIC_THREADS=0, ``n_threads`` is returned.
     """
-    global _load_seen
+    global _load_seen, _last_look
     if n_threads <= 1 or not _adapts_to_load():
         return n_threads
     now = time.monotonic()
@@ -153,9 +154,13 @@ def under_load(n_threads: int) -> int:
     if now - seen_at > LOAD_TTL_SECONDS:
         with _load_lock:
             try:
-                elsewhere = _runnable_elsewhere()
+                look = _runnable_elsewhere()
             except (OSError, ValueError, IndexError):  # no /proc: not Linux
-                elsewhere = 0
+                look = 0
+            # Busy in two looks in a row: one look catches a kernel worker or a process waking for
+            # a moment (measured: 4% of looks on an idle machine), sustained load shows in both.
+            elsewhere = min(look, _last_look)
+            _last_look = look
             _load_seen = (now, elsewhere)
     return max(1, min(n_threads, _cpu_count() - elsewhere))
 
