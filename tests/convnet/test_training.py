@@ -128,3 +128,38 @@ def test_regularizer_penalty_is_in_the_loss_and_its_gradient_in_the_step():
     regular.train_on_batch(x, target)
     np.testing.assert_allclose(regular.get_weights()[0], plain.get_weights()[0] - 0.5 * 2 * 0.1 * kernel)
     assert regular.layers[0].get_config()["kernel_regularizer"] == {"class_name": "L2", "config": {"l2": 0.1}}
+
+
+def test_models_training_in_two_python_threads_match_one_trained_alone():
+    """Two models fit at once in two Python threads (at different kernel thread counts) end with
+    the weights of the same model fit alone: no shared scratch, thread count or BLAS setting."""
+    import threading
+
+    import cnnkernels
+
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((24, 8, 8, 2)), rng.integers(0, 3, 24)
+
+    def conv_model():
+        convnet.set_seed(5)
+        model = convnet.Sequential([convnet.Input((8, 8, 2)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+                                    layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+
+    alone = conv_model()
+    alone.fit(x, y, batch_size=6, epochs=3, shuffle=False, verbose=0)
+    models = [conv_model(), conv_model()]
+
+    def fit(model, n_threads):
+        with cnnkernels.threads(n_threads):
+            model.fit(x, y, batch_size=6, epochs=3, shuffle=False, verbose=0)
+
+    workers = [threading.Thread(target=fit, args=(model, n)) for model, n in zip(models, (1, 2))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for model in models:
+        for got, want in zip(model.get_weights(), alone.get_weights()):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
