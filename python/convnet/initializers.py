@@ -6,7 +6,9 @@ fan_out = kh·kw·out; for a Dense kernel (in, out), fan_in = in, fan_out = out.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import numpy as np
 
@@ -20,6 +22,30 @@ def _fans(shape) -> tuple[float, float]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
+def _bounded(initializer):
+    """Refuse a weight larger than this machine's memory before allocating it: a model file
+    asking for 10⁹ filters gets a ValueError, not an out-of-memory kill."""
+
+    @functools.wraps(initializer)
+    def checked(shape, dtype=None):
+        shape = tuple(int(v) for v in shape)
+        nbytes = math.prod(shape) * np.dtype(dtype or floatx()).itemsize
+        if nbytes > _physical_memory():
+            raise ValueError(f"a weight of shape {shape} would take {nbytes / 2**30:.1f} GiB, more than this "
+                             f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
+        return initializer(shape, dtype)
+
+    return checked
+
+
+@functools.lru_cache(maxsize=1)
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 36
+
+
 def _truncated_normal(shape, stddev):
     """Normal(0, stddev) redrawn outside two standard deviations, as Keras's truncated_normal."""
     values = generator().normal(0.0, stddev, size=shape)
@@ -30,6 +56,7 @@ def _truncated_normal(shape, stddev):
     return values
 
 
+@_bounded
 def glorot_uniform(shape, dtype=None):
     """U(-l, l), l = sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(shape)
@@ -37,6 +64,7 @@ def glorot_uniform(shape, dtype=None):
     return generator().uniform(-limit, limit, size=shape).astype(dtype or floatx())
 
 
+@_bounded
 def glorot_normal(shape, dtype=None):
     """Truncated normal with stddev sqrt(2 / (fan_in + fan_out)) / 0.8796 (Keras's correction)."""
     fan_in, fan_out = _fans(shape)
@@ -44,6 +72,7 @@ def glorot_normal(shape, dtype=None):
     return _truncated_normal(shape, stddev).astype(dtype or floatx())
 
 
+@_bounded
 def he_normal(shape, dtype=None):
     """Truncated normal with stddev sqrt(2 / fan_in) / 0.8796 (Keras's correction)."""
     fan_in, _ = _fans(shape)
@@ -51,6 +80,7 @@ def he_normal(shape, dtype=None):
     return _truncated_normal(shape, stddev).astype(dtype or floatx())
 
 
+@_bounded
 def he_uniform(shape, dtype=None):
     """U(-l, l), l = sqrt(6 / fan_in)."""
     fan_in, _ = _fans(shape)
@@ -58,10 +88,12 @@ def he_uniform(shape, dtype=None):
     return generator().uniform(-limit, limit, size=shape).astype(dtype or floatx())
 
 
+@_bounded
 def zeros(shape, dtype=None):
     return np.zeros(shape, dtype or floatx())
 
 
+@_bounded
 def ones(shape, dtype=None):
     return np.ones(shape, dtype or floatx())
 

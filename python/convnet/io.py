@@ -1,4 +1,6 @@
-"""Saving and loading: architecture as JSON and weights as arrays in one .npz file.
+"""Saving and loading. The format follows the file name, as in Keras: ``.npz`` is convnet's
+(architecture as JSON and weights as arrays in one file), ``.keras``, ``.weights.h5`` and
+``.h5`` are Keras's (:mod:`convnet.keras_files`).
 
 Never pickle: files are read with ``allow_pickle=False``, so a model file cannot
 run code. Every write goes to a temporary file in the destination's folder and
@@ -24,7 +26,9 @@ class ModelFileError(ValueError):
     """A file that is not a readable convnet model or weights file."""
 
 
-def _atomic_savez(path, arrays: dict) -> None:
+def atomic_write(path, write) -> None:
+    """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
+    a failed or interrupted write leaves the previous file as it was."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -32,7 +36,7 @@ def _atomic_savez(path, arrays: dict) -> None:
     handle, temporary = tempfile.mkstemp(prefix=".convnet-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -40,6 +44,43 @@ def _atomic_savez(path, arrays: dict) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _atomic_savez(path, arrays: dict) -> None:
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+# The format follows the file name, as in Keras.
+NPZ, KERAS, WEIGHTS_H5, H5 = "npz", "keras", "weights.h5", "h5"
+
+
+def file_format(path, weights: bool) -> str:
+    """Which format a path names: .npz (convnet's), .keras, .weights.h5 or .h5 (Keras's)."""
+    name = os.fspath(path).lower()
+    if name.endswith(".npz"):
+        return NPZ
+    if name.endswith(".keras") and not weights:
+        return KERAS
+    if name.endswith(".weights.h5"):
+        return WEIGHTS_H5
+    if name.endswith((".h5", ".hdf5")):
+        return H5
+    kinds = ".weights.h5, .h5 or .npz" if weights else ".keras, .h5 or .npz"
+    raise ValueError(f"the file name must end in {kinds} (the format follows the name, as in Keras); "
+                     f"received {os.fspath(path)!r}")
+
+
+def _foreign(path, error):
+    """A clearer message for a Keras file given where ours was expected."""
+    from . import keras_files
+
+    try:
+        what = keras_files.describe(path)
+    except OSError:
+        return error
+    if what == "a zip file":  # an .npz (a zip) without our header: the reader's message says so
+        return error
+    return ModelFileError(f"{os.fspath(path)!r} is not a convnet .npz file: it is {what}")
 
 
 def _header(kind: str, **content) -> np.ndarray:
@@ -93,9 +134,17 @@ def _require_built(model, what):
 
 
 def save_model(model, path) -> None:
+    from . import keras_files
     from .serialization import layer_config
 
     _require_built(model, "it")
+    kind = file_format(path, weights=False)
+    if kind == WEIGHTS_H5:
+        raise ValueError(f"a .weights.h5 file holds weights only: use save_weights; received {os.fspath(path)!r}")
+    if kind == KERAS:
+        return keras_files.save_keras(model, path)
+    if kind == H5:
+        return keras_files.save_legacy_h5(model, path)
     compile_config = None
     if model.compiled:
         compile_config = {"loss": _loss_config(model._loss_spec), "optimizer": model.optimizer.get_config(),
@@ -107,10 +156,21 @@ def save_model(model, path) -> None:
 def load_model(path, compile=True):
     """The model saved by ``model.save(path)`` (Sequential, functional, nested), built, with its
     weights; compiled again (optimizer state fresh) when it was compiled at save time."""
+    from . import keras_files
     from .sequential import Sequential
     from .serialization import layer_from_config
 
-    header, weights = _read(path, "model")
+    if not os.path.isfile(os.fspath(path)):
+        raise ModelFileError(f"{os.fspath(path)!r} does not exist or is not a file")
+    kind = file_format(path, weights=False)
+    if kind == KERAS:
+        return keras_files.load_keras(path, compile=compile)
+    if kind in (H5, WEIGHTS_H5):  # a .weights.h5 given here gets load_legacy_h5's "weights-only file" message
+        return keras_files.load_legacy_h5(path, compile=compile)
+    try:
+        header, weights = _read(path, "model")
+    except ModelFileError as error:
+        raise _foreign(path, error) from None
     try:
         config = header["model"]
         # Files of the first version hold a Sequential config without a class name.
@@ -131,13 +191,27 @@ def load_model(path, compile=True):
 
 
 def save_weights(model, path) -> None:
+    from . import keras_files
+
     _require_built(model, "its weights")
+    if file_format(path, weights=True) != NPZ:
+        return keras_files.save_h5_weights(model, path)
     shapes = [list(w.shape) for w in model.get_weights()]
     _atomic_savez(path, {_HEADER: _header("weights", shapes=shapes), **_weights_dict(model.get_weights())})
 
 
 def load_weights(model, path) -> None:
-    _, weights = _read(path, "weights")
+    from . import keras_files
+
+    if not os.path.isfile(os.fspath(path)):
+        raise ModelFileError(f"{os.fspath(path)!r} does not exist or is not a file")
+    if file_format(path, weights=True) != NPZ:
+        _require_built(model, "loading weights into it")
+        return keras_files.load_h5_weights(model, path)
+    try:
+        _, weights = _read(path, "weights")
+    except ModelFileError as error:
+        raise _foreign(path, error) from None
     try:
         model.set_weights(weights)
     except ValueError as exc:

@@ -1,0 +1,392 @@
+"""Keras's files, read and written with h5py and zipfile: no TensorFlow, no Keras.
+
+- ``.keras`` (Keras 3): a zip of ``config.json``, ``metadata.json`` and ``model.weights.h5``.
+- ``.weights.h5`` (Keras 3): each layer's weights at ``layers/<key>/vars/<i>``, where the key
+  is the layer's class name in snake case, numbered within its model (``conv2d``,
+  ``conv2d_1``, ...) in ``model.layers`` order, and nested models add ``layers/`` levels.
+- legacy ``.h5`` (Keras 2, tf.keras, and Keras 3's ``save("m.h5")``): the config in the
+  ``model_config`` attribute, each layer's weights under ``model_weights/<layer name>``
+  listed by its ``weight_names`` attribute; weights-only files have the layer groups at the root.
+
+Hostile files fail cleanly: zip members are size-checked before they are read (a member
+that would expand past :data:`MAX_EXPANSION` times its compressed size, or a config past
+:data:`MAX_CONFIG_BYTES`, is refused), every dataset's shape and dtype is checked against
+the layer before any data is read, a config too deeply nested for the JSON parser is a
+:class:`~convnet.ModelFileError`, and weights are assigned only once all of them have been read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+from . import keras_config
+from .io import ModelFileError, atomic_write
+from .layers.base import _snake
+
+MAX_CONFIG_BYTES = 64 << 20
+MAX_EXPANSION = 1000  # weights compress little; text configs ~10x; a zip bomb 1000x and more
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ModelFileError("reading and writing Keras's .keras and .h5 files needs h5py: pip install h5py") from None
+    return h5py
+
+
+def describe(path) -> str:
+    """What a file is, for messages about foreign files."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(HDF5_SIGNATURE):
+        return "an HDF5 file"
+    if zipfile.is_zipfile(path):
+        return "a zip file"
+    return f"neither zip nor HDF5 (it starts with {head!r})"
+
+
+def _json(text, source, what):
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{source}: {what} is nested too deeply to be a model config") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{source}: {what} is not valid JSON: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- weights paths
+
+
+def weight_groups(model, prefix=""):
+    """(h5 path, layer) of every layer under ``model``, named as Keras 3 names them."""
+    from .functional import Model
+    from .sequential import Sequential
+
+    inner = list(model._stack) if isinstance(model, Sequential) else list(model.layers)
+    used: dict[str, int] = {}
+    groups = []
+    for layer in inner:
+        base = _snake(keras_config.keras_class_name(layer))
+        used[base] = used.get(base, -1) + 1
+        path = f"{prefix}layers/{base}" + (f"_{used[base]}" if used[base] else "")
+        groups.append((path, layer))
+        if isinstance(layer, Model):
+            groups += weight_groups(layer, path + "/")
+    return groups
+
+
+def _leaf(layer):
+    from .functional import Model
+
+    return not isinstance(layer, Model)
+
+
+def _read_arrays(group, names, expected, source, where):
+    arrays = []
+    if len(names) != len(expected):
+        raise ModelFileError(f"{source}: {where} has {len(names)} weights; the layer has {len(expected)}")
+    for name, shape in zip(names, expected):
+        dataset = group.get(name)
+        if dataset is None or not hasattr(dataset, "shape"):
+            raise ModelFileError(f"{source}: {where} lacks weight {name!r}")
+        if tuple(dataset.shape) != tuple(shape) or dataset.dtype.kind != "f":
+            raise ModelFileError(f"{source}: {where} weight {name!r} is {dataset.dtype} {tuple(dataset.shape)}; "
+                                 f"the layer needs floats of shape {tuple(shape)}")
+        arrays.append(np.asarray(dataset[()]))
+    return arrays
+
+
+def _assign(loaded):
+    for layer, arrays in loaded:
+        layer.set_weights(arrays)
+
+
+def read_keras3_weights(model, root, source):
+    """Set ``model``'s weights from a Keras 3 weights tree (all read first, then assigned)."""
+    loaded = []
+    for path, layer in weight_groups(model):
+        expected = [w.shape for w in layer._keras_weights()] if _leaf(layer) else []
+        if not expected:
+            continue
+        group = root.get(path + "/vars")
+        if group is None:
+            raise ModelFileError(f"{source}: no weights for layer {layer.name!r} (expected at {path}/vars)")
+        loaded.append((layer, _read_arrays(group, [str(i) for i in range(len(expected))], expected, source,
+                                           f"layer {layer.name!r}")))
+        if str(len(expected)) in group:
+            raise ModelFileError(f"{source}: layer {layer.name!r} has more weights in the file than {len(expected)}")
+    _assign(loaded)
+
+
+def _names(attribute):
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(attribute).ravel()]
+
+
+def read_legacy_weights(model, root, source):
+    """Set weights from a legacy HDF5 layout: ``model_weights`` (full model) or the root (weights only)."""
+    group = root["model_weights"] if "model_weights" in root else root
+    if "layer_names" not in group.attrs:
+        raise ModelFileError(f"{source}: an HDF5 file without Keras's layer_names: not a Keras weights file")
+    saved = [name for name in _names(group.attrs["layer_names"])
+             if name in group and len(_names(group[name].attrs.get("weight_names", [])))]
+    ours = [layer for layer in model.layers if layer.get_weights()]
+    if len(saved) != len(ours):
+        raise ModelFileError(f"{source}: the file has weights for {len(saved)} layers ({saved[:6]}...); the model "
+                             f"has {len(ours)} layers with weights")
+    loaded = []
+    for name, layer in zip(saved, ours):  # Keras matches full-model files by order, as here
+        names = _names(group[name].attrs["weight_names"])
+        loaded.append((layer, _read_arrays(group[name], names, layer._expected_shapes(), source, f"layer {name!r}")))
+    _assign(loaded)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _open_member(archive, name, source, limit):
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ModelFileError(f"{source}: a zip without {name!r}: not a Keras .keras archive "
+                             f"(it holds {archive.namelist()[:5]})") from None
+    if info.file_size > limit or info.file_size > MAX_EXPANSION * max(info.compress_size, 1) + (1 << 20):
+        raise ModelFileError(f"{source}: {name!r} would expand from {info.compress_size} to {info.file_size} bytes: "
+                             "refused (a zip bomb, or not a model)")
+    return info
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def read_keras_archive(path):
+    """(config dict, compile config or None, open temporary weights file path) of a .keras file."""
+    source = repr(os.fspath(path))
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{source} is not a Keras .keras archive: it is {describe(path)}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            _open_member(archive, "config.json", source, MAX_CONFIG_BYTES)
+            config = _json(archive.read("config.json"), source, "config.json")
+            info = _open_member(archive, "model.weights.h5", source, _physical_memory() // 2)
+            handle, weights_path = tempfile.mkstemp(prefix=".convnet-", suffix=".h5")
+            with os.fdopen(handle, "wb") as out, archive.open(info) as member:
+                while chunk := member.read(1 << 20):
+                    out.write(chunk)
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        raise ModelFileError(f"{source} is a damaged .keras archive: {type(exc).__name__}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{source}: config.json is not an object")
+    return config, config.get("compile_config"), weights_path
+
+
+def model_from_keras_config(config, source):
+    from .serialization import layer_from_config
+
+    entry = keras_config.from_keras(config, source)
+    try:
+        model = layer_from_config(entry)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, MemoryError) as exc:
+        raise ModelFileError(f"{source} holds a model convnet cannot build: {type(exc).__name__}: {exc}") from None
+    if getattr(model, "_graph", None) is None:
+        raise ModelFileError(f"{source}: the model has no input shape")
+    return model
+
+
+def compile_from_keras(model, compile_config, source) -> None:
+    """Compile as the file says, where convnet has the optimizer, loss and metrics; else warn, as Keras does."""
+    from . import optimizers
+
+    try:
+        optimizer = compile_config.get("optimizer")
+        if isinstance(optimizer, dict):
+            cls = optimizers._BY_NAME[str(optimizer.get("class_name")).lower()]
+            accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+            settings = optimizer.get("config") or {}
+            # Keras's options convnet lacks, at their no-op values (the name only labels the optimizer)
+            unsupported = {k: v for k, v in settings.items() if k not in accepted and v not in (None, False)
+                           and k not in ("name", "ema_momentum")}
+            if unsupported:
+                raise ValueError(f"optimizer settings {unsupported} are not supported")
+            optimizer = cls(**{k: v for k, v in settings.items() if k in accepted})
+        model.compile(optimizer=optimizer, loss=compile_config.get("loss"), metrics=compile_config.get("metrics"),
+                      loss_weights=compile_config.get("loss_weights"))
+    except (KeyError, TypeError, ValueError) as exc:
+        warnings.warn(f"{source}: the model is left uncompiled; its compile settings could not be restored "
+                      f"({type(exc).__name__}: {exc})", stacklevel=3)
+
+
+def load_keras(path, compile=True):
+    """A convnet model from a Keras 3 ``.keras`` archive."""
+    h5py = _h5py()
+    source = repr(os.fspath(path))
+    config, compile_config, weights_path = read_keras_archive(path)
+    try:
+        model = model_from_keras_config(config, source)
+        try:
+            with h5py.File(weights_path, "r") as root:
+                read_keras3_weights(model, root, source)
+        except OSError as exc:
+            raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
+    finally:
+        os.unlink(weights_path)
+    if compile and isinstance(compile_config, dict):
+        compile_from_keras(model, compile_config, source)
+    return model
+
+
+def _open_h5(path):
+    h5py = _h5py()
+    source = repr(os.fspath(path))
+    with open(path, "rb") as f:
+        if not f.read(8).startswith(HDF5_SIGNATURE):
+            raise ModelFileError(f"{source} is not an HDF5 file: it is {describe(path)}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ModelFileError(f"{source} is a damaged HDF5 file: {exc}") from None
+
+
+def load_legacy_h5(path, compile=True):
+    """A convnet model from a legacy full-model ``.h5`` (Keras 2, tf.keras, Keras 3's ``save("m.h5")``)."""
+    source = repr(os.fspath(path))
+    with _open_h5(path) as root:
+        text = root.attrs.get("model_config")
+        if text is None:
+            raise ModelFileError(f"{source} has no model_config: a weights-only file (use model.load_weights)")
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ModelFileError(f"{source}: a model_config of {len(text)} bytes is refused")
+        model = model_from_keras_config(_json(text, source, "model_config"), source)
+        read_legacy_weights(model, root, source)
+        training = root.attrs.get("training_config")
+    if compile and training is not None:
+        training = _json(training.decode("utf-8") if isinstance(training, bytes) else training, source,
+                         "training_config")
+        if isinstance(training, dict):
+            compile_from_keras(model, {**training, "optimizer": training.get("optimizer_config")}, source)
+    return model
+
+
+def load_h5_weights(model, path):
+    """Weights from a Keras 3 ``.weights.h5`` or a legacy weights / full-model ``.h5``."""
+    source = repr(os.fspath(path))
+    with _open_h5(path) as root:
+        if "layers" in root and "model_weights" not in root:
+            read_keras3_weights(model, root, source)
+        else:
+            read_legacy_weights(model, root, source)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _write_keras3_weights(model, root):
+    root.create_group("vars").attrs["name"] = model.name
+    for path, layer in weight_groups(model):
+        group = root.create_group(path + "/vars")
+        group.attrs["name"] = layer.name
+        if _leaf(layer):
+            for index, value in enumerate(layer.get_weights()):
+                group.create_dataset(str(index), data=value)
+
+
+def _compile_config(model):
+    """Keras's compile_config for what Keras can read back: string losses and metrics, our optimizers."""
+    if not model.compiled or not isinstance(model._loss_spec, str):
+        return None
+    metrics = model._metrics_spec
+    if metrics is not None and not (isinstance(metrics, list) and all(isinstance(m, str) for m in metrics)):
+        return None
+    optimizer = {k: v for k, v in model.optimizer.get_config().items() if k != "decay"}
+    return {"optimizer": {"module": "keras.optimizers", "class_name": type(model.optimizer).__name__,
+                          "config": optimizer, "registered_name": None},
+            "loss": model._loss_spec, "loss_weights": None, "metrics": metrics, "weighted_metrics": None,
+            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
+def save_keras(model, path) -> None:
+    """Write ``model`` as a Keras 3 ``.keras`` archive (atomically)."""
+    from . import __version__
+
+    h5py = _h5py()
+    source = repr(os.fspath(path))
+    config = keras_config.to_keras(model, source)
+    compile_config = _compile_config(model)
+    if compile_config is not None:
+        config["compile_config"] = compile_config
+    metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+                "saved_by": f"convnet {__version__}"}
+    handle, weights_path = tempfile.mkstemp(prefix=".convnet-", suffix=".h5")
+    os.close(handle)
+    try:
+        with h5py.File(weights_path, "w") as root:
+            _write_keras3_weights(model, root)
+
+        def write(f):
+            with zipfile.ZipFile(f, "w") as archive:
+                archive.writestr("metadata.json", json.dumps(metadata))
+                archive.writestr("config.json", json.dumps(config))
+                archive.write(weights_path, "model.weights.h5")
+
+        atomic_write(path, write)
+    finally:
+        os.unlink(weights_path)
+
+
+def save_h5_weights(model, path) -> None:
+    """Write the weights in Keras 3's ``.weights.h5`` layout (atomically)."""
+    h5py = _h5py()
+
+    def write(f):
+        with h5py.File(f, "w") as root:
+            _write_keras3_weights(model, root)
+
+    atomic_write(path, write)
+
+
+def save_legacy_h5(model, path) -> None:
+    """Write a legacy full-model ``.h5`` (``model_config`` + ``model_weights``), as Keras 3's ``save("m.h5")``."""
+    h5py = _h5py()
+    source = repr(os.fspath(path))
+    config = keras_config.to_keras(model, source)
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+    def write(f):
+        with h5py.File(f, "w") as root:
+            root.attrs["keras_version"] = "3.0.0"
+            root.attrs["backend"] = "numpy"
+            root.attrs["model_config"] = json.dumps(config)
+            weights = root.create_group("model_weights")
+            weights.attrs["layer_names"] = [layer.name.encode("utf-8") for layer in layers]
+            for layer in layers:
+                group = weights.create_group(layer.name)
+                names = [f"{layer.name}/weight_{i}" for i in range(len(layer.get_weights()))]
+                group.attrs["weight_names"] = [name.encode("utf-8") for name in names]
+                for name, value in zip(names, layer.get_weights()):
+                    group.create_dataset(name, data=value)
+            compile_config = _compile_config(model)
+            if compile_config is not None:
+                training = {k: v for k, v in compile_config.items() if k != "optimizer"}
+                root.attrs["training_config"] = json.dumps({**training,
+                                                            "optimizer_config": compile_config["optimizer"]})
+
+    atomic_write(path, write)
