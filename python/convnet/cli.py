@@ -177,13 +177,37 @@ def cmd_train(args):
 
 
 def _load(path):
+    """A model and what the commands need to know of it: from `convnet train`'s metadata, or, for a
+    model made elsewhere (a Keras file), from its input and output shapes."""
     from . import load_model
 
     model = load_model(path)
-    for key in ("class_names", "image_size", "color_mode"):
-        if key not in model.metadata:
-            raise CommandError(f"{path!r} was not written by `convnet train` (no {key} in it)")
+    meta = model.metadata
+    if not {"image_size", "color_mode"} <= set(meta):
+        shape, outputs = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+        if len(model.inputs) != 1 or len(shape) != 4 or shape[-1] not in (1, 3) or len(outputs) != 2:
+            raise CommandError(f"{path!r} is not an image classifier of (height, width, 1 or 3) images; its input "
+                               f"is {shape} and its output {outputs}")
+        meta.setdefault("image_size", [shape[1], shape[2]])
+        meta.setdefault("color_mode", "grayscale" if shape[-1] == 1 else "rgb")
+        meta.setdefault("data", "(not recorded in the file)")
     return model
+
+
+def _class_names(model):
+    """The model's class names, or its output indices when the file does not record them."""
+    return model.metadata.get("class_names") or [str(i) for i in range(model.outputs[0].shape[-1])]
+
+
+def cmd_convert(args):
+    """Read a model in one format and write it in another: the formats follow the file names."""
+    from . import load_model
+
+    if os.path.abspath(args.source) == os.path.abspath(args.target):
+        raise CommandError(f"source and target are the same file: {args.source!r}")
+    model = load_model(args.source, compile=True)
+    model.save(args.target)
+    print(f"Wrote {args.target} ({type(model).__name__}, {model.count_params():,} parameters)")
 
 
 def cmd_evaluate(args):
@@ -200,7 +224,7 @@ def cmd_evaluate(args):
     if not os.path.isdir(args.data):
         raise CommandError(f"data folder {args.data!r} does not exist or is not a folder")
     folder = (_fruits_layout(args.data) or (None, args.data))[1]
-    dataset = image_dataset_from_directory(folder, class_names=meta["class_names"],
+    dataset = image_dataset_from_directory(folder, class_names=meta.get("class_names"),
                                            image_size=tuple(meta["image_size"]), color_mode=meta["color_mode"],
                                            batch_size=args.batch_size, shuffle=False, verbose=not args.json)
     result = model.evaluate(dataset, verbose=0, return_dict=True)
@@ -220,11 +244,12 @@ def cmd_predict(args):
     images = np.stack([load_image(path, size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
                        for path in args.images])
     probabilities = model.predict(images)
-    top = max(1, min(args.top, len(meta["class_names"])))
+    names = _class_names(model)
+    top = max(1, min(args.top, len(names)))
     results = []
     for path, p in zip(args.images, probabilities):
         best = np.argsort(-p, kind="stable")[:top]
-        results.append({"image": path, "top": [{"class": meta["class_names"][i], "probability": float(p[i])}
+        results.append({"image": path, "top": [{"class": names[i], "probability": float(p[i])}
                                                for i in best]})
     if args.json:
         print(json.dumps({"predictions": results}))
@@ -374,6 +399,13 @@ def build_parser():
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts of a model")
     summary.add_argument("model", help="model file")
     summary.set_defaults(run=cmd_summary)
+
+    convert = commands.add_parser("convert", help="a model file in another format: .npz (convnet), .keras, .h5",
+                                  description="convnet convert IN OUT: the formats follow the file names (.npz is "
+                                              "convnet's, .keras and .h5 are Keras's).")
+    convert.add_argument("source", help="model file to read")
+    convert.add_argument("target", help="model file to write")
+    convert.set_defaults(run=cmd_convert)
 
     inspect = commands.add_parser("inspect", help="an image as numbers: shapes and a window of pixel values")
     inspect.add_argument("image")

@@ -173,26 +173,34 @@ def _physical_memory() -> int:
 
 
 def read_keras_archive(path):
-    """(config dict, compile config or None, open temporary weights file path) of a .keras file."""
+    """(config, compile config or None, temporary weights file path, convnet metadata) of a .keras file."""
     source = repr(os.fspath(path))
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{source} is not a Keras .keras archive: it is {describe(path)}")
+    weights_path = None
     try:
         with zipfile.ZipFile(path) as archive:
             _open_member(archive, "config.json", source, MAX_CONFIG_BYTES)
             config = _json(archive.read("config.json"), source, "config.json")
+            metadata = {}
+            if "metadata.json" in archive.namelist():
+                _open_member(archive, "metadata.json", source, MAX_CONFIG_BYTES)
+                metadata = _json(archive.read("metadata.json"), source, "metadata.json")
             info = _open_member(archive, "model.weights.h5", source, _physical_memory() // 2)
             handle, weights_path = tempfile.mkstemp(prefix=".convnet-", suffix=".h5")
             with os.fdopen(handle, "wb") as out, archive.open(info) as member:
                 while chunk := member.read(1 << 20):
                     out.write(chunk)
-    except ModelFileError:
+            if not isinstance(config, dict):
+                raise ModelFileError(f"{source}: config.json is not an object")
+    except BaseException as exc:
+        if weights_path is not None:
+            os.unlink(weights_path)
+        if isinstance(exc, (zipfile.BadZipFile, OSError, EOFError, NotImplementedError)):
+            raise ModelFileError(f"{source} is a damaged .keras archive: {type(exc).__name__}: {exc}") from None
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-        raise ModelFileError(f"{source} is a damaged .keras archive: {type(exc).__name__}: {exc}") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{source}: config.json is not an object")
-    return config, config.get("compile_config"), weights_path
+    ours = metadata.get("convnet_metadata") if isinstance(metadata, dict) else None
+    return config, config.get("compile_config"), weights_path, ours if isinstance(ours, dict) else {}
 
 
 def model_from_keras_config(config, source):
@@ -237,7 +245,7 @@ def load_keras(path, compile=True):
     """A convnet model from a Keras 3 ``.keras`` archive."""
     h5py = _h5py()
     source = repr(os.fspath(path))
-    config, compile_config, weights_path = read_keras_archive(path)
+    config, compile_config, weights_path, metadata = read_keras_archive(path)
     try:
         model = model_from_keras_config(config, source)
         try:
@@ -247,6 +255,7 @@ def load_keras(path, compile=True):
             raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
     finally:
         os.unlink(weights_path)
+    model.metadata = metadata
     if compile and isinstance(compile_config, dict):
         compile_from_keras(model, compile_config, source)
     return model
@@ -278,6 +287,9 @@ def load_legacy_h5(path, compile=True):
         model = model_from_keras_config(_json(text, source, "model_config"), source)
         read_legacy_weights(model, root, source)
         training = root.attrs.get("training_config")
+        metadata = root.attrs.get("convnet_metadata")
+        metadata = _json(metadata, source, "convnet_metadata") if metadata is not None else {}
+        model.metadata = metadata if isinstance(metadata, dict) else {}
     if compile and training is not None:
         training = _json(training.decode("utf-8") if isinstance(training, bytes) else training, source,
                          "training_config")
@@ -334,7 +346,7 @@ def save_keras(model, path) -> None:
     if compile_config is not None:
         config["compile_config"] = compile_config
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "saved_by": f"convnet {__version__}"}
+                "saved_by": f"convnet {__version__}", "convnet_metadata": model.metadata}
     handle, weights_path = tempfile.mkstemp(prefix=".convnet-", suffix=".h5")
     os.close(handle)
     try:
@@ -375,6 +387,7 @@ def save_legacy_h5(model, path) -> None:
             root.attrs["keras_version"] = "3.0.0"
             root.attrs["backend"] = "numpy"
             root.attrs["model_config"] = json.dumps(config)
+            root.attrs["convnet_metadata"] = json.dumps(model.metadata)
             weights = root.create_group("model_weights")
             weights.attrs["layer_names"] = [layer.name.encode("utf-8") for layer in layers]
             for layer in layers:

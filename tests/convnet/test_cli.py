@@ -62,6 +62,38 @@ def test_train_on_a_folder_then_evaluate_predict_summary(trained, image_folder, 
     assert code == 0 and "Total params" in printed and "Classes: blue, green, red" in printed
 
 
+def test_convert_between_formats_and_use_keras_files(trained, image_folder, capsys):
+    pytest.importorskip("h5py")
+    out, _, _ = trained
+    red = image_folder / "red" / "red_01.png"
+    code, printed, _ = run(capsys, "predict", out / "model.npz", red, "--json")
+    expected = json.loads(printed)["predictions"]
+    for source, target in (("model.npz", "model.keras"), ("model.keras", "model.h5"), ("model.h5", "again.npz")):
+        code, printed, err = run(capsys, "convert", out / source, out / target)
+        assert code == 0 and printed.startswith(f"Wrote {out / target}"), err
+        code, printed, err = run(capsys, "predict", out / target, red, "--json")
+        assert code == 0 and json.loads(printed)["predictions"] == expected, err  # class names travel too
+    code, printed, _ = run(capsys, "summary", out / "model.keras")
+    assert code == 0 and "Classes: blue, green, red" in printed
+    code, printed, _ = run(capsys, "evaluate", out / "model.h5", "--data", image_folder, "--json")
+    assert code == 0 and json.loads(printed)["accuracy"] >= 0.9
+    code, _, err = run(capsys, "convert", out / "model.npz", out / "model.onnx")
+    assert code == 2 and "model.onnx" in err
+
+
+def test_a_model_made_elsewhere_predicts_class_indices(tmp_path, image_folder, capsys):
+    pytest.importorskip("h5py")
+    import convnet
+    from convnet import layers
+
+    model = convnet.Sequential([convnet.Input((12, 12, 3)), layers.Flatten(), layers.Dense(4, activation="softmax")])
+    model.save(tmp_path / "plain.keras")  # no convnet train metadata: as from Keras
+    code, printed, err = run(capsys, "predict", tmp_path / "plain.keras", image_folder / "red" / "red_01.png",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(printed)["predictions"][0]["top"][0]["class"] in {"0", "1", "2", "3"}
+
+
 def test_fruits360_layout_trains_on_training_and_tests_on_test(tmp_path, capsys):
     root = tmp_path / "fruits"
     write_class_folders(root / "Training", per_class=8, corrupt=False)
