@@ -150,6 +150,69 @@ def read_legacy_weights(model, root, source):
     _assign(loaded)
 
 
+# ----------------------------------------------------------------------------- optimizer state
+
+
+def _slot_groups(optimizer):
+    """Keras 3's optimizer variables after iteration and learning_rate: groups of slot names, each
+    group laid out variable by variable (Adam: momentum and velocity of each variable in turn)."""
+    kind = type(optimizer).__name__
+    if kind == "Adam":
+        return [("momentum", "velocity")] + ([("velocity_hat",)] if optimizer.amsgrad else [])
+    if kind == "RMSprop":
+        return [("velocity",)] + ([("momentum",)] if optimizer.momentum > 0 else []) + (
+            [("average_gradient",)] if optimizer.centered else [])
+    if kind == "SGD":
+        return [("momentum",)] if optimizer.momentum != 0 else []
+    return None
+
+
+def _slot_layout(model):
+    """[(layer, param key, slot name)] in the order of Keras's optimizer variables."""
+    variables = model.trainable_variables()
+    return [(layer, key, name) for group in _slot_groups(model.optimizer)
+            for layer, key in variables for name in group]
+
+
+def _write_optimizer(model, root):
+    optimizer = model.optimizer
+    if not model.compiled or _slot_groups(optimizer) is None:
+        return
+    group = root.create_group("optimizer/vars")
+    group.attrs["name"] = optimizer.name
+    group.create_dataset("0", data=np.int64(optimizer.iterations))
+    group.create_dataset("1", data=np.float32(optimizer.learning_rate))
+    for index, (layer, key, name) in enumerate(_slot_layout(model), start=2):
+        variable = layer.params[key]
+        slots = optimizer._slots.get(id(variable), (None, {}))[1]
+        value = slots.get(name, np.zeros_like(variable))
+        group.create_dataset(str(index), data=layer._keras_layout(key, value))
+
+
+def read_optimizer(model, root, source) -> None:
+    """The optimizer's step count and slots, when the file has them for this optimizer; else a warning
+    (as Keras gives) and a fresh optimizer."""
+    group = root.get("optimizer/vars")
+    if group is None or not model.compiled:
+        return
+    layout = _slot_layout(model) if _slot_groups(model.optimizer) is not None else None
+    if layout is None or len(group) != 2 + len(layout):
+        warnings.warn(f"{source}: optimizer state skipped: the file has {len(group)} optimizer variables, "
+                      f"this {type(model.optimizer).__name__} has {2 + len(layout or [])}", stacklevel=3)
+        return
+    shapes = [layer._keras_layout(key, layer.params[key]).shape for layer, key, _ in layout]
+    arrays = _read_arrays(group, [str(i) for i in range(2, 2 + len(layout))], shapes, source, "optimizer")
+    step = group.get("0")
+    if step is None or step.shape != () or step.dtype.kind not in "iuf":
+        raise ModelFileError(f"{source}: the optimizer's iteration count is not a number")
+    optimizer = model.optimizer
+    optimizer.iterations = int(step[()])
+    for (layer, key, name), value in zip(layout, arrays):
+        variable = layer.params[key]
+        slots = optimizer._slots.setdefault(id(variable), (variable, {}))[1]
+        slots[name] = np.array(layer._internal_layout(key, value), dtype=variable.dtype, order="C")
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -242,22 +305,24 @@ def compile_from_keras(model, compile_config, source) -> None:
 
 
 def load_keras(path, compile=True):
-    """A convnet model from a Keras 3 ``.keras`` archive."""
+    """A convnet model from a Keras 3 ``.keras`` archive (compiled, with its optimizer state, when the
+    file says how and convnet has that optimizer)."""
     h5py = _h5py()
     source = repr(os.fspath(path))
     config, compile_config, weights_path, metadata = read_keras_archive(path)
     try:
         model = model_from_keras_config(config, source)
+        model.metadata = metadata
         try:
             with h5py.File(weights_path, "r") as root:
                 read_keras3_weights(model, root, source)
+                if compile and isinstance(compile_config, dict):
+                    compile_from_keras(model, compile_config, source)
+                    read_optimizer(model, root, source)
         except OSError as exc:
             raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
     finally:
         os.unlink(weights_path)
-    model.metadata = metadata
-    if compile and isinstance(compile_config, dict):
-        compile_from_keras(model, compile_config, source)
     return model
 
 
@@ -304,6 +369,7 @@ def load_h5_weights(model, path):
     with _open_h5(path) as root:
         if "layers" in root and "model_weights" not in root:
             read_keras3_weights(model, root, source)
+            read_optimizer(model, root, source)
         else:
             read_legacy_weights(model, root, source)
 
@@ -319,6 +385,7 @@ def _write_keras3_weights(model, root):
         if _leaf(layer):
             for index, value in enumerate(layer.get_weights()):
                 group.create_dataset(str(index), data=value)
+    _write_optimizer(model, root)
 
 
 def _compile_config(model):

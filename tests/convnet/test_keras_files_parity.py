@@ -103,3 +103,36 @@ def test_a_convnet_trained_model_opens_in_keras(tmp_path):
     theirs = keras.saving.load_model(tmp_path / "ours.keras")
     np.testing.assert_allclose(numpy(theirs(x, training=False)), model.predict(x, verbose=0), rtol=0, atol=1e-6)
     assert theirs.optimizer.__class__.__name__ == "Adam" and theirs.loss == "sparse_categorical_crossentropy"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd_momentum"])
+@pytest.mark.parametrize("direction", ["keras to convnet", "convnet to keras"])
+def test_training_resumes_with_the_optimizer_state_in_the_file(tmp_path, optimizer, direction):
+    """One more step after loading equals one more step without saving: the optimizer's step count
+    and slots travel in the .keras file (a fresh optimizer would take a different step)."""
+    from convnet import layers
+
+    rng = np.random.default_rng(2)
+    x, y = rng.random((8, 6, 6, 2)).astype("float32"), rng.integers(0, 3, 8)
+    make_optimizer = {"adam": lambda lib: lib.optimizers.Adam(0.01),
+                      "rmsprop": lambda lib: lib.optimizers.RMSprop(0.01),
+                      "sgd_momentum": lambda lib: lib.optimizers.SGD(0.05, momentum=0.9)}[optimizer]
+    convnet.clear_session()
+    convnet.set_seed(0)
+    ours = convnet.Sequential([convnet.Input((6, 6, 2)), layers.Conv2D(3, 3, activation="relu"), layers.Flatten(),
+                               layers.Dense(3, activation="softmax")])
+    ours.compile(optimizer=make_optimizer(convnet), loss="sparse_categorical_crossentropy")
+    keras.utils.set_random_seed(0)
+    theirs = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
+                               keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    theirs.compile(optimizer=make_optimizer(keras), loss="sparse_categorical_crossentropy")
+    theirs.set_weights(ours.get_weights())
+    first, second = (theirs, ours) if direction == "keras to convnet" else (ours, theirs)
+    for _ in range(3):
+        first.train_on_batch(x, y)
+    first.save(tmp_path / "m.keras")
+    loaded = (convnet.load_model if second is ours else keras.saving.load_model)(tmp_path / "m.keras")
+    first.train_on_batch(x, y)
+    loaded.train_on_batch(x, y)
+    for got, want in zip(loaded.get_weights(), first.get_weights()):
+        np.testing.assert_allclose(numpy(got), numpy(want), rtol=1e-5, atol=1e-6)

@@ -164,6 +164,14 @@ class Layer:
         for target, value in zip([*self.params.values(), *self.state.values()], weights):
             target[...] = value
 
+    def _keras_layout(self, key: str, array: np.ndarray) -> np.ndarray:
+        """An array shaped like ``params[key]`` (a gradient, an optimizer slot) in Keras's layout."""
+        return array
+
+    def _internal_layout(self, key: str, array: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`_keras_layout`."""
+        return array
+
     def _expected_shapes(self) -> list[tuple]:
         return [w.shape for w in self._keras_weights()]
 
