@@ -34,11 +34,21 @@ def skip():
     return keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(z))
 
 
+def nested():
+    inputs = keras.Input((10, 10, 3))
+    inner = keras.Sequential([keras.Input((10, 10, 4)), keras.layers.Conv2D(4, 3, padding="same"),
+                              keras.layers.BatchNormalization()], name="block")
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Add()([x, inner(x)])
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalMaxPooling2D()(x)))
+
+
 def numpy(tensor):
     return keras.ops.convert_to_numpy(tensor)
 
 
-@pytest.fixture(scope="module", params=[(fruit, (20, 20, 3), 16), (skip, (12, 12, 3), 4)], ids=["fruit", "skip"])
+@pytest.fixture(scope="module", params=[(fruit, (20, 20, 3), 16), (skip, (12, 12, 3), 4), (nested, (10, 10, 3), 3)],
+                ids=["fruit", "skip", "nested"])
 def trained(request, tmp_path_factory):
     make, shape, classes = request.param
     keras.utils.set_random_seed(0)
