@@ -17,6 +17,7 @@ from .api import (
     sum_pool2d,
     sum_pool2d_backward,
 )
+from .transposed import conv_transpose2d, conv_transpose2d_backward
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
 from .plan import ConvPlan
 from ._threads import get_num_threads, numpy_blas_single_threaded, set_num_threads, threads
@@ -32,6 +33,8 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "conv2d_plan",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "get_backend",
     "get_num_threads",
     "max_pool2d",

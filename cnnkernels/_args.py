@@ -19,7 +19,7 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 PADDING_WORDS = ("valid", "same")
-PADDING_MODES = ("zeros", "replicate", "reflect")
+PADDING_MODES = ("zeros", "replicate", "reflect", "circular")
 
 # Integer ranges. The compiled kernels index with C ``int`` and form sums such as
 # p·stride + r·dilation − pad and −offset + stride − 1; every term is bounded by the padded
@@ -55,9 +55,11 @@ def _is_int(value) -> bool:
 
 
 def as_pair(name: str, value, *, minimum: int) -> tuple[int, int]:
-    """Return ``value`` as a pair of ints ``>= minimum`` (an int means both)."""
+    """Return ``value`` as a pair of ints ``>= minimum`` (an int, or a 1-tuple as PyTorch expands it, means both)."""
     if _is_int(value):
         pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 1 and _is_int(value[0]):
+        pair = (int(value[0]), int(value[0]))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         pair = (int(value[0]), int(value[1]))
     else:
@@ -228,6 +230,11 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
         raise ValueError(
             f"reflect padding must be smaller than the input; received padding={padding!r} "
             f"(pads {pad}) for input {H}x{W}"
+        )
+    if padding_mode == "circular" and (max(pad[0], pad[1]) > H or max(pad[2], pad[3]) > W):
+        raise ValueError(
+            f"circular padding must not exceed the input (it wraps around once, as in PyTorch); "
+            f"received padding={padding!r} (pads {pad}) for input {H}x{W}"
         )
     check_dims("x", x_shape)
     check_dims("weight", w_shape)

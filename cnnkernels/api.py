@@ -16,7 +16,7 @@ from . import _args, _threads, plan as _plan
 from ._backends import kernels
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
 
-_NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect"}
+_NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}
 
 
 def _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode):
@@ -170,7 +170,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     groups : int
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
-    padding_mode : {"zeros", "replicate", "reflect"}
+    padding_mode : {"zeros", "replicate", "reflect", "circular"}
     algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than

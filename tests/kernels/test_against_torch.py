@@ -16,7 +16,7 @@ def _torch_conv(x, w, b, stride, pads, dilation, groups, padding_mode):
     tw = torch.tensor(w, requires_grad=True)
     tb = torch.tensor(b, requires_grad=True)
     top, bottom, left, right = pads
-    mode = {"zeros": "constant", "replicate": "replicate", "reflect": "reflect"}[padding_mode]
+    mode = {"zeros": "constant", "replicate": "replicate", "reflect": "reflect", "circular": "circular"}[padding_mode]
     padded = F.pad(tx, (left, right, top, bottom), mode=mode)
     ty = F.conv2d(padded, tw, tb, stride=stride, dilation=dilation, groups=groups)
     dy = torch.tensor(np.random.default_rng(3).standard_normal(tuple(ty.shape)).astype(x.dtype))
@@ -33,6 +33,7 @@ def _torch_conv(x, w, b, stride, pads, dilation, groups, padding_mode):
         (2, ((0, 1), (2, 1)), (0, 1, 2, 1), 1, 1, "zeros"),
         (1, 2, (2, 2, 2, 2), 1, 6, "replicate"),
         (1, (1, 2), (1, 1, 2, 2), 1, 3, "reflect"),
+        ((2,), (3, 1), (3, 3, 1, 1), (1,), 2, "circular"),  # 1-tuples expand, as in PyTorch
     ],
 )
 def test_conv2d_matches_torch(backend, rng, dtype, stride, padding, pads, dilation, groups, padding_mode):

@@ -31,7 +31,7 @@ def _cases(C, K, groups, kernel, padding, padding_mode):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("padding", PADDINGS, ids=repr)
-@pytest.mark.parametrize("padding_mode", ["zeros", "replicate", "reflect"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "replicate", "reflect", "circular"])
 @pytest.mark.parametrize("group_kind", list(GROUPS))
 @pytest.mark.parametrize("kernel", KERNELS, ids=repr)
 def test_conv2d_matches_reference(backend, rng, dtype, padding, padding_mode, group_kind, kernel):

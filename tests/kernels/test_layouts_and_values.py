@@ -99,6 +99,11 @@ def test_replicate_and_reflect_padding_values(backend):
     dx, _, _ = cnnkernels.conv2d_backward(np.ones((1, 1, 1, 6)), x, identity, padding=((0, 0), (2, 1)),
                                           padding_mode="reflect", backend=backend)
     np.testing.assert_array_equal(dx[0, 0, 0], [1, 3, 2])  # each padded copy sends its gradient home
+    circular = cnnkernels.conv2d(x, identity, padding=((0, 0), (2, 1)), padding_mode="circular", backend=backend)
+    np.testing.assert_array_equal(circular[0, 0, 0], [2, 3, 1, 2, 3, 1])
+    dx, _, _ = cnnkernels.conv2d_backward(np.ones((1, 1, 1, 6)), x, identity, padding=((0, 0), (2, 1)),
+                                          padding_mode="circular", backend=backend)
+    np.testing.assert_array_equal(dx[0, 0, 0], [2, 2, 2])
 
 
 def test_output_dtype_follows_input(backend, rng):
