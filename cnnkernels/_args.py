@@ -77,8 +77,9 @@ def check_array(name: str, array, ndim: int) -> np.ndarray:
     if array.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64; received dtype={array.dtype}")
     if array.ndim != ndim:
+        forms = " (N, C, H, W), or 3-D (C, H, W) unbatched" if ndim == 4 and name in ("x", "dy") else ""
         raise ValueError(
-            f"{name} must be {ndim}-D; received {name}.ndim={array.ndim} with shape {array.shape}"
+            f"{name} must be {ndim}-D{forms}; received {name}.ndim={array.ndim} with shape {array.shape}"
         )
     return array
 

@@ -14,6 +14,7 @@ import contextlib
 
 from . import _args, _threads, plan as _plan
 from ._backends import kernels
+from ._unbatched import accepts_unbatched
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
 
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}
@@ -153,6 +154,7 @@ def _flipped_transposed(weight, groups):
     return np.ascontiguousarray(grouped.reshape(groups * Cg, K // groups, R, S))
 
 
+@accepts_unbatched()
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
            algorithm="auto", backend=None, threads=None):
     """2-D convolution (cross-correlation, as in deep learning), NCHW.
@@ -207,6 +209,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     return y
 
 
+@accepts_unbatched("dy")
 def conv2d_backward(
     dy,
     x,
@@ -313,6 +316,7 @@ def _pool_args(geometry):
     return (*geometry.kernel, *geometry.stride, geometry.pad[0], geometry.pad[2])
 
 
+@accepts_unbatched()
 def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """2-D max pooling, NCHW: ``y[n,c,p,q] = max x[n,c,h,w]`` over the real cells of window (p, q).
 
@@ -339,6 +343,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=
     return y
 
 
+@accepts_unbatched("dy")
 def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """Gradient of :func:`max_pool2d`: each window's gradient goes to its **first**
     maximum in row-major order (PyTorch's rule), so ties after a ReLU are deterministic.
@@ -385,6 +390,7 @@ def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backe
     return dx
 
 
+@accepts_unbatched()
 def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None, threads=None):
     """2-D average pooling, NCHW: ``y[n,c,p,q] = Σ window / divisor``.
 
@@ -395,6 +401,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *
     return _mean_pool(x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend, threads)
 
 
+@accepts_unbatched("dy")
 def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None,
                         threads=None):
     """Gradient of :func:`avg_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q] / divisor[p,q]``."""
@@ -402,11 +409,13 @@ def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_includ
                                threads)
 
 
+@accepts_unbatched()
 def sum_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """2-D sum pooling, NCHW: ``y[n,c,p,q] = Σ x[n,c,h,w]`` over window (p, q); padding adds zeros."""
     return _mean_pool(x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)
 
 
+@accepts_unbatched("dy")
 def sum_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
     """Gradient of :func:`sum_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q]``."""
     return _mean_pool_backward(dy, x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args
+from ._unbatched import accepts_unbatched
 from .api import conv2d, conv2d_backward
 
 
@@ -51,6 +52,7 @@ def _geometry(x, weight, stride, padding, output_padding, groups, dilation):
     return x, weight, dtype, out_shape, conv
 
 
+@accepts_unbatched()
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      algorithm="auto", backend=None, threads=None):
     """2-D transposed convolution ("deconvolution"), NCHW, as ``torch.nn.functional.conv_transpose2d``.
@@ -91,6 +93,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return y
 
 
+@accepts_unbatched("dy")
 def conv_transpose2d_backward(dy, x, weight, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
                               bias=True, *, input_grad=True, weight_grad=True, algorithm="auto", backend=None,
                               threads=None):
