@@ -6,14 +6,18 @@ NCHW layout, weights (K, C/groups, R, S); signatures mirror
 :mod:`cnnkernels._backends`.
 """
 
-from .api import (
+from .api import conv2d, conv2d_backward, conv2d_plan
+from .pooling import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
     avg_pool2d,
     avg_pool2d_backward,
-    conv2d,
-    conv2d_backward,
-    conv2d_plan,
     max_pool2d,
     max_pool2d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
     sum_pool2d,
     sum_pool2d_backward,
 )
@@ -26,6 +30,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableWarning",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
     "ConvPlan",
     "avg_pool2d",
     "avg_pool2d_backward",
@@ -39,6 +47,8 @@ __all__ = [
     "get_num_threads",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
     "numpy_blas_single_threaded",
     "set_backend",
     "set_num_threads",

@@ -48,6 +48,10 @@ class PoolGeometry(NamedTuple):
     stride: tuple[int, int]
     pad: tuple[int, int, int, int]
     out_hw: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    # End of the padded input (H + bottom pad, W + right pad): windows that ceil_mode lets run
+    # past it count only the cells before it in an average's divisor, as PyTorch's do.
+    padded_end: tuple[int, int] = (0, 0)
 
 
 def _is_int(value) -> bool:
@@ -254,29 +258,52 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_m
     return ConvGeometry(_effective_stride(stride, extent), dilation, pad, groups, (P, Q))
 
 
-def pool_geometry(x_shape, kernel_size, stride, padding) -> PoolGeometry:
+def _pool_out_size(size, pad_before, pad_after, kernel, stride, dilation, ceil_mode) -> int:
+    """PyTorch's pooling output size: with ceil_mode the last window may run past the padded
+    input, but must start inside the input or its left padding."""
+    span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=False) -> PoolGeometry:
     """Validate a pooling's arguments against the input shape and return its geometry."""
     H, W = x_shape[2:]
     kernel = as_pair("kernel_size", kernel_size, minimum=1)
     stride = kernel if stride is None else as_pair("stride", stride, minimum=1)
-    pad = normalise_padding(padding, (H, W), kernel, stride, (1, 1))
+    dilation = as_pair("dilation", dilation, minimum=1)
+    ceil_mode = check_flag("ceil_mode", ceil_mode)
+    pad = normalise_padding(padding, (H, W), kernel, stride, dilation)
     if max(pad[0], pad[1]) >= kernel[0] or max(pad[2], pad[3]) >= kernel[1]:
         # A window made only of padding would have no maximum and no average.
         raise ValueError(
             f"pooling padding must be smaller than kernel_size on each side; "
             f"received padding={padding!r} (pads {pad}) with kernel_size={kernel_size!r}"
         )
+    if (dilation[0] > H and max(pad[:2]) > 0) or (dilation[1] > W and max(pad[2:]) > 0):
+        raise ValueError(
+            f"dilation={dilation} is larger than the input {H}x{W} on a padded side, so a window could hold "
+            f"padding only; received padding={padding!r}"
+        )
     check_dims("x", x_shape)
     extent = _check_extent((H, W), pad, padding, "pooling")
-    P = _out_size(H, pad[0], pad[1], kernel[0], stride[0], 1)
-    Q = _out_size(W, pad[2], pad[3], kernel[1], stride[1], 1)
+    P = _pool_out_size(H, pad[0], pad[1], kernel[0], stride[0], dilation[0], ceil_mode)
+    Q = _pool_out_size(W, pad[2], pad[3], kernel[1], stride[1], dilation[1], ceil_mode)
     if P < 1 or Q < 1:
         raise ValueError(
-            f"kernel_size={kernel_size!r} is larger than the padded input "
+            f"kernel_size={kernel_size!r} with dilation {dilation} is larger than the padded input "
             f"{extent[0]}x{extent[1]} (input {H}x{W}, padding={padding!r})"
         )
-    # The window fits in the padded plane, so kh·kw <= MAX_PLANE fits in a C int.
-    return PoolGeometry(kernel, _effective_stride(stride, extent), pad, (P, Q))
+    # The window fits in the padded plane (plus, with ceil_mode, less than one stride past
+    # it), so every index the kernels form stays below 2**31.
+    # A kernel axis of size 1 reads one row whatever its dilation.
+    dilation = (dilation[0] if kernel[0] > 1 else 1, dilation[1] if kernel[1] > 1 else 1)
+    return PoolGeometry(kernel, _effective_stride(stride, extent), pad, (P, Q), dilation,
+                        (H + pad[1], W + pad[3]))
 
 
 def check_allocations(x_shape, channels_out, geometry, dtype) -> None:

@@ -1,8 +1,10 @@
 """Pooling kernels (max, average, sum), forward and backward, parallel over (image, channel) planes.
 
 Arguments arrive validated from :mod:`cnnkernels.api`: C-contiguous arrays of one
-dtype, N >= 1, and pads smaller than the kernel, so every window holds at least
-one real cell. Padding is implicit: a window is clipped to the input.
+dtype, N >= 1, and pads and dilations that leave every window at least one real
+cell. Padding is implicit: a window is clipped to the input. Max pooling takes a
+dilation (its taps are dh, dw apart); ceil_mode only changes P and Q, and the
+average's kh·kw divisor is clipped to the padded input.
 Legend: N images, C channels, H×W input, kh×kw window, P×Q output. Planes are handed
 out in guided chunks: large first, then smaller, so a descheduled thread holds up little.
 """
@@ -23,16 +25,27 @@ cdef enum:
 
 
 cdef struct Window:
-    int r0, r1, s0, s1  # real rows [r0, r1) and columns [s0, s1) of the input
+    int h0, w0          # input row and column of the window's first tap (negative in the padding)
+    int r0, r1, s0, s1  # its taps on real cells: rows h0 + r·dh for r in [r0, r1), columns likewise
+    int dh, dw
+
+
+cdef inline int first_tap(int origin, int step) noexcept nogil:
+    """The first tap t >= 0 with origin + t·step >= 0."""
+    return 0 if origin >= 0 else (-origin + step - 1) // step
 
 
 cdef inline Window clip_window(int p, int q, int kh, int kw, int sh, int sw, int pt, int pl,
-                               int H, int W) noexcept nogil:
+                               int dh, int dw, int H, int W) noexcept nogil:
     cdef Window window
-    window.r0 = max(p * sh - pt, 0)
-    window.r1 = min(p * sh - pt + kh, H)
-    window.s0 = max(q * sw - pl, 0)
-    window.s1 = min(q * sw - pl + kw, W)
+    window.h0 = p * sh - pt
+    window.w0 = q * sw - pl
+    window.dh, window.dw = dh, dw
+    window.r0 = first_tap(window.h0, dh)
+    # in 64 bits: H + dh may pass 2**31 (each is at most 2**30)
+    window.r1 = <int>max(min(<Py_ssize_t>kh, (<Py_ssize_t>H - window.h0 + dh - 1) // dh), <Py_ssize_t>window.r0)
+    window.s0 = first_tap(window.w0, dw)
+    window.s1 = <int>max(min(<Py_ssize_t>kw, (<Py_ssize_t>W - window.w0 + dw - 1) // dw), <Py_ssize_t>window.s0)
     return window
 
 
@@ -42,13 +55,15 @@ cdef inline Py_ssize_t first_max(const floating* plane, int W, Window window) no
     Selects instead of branches on the comparison: on random data a branch would be
     mispredicted about once per window (4x slower, measured). NaN is rare: its test
     is a predictable branch."""
-    cdef Py_ssize_t best = <Py_ssize_t>window.r0 * W + window.s0, at
+    cdef Py_ssize_t best = <Py_ssize_t>(window.h0 + window.r0 * window.dh) * W + window.w0 + window.s0 * window.dw
+    cdef Py_ssize_t at, row
     cdef floating top = plane[best], value
-    cdef int h, w
+    cdef int r, s
     cdef bint better
-    for h in range(window.r0, window.r1):
-        for w in range(window.s0, window.s1):
-            at = <Py_ssize_t>h * W + w
+    for r in range(window.r0, window.r1):
+        row = <Py_ssize_t>(window.h0 + r * window.dh) * W + window.w0
+        for s in range(window.s0, window.s1):
+            at = row + s * window.dw
             value = plane[at]
             if value != value:
                 return at
@@ -60,45 +75,59 @@ cdef inline Py_ssize_t first_max(const floating* plane, int W, Window window) no
 
 cdef inline floating window_max(const floating* plane, int W, Window window) noexcept nogil:
     """The window's maximum, NaN if it holds one; branch-free like first_max."""
-    cdef floating top = plane[<Py_ssize_t>window.r0 * W + window.s0], value
+    cdef floating top = plane[<Py_ssize_t>(window.h0 + window.r0 * window.dh) * W + window.w0 + window.s0 * window.dw]
+    cdef floating value
     cdef bint nan_seen = False
-    cdef int h, w
-    for h in range(window.r0, window.r1):
-        for w in range(window.s0, window.s1):
-            value = plane[<Py_ssize_t>h * W + w]
+    cdef Py_ssize_t row
+    cdef int r, s
+    for r in range(window.r0, window.r1):
+        row = <Py_ssize_t>(window.h0 + r * window.dh) * W + window.w0
+        for s in range(window.s0, window.s1):
+            value = plane[row + s * window.dw]
             nan_seen = nan_seen | (value != value)
             top = value if value > top else top
     return <floating>NAN if nan_seen else top
 
 
-cdef inline int divisor(Window window, int kh, int kw, int mode) noexcept nogil:
+cdef inline int divisor(Window window, int kh, int kw, int h_end, int w_end, int mode) noexcept nogil:
+    """kh·kw clipped to the padded input [−pt, h_end) × [−pl, w_end) (PyTorch's count_include_pad,
+    which differs from kh·kw only where ceil_mode runs a window past it), the real cells, or 1."""
     if mode == DIVISOR_WINDOW:
-        return kh * kw
+        return (min(window.h0 + kh, h_end) - window.h0) * (min(window.w0 + kw, w_end) - window.w0)
     if mode == DIVISOR_VALID:
         return (window.r1 - window.r0) * (window.s1 - window.s0)
     return 1
 
 
-def max_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw,
-                       int pt, int pl, int n_threads, floating[:, :, :, ::1] y):
-    """y[n,c,p,q] = max over real cells (h, w) of window (p*sh-pt.., q*sw-pl..) of x[n,c,h,w]"""
+def max_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int pt, int pl,
+                       int dh, int dw, int n_threads, floating[:, :, :, ::1] y, long long[:, :, :, ::1] indices):
+    """y[n,c,p,q] = max over real taps (p·sh − pt + r·dh, q·sw − pl + s·dw) of x[n,c]; indices (if not
+    empty) = the flat h·W + w of each window's first maximum, as PyTorch's return_indices"""
     cdef int H = x.shape[2], W = x.shape[3], P = y.shape[2], Q = y.shape[3]
-    cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1]
+    cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1], at, out
     cdef const floating* xs = &x[0, 0, 0, 0]
     cdef floating* ys = &y[0, 0, 0, 0]
+    cdef long long* where = &indices[0, 0, 0, 0] if indices.shape[0] > 0 else NULL
     cdef const floating* image
+    cdef Window window
     cdef int p, q
     with nogil:
         for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             image = xs + plane * H * W
             for p in range(P):
                 for q in range(Q):
-                    ys[(plane * P + p) * Q + q] = window_max(
-                        image, W, clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W))
+                    window = clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W)
+                    out = (plane * P + p) * Q + q
+                    if where == NULL:
+                        ys[out] = window_max(image, W, window)
+                    else:
+                        at = first_max(image, W, window)
+                        ys[out] = image[at]
+                        where[out] = at
 
 
 def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
-                        int kh, int kw, int sh, int sw, int pt, int pl, int n_threads,
+                        int kh, int kw, int sh, int sw, int pt, int pl, int dh, int dw, int n_threads,
                         floating[:, :, :, ::1] dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [(h, w) is the first maximum of window (p, q)]"""
     cdef int H = x.shape[2], W = x.shape[3], P = dy.shape[2], Q = dy.shape[3]
@@ -116,13 +145,14 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :,
             memset(grad, 0, H * W * sizeof(floating))
             for p in range(P):
                 for q in range(Q):
-                    grad[first_max(image, W, clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W))] += \
+                    grad[first_max(image, W, clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W))] += \
                         dys[(plane * P + p) * Q + q]
 
 
-def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw,
-                       int pt, int pl, int divisor_mode, int n_threads, floating[:, :, :, ::1] y):
-    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw or #real cells)"""
+def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, int sw, int pt, int pl,
+                       int h_end, int w_end, int divisor_mode, int n_threads, floating[:, :, :, ::1] y):
+    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw within the padded
+    input, or #real cells)"""
     cdef int H = x.shape[2], W = x.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>x.shape[0] * x.shape[1]
     cdef const floating* xs = &x[0, 0, 0, 0]
@@ -136,16 +166,16 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, int kh, int kw, int sh, i
             image = xs + plane * H * W
             for p in range(P):
                 for q in range(Q):
-                    window = clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
+                    window = clip_window(p, q, kh, kw, sh, sw, pt, pl, 1, 1, H, W)
                     total = 0
-                    for h in range(window.r0, window.r1):
-                        for w in range(window.s0, window.s1):
+                    for h in range(window.h0 + window.r0, window.h0 + window.r1):
+                        for w in range(window.w0 + window.s0, window.w0 + window.s1):
                             total = total + image[h * W + w]
-                    ys[(plane * P + p) * Q + q] = total / divisor(window, kh, kw, divisor_mode)
+                    ys[(plane * P + p) * Q + q] = total / divisor(window, kh, kw, h_end, w_end, divisor_mode)
 
 
-def avg_pool2d_backward(const floating[:, :, :, ::1] dy, int kh, int kw, int sh, int sw,
-                        int pt, int pl, int divisor_mode, int n_threads, floating[:, :, :, ::1] dx):
+def avg_pool2d_backward(const floating[:, :, :, ::1] dy, int kh, int kw, int sh, int sw, int pt, int pl,
+                        int h_end, int w_end, int divisor_mode, int n_threads, floating[:, :, :, ::1] dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     cdef int H = dx.shape[2], W = dx.shape[3], P = dy.shape[2], Q = dy.shape[3]
     cdef Py_ssize_t plane, planes = <Py_ssize_t>dx.shape[0] * dx.shape[1]
@@ -161,8 +191,8 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, int kh, int kw, int sh,
             memset(grad, 0, H * W * sizeof(floating))
             for p in range(P):
                 for q in range(Q):
-                    window = clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                    share = dys[(plane * P + p) * Q + q] / divisor(window, kh, kw, divisor_mode)
-                    for h in range(window.r0, window.r1):
-                        for w in range(window.s0, window.s1):
+                    window = clip_window(p, q, kh, kw, sh, sw, pt, pl, 1, 1, H, W)
+                    share = dys[(plane * P + p) * Q + q] / divisor(window, kh, kw, h_end, w_end, divisor_mode)
+                    for h in range(window.h0 + window.r0, window.h0 + window.r1):
+                        for w in range(window.w0 + window.s0, window.w0 + window.s1):
                             grad[h * W + w] += share

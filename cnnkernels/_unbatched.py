@@ -13,8 +13,9 @@ import inspect
 import numpy as np
 
 
-def accepts_unbatched(*image_arguments: str):
-    """Decorate an op whose ``x`` (and ``image_arguments``, e.g. ``dy``) may be 3-D."""
+def accepts_unbatched(*image_arguments: str, batched_results: int = 1):
+    """Decorate an op whose ``x`` (and ``image_arguments``, e.g. ``dy``) may be 3-D; of a tuple
+    result, the first ``batched_results`` items lose the batch axis ((y, indices); (dx, dw, db))."""
 
     def decorate(function):
         names = list(inspect.signature(function).parameters)
@@ -41,7 +42,7 @@ def accepts_unbatched(*image_arguments: str):
                     kwargs[name] = value[np.newaxis]
             result = function(*args, **kwargs)
             if isinstance(result, tuple):
-                return (None if result[0] is None else result[0][0], *result[1:])
+                return (*(None if r is None else r[0] for r in result[:batched_results]), *result[batched_results:])
             return result[0]
 
         return wrapper

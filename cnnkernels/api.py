@@ -15,7 +15,6 @@ import contextlib
 from . import _args, _threads, plan as _plan
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
-from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
 
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}
 
@@ -83,14 +82,6 @@ def _threads_now(plan):
     """The plan, on the threads the machine's load leaves free now (see _threads.under_load)."""
     n_threads = _threads.under_load(plan.n_threads)
     return plan if n_threads == plan.n_threads else plan._replace(n_threads=n_threads)
-
-
-def _pool_threads(threads, x_shape, geometry):
-    """Pooling's thread count: capped by its window cells (see _threads.MIN_POOL_CELLS_PER_THREAD)."""
-    (P, Q), (kh, kw) = geometry.out_hw, geometry.kernel
-    cells = float(x_shape[0]) * x_shape[1] * P * Q * kh * kw
-    n_threads = _threads.for_work(_threads.resolve(threads), cells, _threads.MIN_POOL_CELLS_PER_THREAD)
-    return _threads.under_load(n_threads)
 
 
 def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, dtype="float32",
@@ -302,120 +293,3 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         else:
             ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
     return dx, dweight
-
-
-def _pool_setup(x, kernel_size, stride, padding):
-    x = _args.as_input("x", x, 4)
-    _args.check_nonempty("x", x)
-    geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding)
-    _args.check_allocations(x.shape, x.shape[1], geometry, x.dtype)
-    return x, geometry
-
-
-def _pool_args(geometry):
-    return (*geometry.kernel, *geometry.stride, geometry.pad[0], geometry.pad[2])
-
-
-@accepts_unbatched()
-def max_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
-    """2-D max pooling, NCHW: ``y[n,c,p,q] = max x[n,c,h,w]`` over the real cells of window (p, q).
-
-    Parameters
-    ----------
-    x : ndarray, shape (N, C, H, W), float32 or float64
-    kernel_size : int or (int, int)
-    stride : int or (int, int), optional
-        Defaults to ``kernel_size`` (non-overlapping windows).
-    padding : int, (ph, pw), ((top, bottom), (left, right)), "valid" or "same"
-        Padded cells never win; each side must be smaller than the kernel.
-    backend, threads
-        As for :func:`conv2d`.
-
-    Returns
-    -------
-    y : ndarray, shape (N, C, P, Q), dtype of ``x``. NaN propagates.
-    """
-    ops = kernels(backend)
-    x, geometry = _pool_setup(x, kernel_size, stride, padding)
-    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
-    if x.shape[0]:
-        ops.max_pool2d_forward(x, *_pool_args(geometry), _pool_threads(threads, x.shape, geometry), y)
-    return y
-
-
-@accepts_unbatched("dy")
-def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
-    """Gradient of :func:`max_pool2d`: each window's gradient goes to its **first**
-    maximum in row-major order (PyTorch's rule), so ties after a ReLU are deterministic.
-
-    Returns
-    -------
-    dx : ndarray like ``x``
-    """
-    ops = kernels(backend)
-    x, geometry = _pool_setup(x, kernel_size, stride, padding)
-    dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
-    dx = np.empty(x.shape, x.dtype)
-    if x.shape[0]:
-        ops.max_pool2d_backward(dy, x, *_pool_args(geometry), _pool_threads(threads, x.shape, geometry), dx)
-    return dx
-
-
-def _divisor_mode(count_include_pad) -> int:
-    return DIVISOR_WINDOW if _args.check_flag("count_include_pad", count_include_pad) else DIVISOR_VALID
-
-
-def _mean_pool(x, kernel_size, stride, padding, divisor_mode, backend, threads):
-    ops = kernels(backend)
-    x, geometry = _pool_setup(x, kernel_size, stride, padding)
-    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
-    if x.shape[0]:
-        ops.avg_pool2d_forward(x, *_pool_args(geometry), divisor_mode,
-                               _pool_threads(threads, x.shape, geometry), y)
-    return y
-
-
-def _mean_pool_backward(dy, x, kernel_size, stride, padding, divisor_mode, backend, threads):
-    # Only x's shape and dtype matter here: validate them without copying its data.
-    ops = kernels(backend)
-    x = _args.check_array("x", x, 4)
-    _args.check_nonempty("x", x)
-    geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding)
-    _args.check_allocations(x.shape, x.shape[1], geometry, x.dtype)
-    dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
-    dx = np.empty(x.shape, x.dtype)
-    if x.shape[0]:
-        ops.avg_pool2d_backward(dy, *_pool_args(geometry), divisor_mode,
-                                _pool_threads(threads, x.shape, geometry), dx)
-    return dx
-
-
-@accepts_unbatched()
-def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None, threads=None):
-    """2-D average pooling, NCHW: ``y[n,c,p,q] = Σ window / divisor``.
-
-    The divisor is kh·kw when ``count_include_pad`` (PyTorch's default), else
-    the number of real (non-padding) cells in the window (Keras's "same").
-    Other arguments as :func:`max_pool2d`.
-    """
-    return _mean_pool(x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend, threads)
-
-
-@accepts_unbatched("dy")
-def avg_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, count_include_pad=True, *, backend=None,
-                        threads=None):
-    """Gradient of :func:`avg_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q] / divisor[p,q]``."""
-    return _mean_pool_backward(dy, x, kernel_size, stride, padding, _divisor_mode(count_include_pad), backend,
-                               threads)
-
-
-@accepts_unbatched()
-def sum_pool2d(x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
-    """2-D sum pooling, NCHW: ``y[n,c,p,q] = Σ x[n,c,h,w]`` over window (p, q); padding adds zeros."""
-    return _mean_pool(x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)
-
-
-@accepts_unbatched("dy")
-def sum_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, *, backend=None, threads=None):
-    """Gradient of :func:`sum_pool2d`: ``dx[h,w] = Σ_windows∋(h,w) dy[p,q]``."""
-    return _mean_pool_backward(dy, x, kernel_size, stride, padding, DIVISOR_ONE, backend, threads)

@@ -293,67 +293,81 @@ def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, n_threads, dwe
 
 
 @njit(**_SERIAL)
-def _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W):
-    """Real rows [r0, r1) and columns [s0, s1) of window (p, q)."""
-    return (
-        max(p * sh - pt, 0),
-        min(p * sh - pt + kh, H),
-        max(q * sw - pl, 0),
-        min(q * sw - pl + kw, W),
-    )
+def _first_tap(origin, step):
+    """The first tap t >= 0 with origin + t·step >= 0."""
+    return 0 if origin >= 0 else (-origin + step - 1) // step
 
 
 @njit(**_SERIAL)
-def _first_max(plane, r0, r1, s0, s1):
-    """(h, w) of the window's first maximum in row-major order; the first NaN wins.
+def _clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W):
+    """(h0, w0, r0, r1, s0, s1): taps r in [r0, r1) of rows h0 + r·dh are real, columns likewise."""
+    h0, w0 = p * sh - pt, q * sw - pl
+    r0, s0 = _first_tap(h0, dh), _first_tap(w0, dw)
+    r1 = max(min(kh, (H - h0 + dh - 1) // dh), r0)
+    s1 = max(min(kw, (W - w0 + dw - 1) // dw), s0)
+    return h0, w0, r0, r1, s0, s1
+
+
+@njit(**_SERIAL)
+def _first_max(plane, h0, w0, r0, r1, s0, s1, dh, dw):
+    """Flat index h·W + w of the window's first maximum in row-major order; the first NaN wins.
     Selects, not branches, on the comparison (random data would mispredict them)."""
-    best_h, best_w = r0, s0
-    top = plane[r0, s0]
-    for h in range(r0, r1):
-        for w in range(s0, s1):
+    W = plane.shape[1]
+    best_h, best_w = h0 + r0 * dh, w0 + s0 * dw
+    top = plane[best_h, best_w]
+    for r in range(r0, r1):
+        h = h0 + r * dh
+        for s in range(s0, s1):
+            w = w0 + s * dw
             value = plane[h, w]
             if np.isnan(value):
-                return h, w
+                return h * W + w
             better = value > top
             best_h = h if better else best_h
             best_w = w if better else best_w
             top = value if better else top
-    return best_h, best_w
+    return best_h * W + best_w
 
 
 @njit(**_SERIAL)
-def _divisor(r0, r1, s0, s1, kh, kw, mode):
-    if mode == 1:  # reference.DIVISOR_WINDOW
-        return kh * kw
+def _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, mode):
+    if mode == 1:  # reference.DIVISOR_WINDOW: kh·kw within the padded input
+        return (min(h0 + kh, h_end) - h0) * (min(w0 + kw, w_end) - w0)
     if mode == 2:  # reference.DIVISOR_VALID
         return (r1 - r0) * (s1 - s0)
     return 1
 
 
 @njit(**_PARALLEL)
-def _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y):
-    """y[n,c,p,q] = max over real cells (h, w) of window (p*sh-pt.., q*sw-pl..) of x[n,c,h,w]"""
+def _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, y, indices):
+    """y[n,c,p,q] = max over real taps (p·sh − pt + r·dh, q·sw − pl + s·dw) of x[n,c]; indices (if not
+    empty) = the flat h·W + w of each window's first maximum"""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
+    with_indices = indices.size > 0
     for plane in prange(N * C):
         image, out = x[plane // C, plane % C], y[plane // C, plane % C]
         for p in range(P):
-            r0, r1 = max(p * sh - pt, 0), min(p * sh - pt + kh, H)
             for q in range(Q):
-                s0, s1 = max(q * sw - pl, 0), min(q * sw - pl + kw, W)
-                # inlined _window_max: branch-free maximum, NaN if the window holds one
-                top = image[r0, s0]
+                h0, w0, r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W)
+                if with_indices:
+                    at = _first_max(image, h0, w0, r0, r1, s0, s1, dh, dw)
+                    out[p, q] = image[at // W, at % W]
+                    indices[plane // C, plane % C, p, q] = at
+                    continue
+                # inlined: branch-free maximum, NaN if the window holds one
+                top = image[h0 + r0 * dh, w0 + s0 * dw]
                 nan_seen = False
-                for h in range(r0, r1):
-                    for w in range(s0, s1):
-                        value = image[h, w]
+                for r in range(r0, r1):
+                    for s in range(s0, s1):
+                        value = image[h0 + r * dh, w0 + s * dw]
                         nan_seen |= value != value
                         top = value if value > top else top
                 out[p, q] = np.nan if nan_seen else top
 
 
 @njit(**_PARALLEL)
-def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
+def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [(h, w) is the first maximum of window (p, q)]"""
     N, C, H, W = x.shape
     P, Q = dy.shape[2], dy.shape[3]
@@ -362,30 +376,32 @@ def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx):
         out[:] = 0
         for p in range(P):
             for q in range(Q):
-                r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                h, w = _first_max(image, r0, r1, s0, s1)
-                out[h, w] += grad[p, q]
+                h0, w0, r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W)
+                at = _first_max(image, h0, w0, r0, r1, s0, s1, dh, dw)
+                out[at // W, at % W] += grad[p, q]
 
 
 @njit(**_PARALLEL)
-def _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y):
-    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw or #real cells)"""
+def _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, y):
+    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw within the padded
+    input, or #real cells)"""
     N, C, H, W = x.shape
     P, Q = y.shape[2], y.shape[3]
+    zero = np.zeros(1, x.dtype)[0]  # the input's type; not cell * 0, which is NaN for ±inf
     for plane in prange(N * C):
         image, out = x[plane // C, plane % C], y[plane // C, plane % C]
         for p in range(P):
             for q in range(Q):
-                r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                total = image[r0, s0] * 0
-                for h in range(r0, r1):
-                    for w in range(s0, s1):
+                h0, w0, r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, 1, 1, H, W)
+                total = zero
+                for h in range(h0 + r0, h0 + r1):
+                    for w in range(w0 + s0, w0 + s1):
                         total += image[h, w]
-                out[p, q] = total / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
+                out[p, q] = total / _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, divisor_mode)
 
 
 @njit(**_PARALLEL)
-def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
+def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     N, C, H, W = dx.shape
     P, Q = dy.shape[2], dy.shape[3]
@@ -394,32 +410,32 @@ def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx):
         out[:] = 0
         for p in range(P):
             for q in range(Q):
-                r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, H, W)
-                share = grad[p, q] / _divisor(r0, r1, s0, s1, kh, kw, divisor_mode)
-                for h in range(r0, r1):
-                    for w in range(s0, s1):
+                h0, w0, r0, r1, s0, s1 = _clip_window(p, q, kh, kw, sh, sw, pt, pl, 1, 1, H, W)
+                share = grad[p, q] / _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, divisor_mode)
+                for h in range(h0 + r0, h0 + r1):
+                    for w in range(w0 + s0, w0 + s1):
                         out[h, w] += share
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, n_threads, y):
+def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, y, indices):
     """See :func:`_max_pool2d_forward`; on ``n_threads`` Numba threads."""
     with _numba_threads(n_threads):
-        _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, y)
+        _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, y, indices)
 
 
-def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, n_threads, dx):
+def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, dx):
     """See :func:`_max_pool2d_backward`; on ``n_threads`` Numba threads."""
     with _numba_threads(n_threads):
-        _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dx)
+        _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, dx)
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, y):
+def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, y):
     """See :func:`_avg_pool2d_forward`; on ``n_threads`` Numba threads."""
     with _numba_threads(n_threads):
-        _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, y)
+        _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, y)
 
 
-def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, dx):
+def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, dx):
     """See :func:`_avg_pool2d_backward`; on ``n_threads`` Numba threads."""
     with _numba_threads(n_threads):
-        _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, dx)
+        _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, dx)

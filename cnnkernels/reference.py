@@ -81,19 +81,19 @@ def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, n_threads, dwe
     dweight[...] = out.reshape(K, Cg, R, S)
 
 
-def _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q):
-    """Yield (r, s, rows, cols, valid) for each kernel offset: the input cell each window
-    reads at that offset, and whether it is a real cell (not padding)."""
+def _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q, dh=1, dw=1):
+    """Yield (r, s, rows, cols, valid) for each kernel tap: the input cell each window reads at
+    that tap (rows p·sh − pt + r·dh), and whether it is a real cell (not padding)."""
     ih = np.arange(P)[:, None] * sh - pt
     iw = np.arange(Q)[None, :] * sw - pl
     for r in range(kh):
         for s in range(kw):
-            rows, cols = ih + r, iw + s
+            rows, cols = ih + r * dh, iw + s * dw
             valid = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
             yield r, s, np.clip(rows, 0, H - 1), np.clip(cols, 0, W - 1), np.broadcast_to(valid, (P, Q))
 
 
-def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, P, Q):
+def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, dh, dw, P, Q):
     """Max of each window and the flat (h*W + w) index of its first maximum in row-major order.
 
     Padding never wins; NaN wins over numbers (the first NaN), as ``np.max`` and
@@ -102,7 +102,7 @@ def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, P, Q):
     N, C, H, W = x.shape
     best = np.full((N, C, P, Q), -np.inf, dtype=x.dtype)
     where = np.full((N, C, P, Q), -1, dtype=np.int64)
-    for _, _, rows, cols, valid in _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q):
+    for _, _, rows, cols, valid in _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q, dh, dw):
         value = x[:, :, rows, cols]
         take = valid & ((where < 0) | (value > best) | (np.isnan(value) & ~np.isnan(best)))
         best = np.where(take, value, best)
@@ -110,44 +110,52 @@ def _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, P, Q):
     return best, where
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, n_threads, y):
-    """y[n,c,p,q] = max over real cells (h, w) of the window at (p*sh-pt, q*sw-pl) of x[n,c,h,w]"""
-    y[...] = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *y.shape[2:])[0]
+def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, y, indices):
+    """y[n,c,p,q] = max over real taps (p·sh − pt + r·dh, q·sw − pl + s·dw) of x[n,c]; indices (if not
+    empty) = the flat h·W + w of each window's first maximum"""
+    best, where = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, dh, dw, *y.shape[2:])
+    y[...] = best
+    if indices.size:
+        indices[...] = where
 
 
-def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, n_threads, dx):
+def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [ (h, w) is the first maximum of window (p, q) ]"""
     N, C, H, W = x.shape
-    _, where = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, *dy.shape[2:])
+    _, where = _max_pool_argmax(x, kh, kw, sh, sw, pt, pl, dh, dw, *dy.shape[2:])
     flat = np.zeros((N * C, H * W), dtype=dx.dtype)
     planes = np.arange(N * C)[:, None]
     np.add.at(flat, (planes, where.reshape(N * C, -1)), dy.reshape(N * C, -1))
     dx[...] = flat.reshape(N, C, H, W)
 
 
-def _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, dtype):
+def _divisors(H, W, kh, kw, sh, sw, pt, pl, h_end, w_end, P, Q, divisor_mode, dtype):
     if divisor_mode == DIVISOR_ONE:
         return np.ones((P, Q), dtype)
-    if divisor_mode == DIVISOR_WINDOW:
-        return np.full((P, Q), kh * kw, dtype)
+    if divisor_mode == DIVISOR_WINDOW:  # kh·kw within the padded input (less only where ceil_mode runs past it)
+        h0 = np.arange(P)[:, None] * sh - pt
+        w0 = np.arange(Q)[None, :] * sw - pl
+        return ((np.minimum(h0 + kh, h_end) - h0) * (np.minimum(w0 + kw, w_end) - w0)).astype(dtype)
     counts = sum(valid.astype(dtype) for *_, valid in _window_cells(H, W, kh, kw, sh, sw, pt, pl, P, Q))
     return counts
 
 
-def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, y):
-    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor[p,q]  (divisor: 1, kh·kw or #real cells)"""
+def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, y):
+    """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor[p,q]  (divisor: 1, kh·kw within
+    the padded input, or #real cells)"""
     N, C, H, W = x.shape
     P, Q = y.shape[2:]
     xp = _padded(x, pt, pl, (P - 1) * sh + kh, (Q - 1) * sw + kw)
     windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, : (P - 1) * sh + 1 : sh, : (Q - 1) * sw + 1 : sw]
-    y[...] = windows.sum(axis=(4, 5)) / _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, x.dtype)
+    y[...] = windows.sum(axis=(4, 5)) / _divisors(H, W, kh, kw, sh, sw, pt, pl, h_end, w_end, P, Q, divisor_mode,
+                                                  x.dtype)
 
 
-def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, divisor_mode, n_threads, dx):
+def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     N, C, H, W = dx.shape
     P, Q = dy.shape[2:]
-    share = dy / _divisors(H, W, kh, kw, sh, sw, pt, pl, P, Q, divisor_mode, dy.dtype)
+    share = dy / _divisors(H, W, kh, kw, sh, sw, pt, pl, h_end, w_end, P, Q, divisor_mode, dy.dtype)
     dxp = np.zeros((N, C, max((P - 1) * sh + kh, H + pt), max((Q - 1) * sw + kw, W + pl)), dx.dtype)
     for r in range(kh):
         for s in range(kw):
