@@ -146,6 +146,13 @@ def _col2im(col, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, image):
 
 
 @njit(**_SERIAL)
+def _decode(item, groups, blocks, rows, P):
+    """(image, group, first output row, rows) of work item ``item``."""
+    p0 = (item % blocks) * rows
+    return item // (groups * blocks), (item // blocks) % groups, p0, min(rows, P - p0)
+
+
+@njit(**_SERIAL)
 def _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item, mine):
     """One work item (image, group, block of output rows) of the forward pass, in scratch ``mine``."""
     N = x.shape[0]
@@ -155,10 +162,7 @@ def _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item, mine):
     blocks = (P + rows - 1) // rows
     filters = w.reshape(groups, Kg, CRS)
     out = y.reshape(N, K, P * Q)
-    n = item // (groups * blocks)
-    g = (item // blocks) % groups
-    p0 = (item % blocks) * rows
-    nrows = min(rows, P - p0)
+    n, g, p0, nrows = _decode(item, groups, blocks, rows, P)
     L = nrows * Q
     col = mine[: CRS * L].reshape(CRS, L)
     product = mine[CRS * L : CRS * L + Kg * L].reshape(Kg, L)
@@ -256,10 +260,7 @@ def _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, R, S, rows, s
     for slot in prange(slots):
         mine = workspace[slot * per_slot : (slot + 1) * per_slot]
         for item in range(slot, N * groups * blocks, slots):
-            n = item // (groups * blocks)
-            g = (item // blocks) % groups
-            p0 = (item % blocks) * rows
-            nrows = min(rows, P - p0)
+            n, g, p0, nrows = _decode(item, groups, blocks, rows, P)
             L = nrows * Q
             col = mine[: CRS * L].reshape(CRS, L)
             product = mine[CRS * L + Kg * L : CRS * L + Kg * L + Kg * CRS].reshape(Kg, CRS)
@@ -417,25 +418,20 @@ def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode,
                         out[h, w] += share
 
 
-def max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, y, indices):
-    """See :func:`_max_pool2d_forward`; on ``n_threads`` Numba threads."""
-    with _numba_threads(n_threads):
-        _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, y, indices)
+def _on_threads(kernel, outputs=1):
+    """``kernel`` with the kernel contract's ``n_threads`` argument (just before its ``outputs``
+    output arrays), run on that many Numba threads."""
+
+    def run(*args):
+        n_threads = args[-1 - outputs]
+        with _numba_threads(n_threads):
+            kernel(*args[:-1 - outputs], *args[-outputs:])
+
+    run.__doc__ = kernel.__doc__
+    return run
 
 
-def max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, n_threads, dx):
-    """See :func:`_max_pool2d_backward`; on ``n_threads`` Numba threads."""
-    with _numba_threads(n_threads):
-        _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, dx)
-
-
-def avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, y):
-    """See :func:`_avg_pool2d_forward`; on ``n_threads`` Numba threads."""
-    with _numba_threads(n_threads):
-        _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, y)
-
-
-def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, n_threads, dx):
-    """See :func:`_avg_pool2d_backward`; on ``n_threads`` Numba threads."""
-    with _numba_threads(n_threads):
-        _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, dx)
+max_pool2d_forward = _on_threads(_max_pool2d_forward, outputs=2)  # (y, indices)
+max_pool2d_backward = _on_threads(_max_pool2d_backward)
+avg_pool2d_forward = _on_threads(_avg_pool2d_forward)
+avg_pool2d_backward = _on_threads(_avg_pool2d_backward)

@@ -132,23 +132,15 @@ def test_hostile_and_foreign_files(tmp_path):
     write_keras(huge, big, weights)
     cases[huge] = "GiB"
 
-    lam = tmp_path / "lambda.keras"
-    with_lambda = json.loads(json.dumps(config))
-    with_lambda["config"]["layers"][1]["class_name"] = "Lambda"
-    write_keras(lam, with_lambda, weights)
-    cases[lam] = "Lambda layers and serialized Python code are refused"
+    def edited(name, key, value):  # the config with its second layer's key set to value
+        changed = json.loads(json.dumps(config))
+        changed["config"]["layers"][1][key] = value
+        write_keras(tmp_path / name, changed, weights)
+        return tmp_path / name
 
-    custom = tmp_path / "custom.keras"
-    with_custom = json.loads(json.dumps(config))
-    with_custom["config"]["layers"][1]["module"] = "my_project.layers"
-    write_keras(custom, with_custom, weights)
-    cases[custom] = "custom object 'my_project.layers'"
-
-    unknown = tmp_path / "lstm.keras"
-    with_lstm = json.loads(json.dumps(config))
-    with_lstm["config"]["layers"][1]["class_name"] = "LSTM"
-    write_keras(unknown, with_lstm, weights)
-    cases[unknown] = "layer class 'LSTM' is not supported by convnet; it has .*Conv2D"
+    cases[edited("lambda.keras", "class_name", "Lambda")] = "Lambda layers and serialized Python code are refused"
+    cases[edited("custom.keras", "module", "my_project.layers")] = "custom object 'my_project.layers'"
+    cases[edited("lstm.keras", "class_name", "LSTM")] = "layer class 'LSTM' is not supported by convnet; it has .*Conv2D"
 
     absurd = tmp_path / "absurd.keras"
     absurd_h5 = tmp_path / "absurd.h5"
@@ -197,6 +189,14 @@ def test_a_failed_weights_load_changes_nothing(tmp_path):
     assert all(np.all(w == 7) for w in target.get_weights())
 
 
+# What tf.keras 2 writes for every Conv2D and Dense: dtype strings, initializers without a module.
+KERAS2_WEIGHTED = {"trainable": True, "dtype": "float32", "use_bias": True,
+                   "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+                   "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+                   "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+                   "bias_constraint": None}
+
+
 def test_keras_2_configs_load(tmp_path):
     """A tf.keras 2 full-model .h5: Keras 2's config layout (batch_input_shape, inbound nodes as
     lists, dtype strings, initializers without module) and its weights layout."""
@@ -206,28 +206,15 @@ def test_keras_2_configs_load(tmp_path):
         {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 6, 6, 2], "dtype": "float32",
                                                 "sparse": False, "ragged": False, "name": "input_1"},
          "name": "input_1", "inbound_nodes": []},
-        {"class_name": "Conv2D", "config": {"name": "conv2d", "trainable": True, "dtype": "float32", "filters": 3,
-                                            "kernel_size": [3, 3], "strides": [1, 1], "padding": "valid",
-                                            "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-                                            "activation": "linear", "use_bias": True,
-                                            "kernel_initializer": {"class_name": "GlorotUniform",
-                                                                   "config": {"seed": None}},
-                                            "bias_initializer": {"class_name": "Zeros", "config": {}},
-                                            "kernel_regularizer": None, "bias_regularizer": None,
-                                            "activity_regularizer": None, "kernel_constraint": None,
-                                            "bias_constraint": None},
+        {"class_name": "Conv2D", "config": {"name": "conv2d", "filters": 3, "kernel_size": [3, 3], "strides": [1, 1],
+                                            "padding": "valid", "data_format": "channels_last",
+                                            "dilation_rate": [1, 1], "groups": 1, "activation": "linear",
+                                            **KERAS2_WEIGHTED},
          "name": "conv2d", "inbound_nodes": [[["input_1", 0, 0, {}]]]},
         {"class_name": "Flatten", "config": {"name": "flatten", "trainable": True, "dtype": "float32",
                                              "data_format": "channels_last"},
          "name": "flatten", "inbound_nodes": [[["conv2d", 0, 0, {}]]]},
-        {"class_name": "Dense", "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 2,
-                                           "activation": "softmax", "use_bias": True,
-                                           "kernel_initializer": {"class_name": "GlorotUniform",
-                                                                  "config": {"seed": None}},
-                                           "bias_initializer": {"class_name": "Zeros", "config": {}},
-                                           "kernel_regularizer": None, "bias_regularizer": None,
-                                           "activity_regularizer": None, "kernel_constraint": None,
-                                           "bias_constraint": None},
+        {"class_name": "Dense", "config": {"name": "dense", "units": 2, "activation": "softmax", **KERAS2_WEIGHTED},
          "name": "dense", "inbound_nodes": [[["flatten", 0, 0, {}]]]}],
         "input_layers": [["input_1", 0, 0]], "output_layers": [["dense", 0, 0]]}}
     path = tmp_path / "tf2.h5"
