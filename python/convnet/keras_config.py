@@ -23,6 +23,7 @@ OURS_ONLY = ("SumPooling2D", "Residual", "Parallel")  # convnet's own layers: Ke
 # Options Keras writes that convnet lacks, at the value that makes each a no-op.
 NO_OP_VALUES = {
     "kernel_constraint": None, "bias_constraint": None, "beta_constraint": None, "gamma_constraint": None,
+    "depthwise_constraint": None, "pointwise_constraint": None,
     "activity_regularizer": None, "beta_regularizer": None, "gamma_regularizer": None,
     "quantization_config": None, "lora_rank": None, "noise_shape": None, "renorm_clipping": None,
     "synchronized": False, "renorm": False, "sparse": False, "ragged": False, "optional": False,

@@ -43,12 +43,21 @@ def nested():
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalMaxPooling2D()(x)))
 
 
+def decoder():
+    """The layers of the image-classification-from-scratch example and of decoders."""
+    return keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.SeparableConv2D(6, 3, padding="same"),
+        keras.layers.DepthwiseConv2D(3, depth_multiplier=2), keras.layers.Conv2DTranspose(4, 3, strides=2),
+        keras.layers.ZeroPadding2D(1), keras.layers.Cropping2D(((0, 1), (1, 0))), keras.layers.UpSampling2D(),
+        keras.layers.MaxPooling2D(4), keras.layers.Reshape((-1,)), keras.layers.Dense(3, activation="softmax")])
+
+
 def numpy(tensor):
     return keras.ops.convert_to_numpy(tensor)
 
 
-@pytest.fixture(scope="module", params=[(fruit, (20, 20, 3), 16), (skip, (12, 12, 3), 4), (nested, (10, 10, 3), 3)],
-                ids=["fruit", "skip", "nested"])
+@pytest.fixture(scope="module", params=[(fruit, (20, 20, 3), 16), (skip, (12, 12, 3), 4), (nested, (10, 10, 3), 3),
+                                        (decoder, (8, 8, 3), 3)], ids=["fruit", "skip", "nested", "decoder"])
 def trained(request, tmp_path_factory):
     make, shape, classes = request.param
     keras.utils.set_random_seed(0)

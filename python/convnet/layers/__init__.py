@@ -3,6 +3,7 @@
 from ..graph import Input, InputLayer
 from .base import Layer
 from .conv import Conv2D
+from .conv_variants import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, Dropout, Flatten, LeakyReLU, ReLU, Softmax
 from .merging import (
     Add,
@@ -28,6 +29,12 @@ from .pooling import (
     MaxPooling2D,
     SumPooling2D,
 )
+from .reshaping import Cropping2D, Identity, Reshape, Rescaling, UpSampling2D, ZeroPadding2D
+
+# Keras's other names for the same classes
+Convolution2D, Convolution2DTranspose = Conv2D, Conv2DTranspose
+MaxPool2D, AvgPool2D = MaxPooling2D, AveragePooling2D
+GlobalAvgPool2D, GlobalMaxPool2D = GlobalAveragePooling2D, GlobalMaxPooling2D
 
 
 def __getattr__(name):
@@ -41,8 +48,10 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D", "Dense",
-    "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer",
-    "LeakyReLU", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "Parallel", "ReLU", "Residual", "Softmax",
-    "Subtract", "SumPooling2D", "add", "average", "concatenate", "maximum", "minimum", "multiply", "subtract",
+    "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D",
+    "Conv2DTranspose", "Convolution2D", "Convolution2DTranspose", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout",
+    "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Identity",
+    "Input", "InputLayer", "Layer", "LeakyReLU", "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply",
+    "Parallel", "ReLU", "Rescaling", "Reshape", "Residual", "SeparableConv2D", "Softmax", "Subtract", "SumPooling2D",
+    "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "maximum", "minimum", "multiply", "subtract",
 ]
