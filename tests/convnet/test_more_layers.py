@@ -10,6 +10,8 @@ import convnet
 from convnet import layers
 from tests.convnet.test_layers import check_gradients, image
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own, under NumPy 2
+
 NEW_LAYERS = {
     "transpose-valid-s2": lambda: layers.Conv2DTranspose(3, 3, strides=2, activation="tanh"),
     "transpose-same-s2": lambda: layers.Conv2DTranspose(2, (4, 3), strides=2, padding="same"),
