@@ -8,9 +8,9 @@ backend for one call and ``threads=None`` to set its thread count (see
 
 from __future__ import annotations
 
-import numpy as np
-
 import contextlib
+
+import numpy as np
 
 from . import _args, _threads, plan as _plan
 from ._backends import kernels
