@@ -26,6 +26,24 @@ class ModelFileError(ValueError):
     """A file that is not a readable convnet model or weights file."""
 
 
+MAX_EXPANSION = 1000  # weights compress little; text configs ~10x; a zip bomb 1000x and more
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def check_member(info, source, limit) -> None:
+    """A zip member must not expand past ``limit`` bytes, nor :data:`MAX_EXPANSION` times its
+    compressed size: checked from the zip's directory, before a byte is decompressed."""
+    if info.file_size > limit or info.file_size > MAX_EXPANSION * max(info.compress_size, 1) + (1 << 20):
+        raise ModelFileError(f"{source}: {info.filename!r} would expand from {info.compress_size} to "
+                             f"{info.file_size} bytes: refused (a zip bomb, or not a model)")
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
     a failed or interrupted write leaves the previous file as it was."""
@@ -98,6 +116,10 @@ def _read(path, kind: str):
     if not os.path.isfile(path):
         raise ModelFileError(f"{path!r} does not exist or is not a file")
     try:
+        if zipfile.is_zipfile(path):  # np.load would decompress every member whole
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    check_member(info, repr(path), physical_memory() // 2)
         with np.load(path, allow_pickle=False) as archive:
             if _HEADER not in archive.files:
                 raise ModelFileError(f"{path!r} is not a convnet file (no {_HEADER} entry)")

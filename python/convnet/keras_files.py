@@ -9,7 +9,7 @@
   listed by its ``weight_names`` attribute; weights-only files have the layer groups at the root.
 
 Hostile files fail cleanly: zip members are size-checked before they are read (a member
-that would expand past :data:`MAX_EXPANSION` times its compressed size, or a config past
+that would expand past :data:`convnet.io.MAX_EXPANSION` times its compressed size, or a config past
 :data:`MAX_CONFIG_BYTES`, is refused), every dataset's shape and dtype is checked against
 the layer before any data is read, a config too deeply nested for the JSON parser is a
 :class:`~convnet.ModelFileError`, and weights are assigned only once all of them have been read.
@@ -28,11 +28,10 @@ import zipfile
 import numpy as np
 
 from . import keras_config
-from .io import ModelFileError, atomic_write
+from .io import ModelFileError, atomic_write, check_member, physical_memory
 from .layers.base import _snake
 
 MAX_CONFIG_BYTES = 64 << 20
-MAX_EXPANSION = 1000  # weights compress little; text configs ~10x; a zip bomb 1000x and more
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -222,17 +221,8 @@ def _open_member(archive, name, source, limit):
     except KeyError:
         raise ModelFileError(f"{source}: a zip without {name!r}: not a Keras .keras archive "
                              f"(it holds {archive.namelist()[:5]})") from None
-    if info.file_size > limit or info.file_size > MAX_EXPANSION * max(info.compress_size, 1) + (1 << 20):
-        raise ModelFileError(f"{source}: {name!r} would expand from {info.compress_size} to {info.file_size} bytes: "
-                             "refused (a zip bomb, or not a model)")
+    check_member(info, source, limit)
     return info
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 34
 
 
 def read_keras_archive(path):
@@ -249,7 +239,7 @@ def read_keras_archive(path):
             if "metadata.json" in archive.namelist():
                 _open_member(archive, "metadata.json", source, MAX_CONFIG_BYTES)
                 metadata = _json(archive.read("metadata.json"), source, "metadata.json")
-            info = _open_member(archive, "model.weights.h5", source, _physical_memory() // 2)
+            info = _open_member(archive, "model.weights.h5", source, physical_memory() // 2)
             handle, weights_path = tempfile.mkstemp(prefix=".convnet-", suffix=".h5")
             with os.fdopen(handle, "wb") as out, archive.open(info) as member:
                 while chunk := member.read(1 << 20):

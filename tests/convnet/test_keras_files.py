@@ -234,3 +234,13 @@ def test_keras_2_configs_load(tmp_path):
     loaded = convnet.load_model(path)
     x = np.random.default_rng(0).random((3, 6, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_an_npz_zip_bomb_is_refused_before_decompressing(tmp_path):
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("weight_0000.npy", "w", force_zip64=True) as member:
+            for _ in range(200):
+                member.write(bytes(1 << 20))
+    with pytest.raises(convnet.ModelFileError, match="would expand from .* to 209715200 bytes: refused"):
+        convnet.load_model(bomb)
