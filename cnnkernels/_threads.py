@@ -26,7 +26,7 @@ import time
 # Below these amounts of work per thread a parallel loop costs more than it saves (waking the
 # other thread, splitting tiles into smaller blocks). Measured with `python -m bench.split`
 # (1 vs 2 threads, interleaved medians): 3x3 convolutions of 4.7 MFLOP ran 1.05x slower on
-# 2 threads, of 7.4 MFLOP 1.2x faster, of 15 MFLOP 1.5x faster; 2x2 max pooling of 2k window
+# 2 threads, of 7.4 MFLOP 1.2x faster, of 59 MFLOP 1.3-1.5x; 2x2 max pooling of 2k window
 # cells ran level, of 8k cells 1.1x faster, of 33k 1.4x faster.
 MIN_FLOPS_PER_THREAD = 3_000_000
 MIN_POOL_CELLS_PER_THREAD = 4_000
