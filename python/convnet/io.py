@@ -44,6 +44,25 @@ def check_member(info, source, limit) -> None:
                              f"{info.file_size} bytes: refused (a zip bomb, or not a model)")
 
 
+def _file_mode(path) -> int:
+    """The mode a saved file gets: the replaced file's, else what ``open()`` would give (0666 less the
+    umask) — not mkstemp's private 0600, which left saved models unreadable to the user's group."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status") as status:  # reading the umask without changing it (thread-safe)
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
     a failed or interrupted write leaves the previous file as it was."""
@@ -57,6 +76,7 @@ def atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(temporary, _file_mode(path))
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

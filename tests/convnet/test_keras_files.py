@@ -244,3 +244,18 @@ def test_an_npz_zip_bomb_is_refused_before_decompressing(tmp_path):
                 member.write(bytes(1 << 20))
     with pytest.raises(convnet.ModelFileError, match="would expand from .* to 209715200 bytes: refused"):
         convnet.load_model(bomb)
+
+
+@pytest.mark.parametrize("name", ["m.npz", "m.keras", "m.h5"])
+def test_saved_files_get_ordinary_permissions(tmp_path, name):
+    """Saved files are written to a private temporary file, then renamed: they must end with the
+    mode open() would give (0666 less the umask), or keep the mode of the file they replace."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    model = small_model()
+    path = tmp_path / name
+    model.save(path)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    os.chmod(path, 0o640)
+    model.save(path)
+    assert path.stat().st_mode & 0o777 == 0o640
