@@ -157,11 +157,14 @@ class Layer:
 
     # -- weights ----------------------------------------------------------------------------
     def _keras_weights(self) -> list[np.ndarray]:
-        """Weights in Keras's order and shapes (views or copies)."""
-        return [*self.params.values(), *self.state.values()]
+        """Weights in Keras's order and shapes (views or copies): each trainable weight through
+        :meth:`_keras_layout`, then the non-trainable ones."""
+        return [*(self._keras_layout(key, value) for key, value in self.params.items()), *self.state.values()]
 
     def _assign_keras_weights(self, weights: list[np.ndarray]) -> None:
-        for target, value in zip([*self.params.values(), *self.state.values()], weights):
+        for (key, target), value in zip(self.params.items(), weights):
+            target[...] = self._internal_layout(key, value)
+        for target, value in zip(self.state.values(), weights[len(self.params):]):
             target[...] = value
 
     def _keras_layout(self, key: str, array: np.ndarray) -> np.ndarray:

@@ -95,20 +95,11 @@ class Conv2D(Layer):
             self.grads["bias"] = dbias
         return dx
 
-    def _keras_weights(self):
-        kernel = self.params["kernel"].transpose(2, 3, 1, 0)
-        return [kernel, self.params["bias"]] if self.use_bias else [kernel]
-
     def _keras_layout(self, key, array):
         return array.transpose(2, 3, 1, 0) if key == "kernel" else array
 
     def _internal_layout(self, key, array):
         return np.ascontiguousarray(array.transpose(3, 2, 0, 1)) if key == "kernel" else array
-
-    def _assign_keras_weights(self, weights):
-        self.params["kernel"][...] = weights[0].transpose(3, 2, 0, 1)
-        if self.use_bias:
-            self.params["bias"][...] = weights[1]
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),

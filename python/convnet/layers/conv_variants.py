@@ -13,7 +13,7 @@ import cnnkernels
 
 from .. import activations, initializers, regularizers
 from .base import Layer, check_data_format, check_positive_int
-from .conv import _pair, check_padding
+from .conv import Conv2D, _pair, check_padding
 
 
 class _Convolutional(Layer):
@@ -113,6 +113,8 @@ class Conv2DTranspose(_Convolutional):
         kh, kw = [(k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
         return (self.filters, (H - 1) * self.strides[0] + kh - t - b + oh, (W - 1) * self.strides[1] + kw - l - r + ow)
 
+    _keras_layout, _internal_layout = Conv2D._keras_layout, Conv2D._internal_layout  # the same kernel transpose
+
     def forward(self, x, training=False):
         self._x = x
         return self._finish(cnnkernels.conv_transpose2d(x, self.params["kernel"], **self._arguments(x.shape[2:])))
@@ -123,21 +125,6 @@ class Conv2DTranspose(_Convolutional):
             dz, self._x, self.params["kernel"], **self._arguments(self._x.shape[2:]), bias=False)
         self._bias_grad(dz)
         return dx
-
-    def _keras_weights(self):
-        kernel = self.params["kernel"].transpose(2, 3, 1, 0)
-        return [kernel, self.params["bias"]] if self.use_bias else [kernel]
-
-    def _keras_layout(self, key, array):
-        return array.transpose(2, 3, 1, 0) if key == "kernel" else array
-
-    def _internal_layout(self, key, array):
-        return np.ascontiguousarray(array.transpose(3, 2, 0, 1)) if key == "kernel" else array
-
-    def _assign_keras_weights(self, weights):
-        self.params["kernel"][...] = weights[0].transpose(3, 2, 0, 1)
-        if self.use_bias:
-            self.params["bias"][...] = weights[1]
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
@@ -213,20 +200,11 @@ class DepthwiseConv2D(_Convolutional):
         self._bias_grad(dz)
         return dx
 
-    def _keras_weights(self):
-        kernel = _depthwise_keras(self.params["depthwise_kernel"], self.input_shape[0])
-        return [kernel, self.params["bias"]] if self.use_bias else [kernel]
-
     def _keras_layout(self, key, array):
         return _depthwise_keras(array, self.input_shape[0]) if key == "depthwise_kernel" else array
 
     def _internal_layout(self, key, array):
         return _depthwise_internal(array) if key == "depthwise_kernel" else array
-
-    def _assign_keras_weights(self, weights):
-        self.params["depthwise_kernel"][...] = _depthwise_internal(weights[0])
-        if self.use_bias:
-            self.params["bias"][...] = weights[1]
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier,
@@ -276,11 +254,6 @@ class SeparableConv2D(DepthwiseConv2D):
         self._bias_grad(dz)
         return dx
 
-    def _keras_weights(self):
-        depthwise = _depthwise_keras(self.params["depthwise_kernel"], self.input_shape[0])
-        pointwise = self.params["pointwise_kernel"].transpose(2, 3, 1, 0)
-        return [depthwise, pointwise, self.params["bias"]] if self.use_bias else [depthwise, pointwise]
-
     def _keras_layout(self, key, array):
         return array.transpose(2, 3, 1, 0) if key == "pointwise_kernel" else super()._keras_layout(key, array)
 
@@ -288,12 +261,6 @@ class SeparableConv2D(DepthwiseConv2D):
         if key == "pointwise_kernel":
             return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
         return super()._internal_layout(key, array)
-
-    def _assign_keras_weights(self, weights):
-        self.params["depthwise_kernel"][...] = _depthwise_internal(weights[0])
-        self.params["pointwise_kernel"][...] = weights[1].transpose(3, 2, 0, 1)
-        if self.use_bias:
-            self.params["bias"][...] = weights[2]
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
