@@ -30,6 +30,17 @@ def _two_pairs(name, value):
     return tuple(tuple(int(v) for v in p) for p in pairs)
 
 
+def _pad(x, pairs):
+    """Zeros around each image: ((top, bottom), (left, right)) rows and columns."""
+    return np.pad(x, ((0, 0), (0, 0), *pairs))
+
+
+def _crop(x, pairs):
+    """The adjoint of :func:`_pad`: those rows and columns cut off."""
+    (t, b), (l, r) = pairs
+    return np.ascontiguousarray(x[:, :, t:x.shape[2] - b, l:x.shape[3] - r])
+
+
 class ZeroPadding2D(Layer):
     """Zeros around each image: ``padding`` rows above/below and columns left/right."""
 
@@ -44,12 +55,10 @@ class ZeroPadding2D(Layer):
         return (C, H + t + b, W + l + r)
 
     def forward(self, x, training=False):
-        (t, b), (l, r) = self.padding
-        return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+        return _pad(x, self.padding)
 
     def backward(self, dy):
-        (t, b), (l, r) = self.padding
-        return np.ascontiguousarray(dy[:, :, t:dy.shape[2] - b, l:dy.shape[3] - r])
+        return _crop(dy, self.padding)
 
     def get_config(self):
         return {**super().get_config(), "padding": [list(p) for p in self.padding], "data_format": self.data_format}
@@ -71,15 +80,10 @@ class Cropping2D(Layer):
         return (C, H - t - b, W - l - r)
 
     def forward(self, x, training=False):
-        (t, b), (l, r) = self.cropping
-        self._shape = x.shape
-        return np.ascontiguousarray(x[:, :, t:x.shape[2] - b, l:x.shape[3] - r])
+        return _crop(x, self.cropping)
 
     def backward(self, dy):
-        (t, b), (l, r) = self.cropping
-        dx = np.zeros(self._shape, dy.dtype)
-        dx[:, :, t:self._shape[2] - b, l:self._shape[3] - r] = dy
-        return dx
+        return _pad(dy, self.cropping)
 
     def get_config(self):
         return {**super().get_config(), "cropping": [list(p) for p in self.cropping], "data_format": self.data_format}
