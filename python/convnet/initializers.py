@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import numpy as np
 
 from ._random import floatx, generator
+from .io import physical_memory
 
 
 def _fans(shape) -> tuple[float, float]:
@@ -30,20 +30,12 @@ def _bounded(initializer):
     def checked(shape, dtype=None):
         shape = tuple(int(v) for v in shape)
         nbytes = math.prod(shape) * np.dtype(dtype or floatx()).itemsize
-        if nbytes > _physical_memory():
+        if nbytes > physical_memory():
             raise ValueError(f"a weight of shape {shape} would take {nbytes / 2**30:.1f} GiB, more than this "
-                             f"machine's {_physical_memory() / 2**30:.1f} GiB of memory")
+                             f"machine's {physical_memory() / 2**30:.1f} GiB of memory")
         return initializer(shape, dtype)
 
     return checked
-
-
-@functools.lru_cache(maxsize=1)
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 36
 
 
 def _truncated_normal(shape, stddev):
