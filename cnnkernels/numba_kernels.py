@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 
 import numba
@@ -31,11 +32,13 @@ _pool_started = False
 
 
 def _openmp_thread_counts():
-    """(get, set) pairs of every OpenMP runtime a library may share with Numba's."""
+    """(get, set) pairs of every OpenMP runtime already in the process that Numba's may share.
+    RTLD_NOLOAD: a runtime that is not loaded is skipped, never loaded just to be looked at."""
     pairs = []
+    mode = getattr(os, "RTLD_NOLOAD", 0) | ctypes.DEFAULT_MODE
     for name in (None, "libgomp.so.1", "libomp.so", "libiomp5.so"):
         try:
-            library = ctypes.CDLL(name)
+            library = ctypes.CDLL(name, mode=mode)
             pairs.append((library.omp_get_max_threads, library.omp_set_num_threads))
         except (OSError, AttributeError):
             continue
