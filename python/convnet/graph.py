@@ -15,6 +15,8 @@ and outputs are ever converted.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ._random import floatx
@@ -80,6 +82,16 @@ class Node:
         self.layer, self.inputs, self.outputs = layer, list(inputs), list(outputs)
 
 
+_ACTIVITY = threading.local()  # the activity penalties of the forward passes since the last take
+
+
+def take_activity_loss() -> float:
+    """Σ of the activity regularizers' penalties (each over its batch size) of the forward passes run
+    by this Python thread since the last call; the trainer adds it to the loss, as Keras does."""
+    loss, _ACTIVITY.loss = getattr(_ACTIVITY, "loss", 0.0), 0.0
+    return loss
+
+
 def is_symbolic(value) -> bool:
     if isinstance(value, KerasTensor):
         return True
@@ -142,6 +154,10 @@ def _leaves(layer) -> list:
     if inner is None:
         return [layer]
     return [leaf for sub in inner() for leaf in _leaves(sub)]
+
+
+def _has_weights(layer) -> bool:
+    return any(leaf.params for leaf in _leaves(layer))
 
 
 def _cache_of(layer) -> dict:
@@ -235,9 +251,14 @@ class Graph:
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
             result = node.layer.forward(args if getattr(node.layer, "_multi_input", False) else args[0], training)
-            for tensor, value in zip(node.outputs, result if isinstance(result, list) else [result]):
+            outputs = result if isinstance(result, list) else [result]
+            for tensor, value in zip(node.outputs, outputs):
                 values[id(tensor)] = value
-            tape.append((node, _cache_of(node.layer)))
+            regularizer = getattr(node.layer, "activity_regularizer", None)
+            if regularizer is not None:
+                _ACTIVITY.loss = getattr(_ACTIVITY, "loss", 0.0) + sum(
+                    regularizer.penalty(value) / len(value) for value in outputs if len(value))
+            tape.append((node, _cache_of(node.layer), outputs if regularizer is not None else None))
         return values, tape
 
     def backward(self, tape, output_grads, input_grads=True):
@@ -256,17 +277,29 @@ class Graph:
         for tensor, value in zip(self.outputs, output_grads):
             if value is not None:
                 add(tensor, value)
-        input_ids = {id(t) for t in self.inputs}
+        # Tensors a gradient must reach: those made from a weight (or from the inputs, when their
+        # gradients are wanted). A call none of whose inputs is one needs no dx, and a weightless
+        # one (preprocessing at the model's start) is not run backward at all.
+        flows = {id(t) for t in self.inputs} if input_grads else set()
+        for node, _, _ in tape:
+            if _has_weights(node.layer) or any(id(t) in flows for t in node.inputs):
+                flows.update(id(t) for t in node.outputs)
         weight_sums: dict[int, tuple] = {}
-        for node, cache in reversed(tape):
+        for node, cache, regularized in reversed(tape):
             layer = node.layer
             incoming = [grads.pop(id(t), None) for t in node.outputs]
+            if regularized is not None:  # the activity penalty's gradient joins what comes from the loss
+                incoming = [(0 if g is None else g) + layer.activity_regularizer.gradient(value) / len(value)
+                            for g, value in zip(incoming, regularized)]
             if all(g is None for g in incoming):
                 continue  # nothing downstream of this call reaches the loss
+            wants_dx = any(id(t) in flows for t in node.inputs)
+            if not wants_dx and not _has_weights(layer):
+                continue
             dy = incoming if len(node.outputs) > 1 else incoming[0]  # a nested model takes None for unused outputs
             vars(layer).update(cache)
             if hasattr(layer, "needs_input_grad"):
-                layer.needs_input_grad = input_grads or not all(id(t) in input_ids for t in node.inputs)
+                layer.needs_input_grad = wants_dx
             dx = layer.backward(dy)
             for leaf in _leaves(layer):  # a nested model's layers hold the gradients
                 if not leaf.grads:

@@ -69,7 +69,7 @@ def _layer_options(cls, config, source, where):
             value = value[0]
         if key.endswith("_initializer") or key == "activation":
             value = _object_name(value)
-        elif key.endswith("_regularizer") and isinstance(value, dict):
+        elif (key.endswith("_regularizer") or key.endswith("_constraint")) and isinstance(value, dict):
             value = {"class_name": value.get("class_name"), "config": value.get("config") or {}}
         if key in accepted:
             options[key] = value
@@ -211,6 +211,8 @@ def _keras_layer_config(layer, source):
     for key, value in config.items():
         if key.endswith("_regularizer") and isinstance(value, dict):
             config[key] = {"module": "keras.regularizers", **value, "registered_name": None}
+        elif key.endswith("_constraint") and isinstance(value, dict):
+            config[key] = {"module": "keras.constraints", **value, "registered_name": None}
     return config
 
 

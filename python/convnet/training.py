@@ -17,7 +17,8 @@ import numpy as np
 from cnnkernels import numpy_blas_single_threaded
 
 from . import callbacks as callbacks_module
-from . import losses, optimizers
+from . import constraints, losses, optimizers
+from .graph import take_activity_loss
 from . import metrics as metrics_module
 from .batches import Batches, as_list, combined_weights, is_array_data
 
@@ -225,20 +226,26 @@ def _regularization(model, variables, add_gradients):
 
 
 def _train_step(model, xs, ys, sample_weight, totals):
+    take_activity_loss()
     outputs, tape = model._run(xs, training=True)
     total, per_output, grads = _losses_and_grads(model, outputs, ys, sample_weight)
+    total += take_activity_loss()
     model._backprop(tape, grads)
     variables = [(owner, key) for owner, key in model.trainable_variables() if key in owner.grads]
     total += _regularization(model, variables, add_gradients=True)
     model.optimizer.apply([owner.params[key] for owner, key in variables],
                           [owner.grads[key] for owner, key in variables])
+    for owner, key in variables:  # after the step, as Keras
+        constraints.apply(owner, key)
     totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
     return total
 
 
 def _test_step(model, xs, ys, sample_weight, totals):
+    take_activity_loss()
     outputs, _ = model._run(xs, training=False)
     total, per_output, _ = _losses_and_grads(model, outputs, ys, sample_weight)
+    total += take_activity_loss()
     total += _regularization(model, model.trainable_variables(), add_gradients=False)
     totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
 

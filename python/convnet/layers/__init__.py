@@ -21,7 +21,7 @@ from .merging import (
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
     AveragePooling2D,
     GlobalAveragePooling2D,
@@ -29,7 +29,18 @@ from .pooling import (
     MaxPooling2D,
     SumPooling2D,
 )
-from .reshaping import Cropping2D, Identity, Reshape, Rescaling, UpSampling2D, ZeroPadding2D
+from .preprocessing import (
+    CenterCrop,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+)
+from .regularization import ELU, ActivityRegularization, GaussianDropout, GaussianNoise, PReLU, SpatialDropout2D
+from .reshaping import Cropping2D, Identity, Permute, Reshape, Rescaling, UpSampling2D, ZeroPadding2D
 
 # Keras's other names for the same classes
 Convolution2D, Convolution2DTranspose = Conv2D, Conv2DTranspose
@@ -48,6 +59,9 @@ def __getattr__(name):
 
 
 __all__ = [
+    "ActivityRegularization", "CenterCrop", "ELU", "GaussianDropout", "GaussianNoise", "LayerNormalization", "PReLU",
+    "Permute", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+    "Resizing", "SpatialDropout2D",
     "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D",
     "Conv2DTranspose", "Convolution2D", "Convolution2DTranspose", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout",
     "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Identity",

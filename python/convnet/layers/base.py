@@ -51,6 +51,34 @@ def check_data_format(value) -> str | None:
     raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received data_format={value!r}")
 
 
+def user_view(layer, x: np.ndarray) -> np.ndarray:
+    """``x`` (internal NCHW) as the user sees it: NHWC unless the layer works channels_first.
+    A view, for layers whose arguments (axes, dims) are in the user's terms."""
+    if x.ndim == 4 and getattr(layer, "_layout", None) != "channels_first":
+        return x.transpose(0, 2, 3, 1)
+    return x
+
+
+def internal_array(layer, y: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`user_view`, contiguous."""
+    if y.ndim == 4 and getattr(layer, "_layout", None) != "channels_first":
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(y)
+
+
+def user_shape(layer, shape: tuple) -> tuple:
+    """A per-sample internal shape in the user's terms (see :func:`user_view`)."""
+    if len(shape) == 3 and getattr(layer, "_layout", None) != "channels_first":
+        return (shape[1], shape[2], shape[0])
+    return tuple(shape)
+
+
+def internal_shape(layer, shape: tuple) -> tuple:
+    if len(shape) == 3 and getattr(layer, "_layout", None) != "channels_first":
+        return (shape[2], shape[0], shape[1])
+    return tuple(shape)
+
+
 class Layer:
     """Base class: forward/backward on NCHW or (N, features) arrays of ``convnet.floatx()``."""
 
@@ -61,7 +89,7 @@ class Layer:
     _multi_input = False  # merge layers take a list of inputs
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, input_shape=None,
-                 input_dim=None, batch_input_shape=None, batch_size=None, **kwargs):
+                 input_dim=None, batch_input_shape=None, batch_size=None, activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unrecognized keyword arguments: {sorted(kwargs)}")
         if name is None:
@@ -74,6 +102,11 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.regularizers: dict = {}  # weight name -> convnet.regularizers.Regularizer or None
+        self.constraints: dict = {}  # weight name -> convnet.constraints.Constraint or None
+        # a penalty on the layer's output, over the batch size, added to the loss (Keras 3's rule)
+        from .. import regularizers
+
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.built = False
         self.input_shape: tuple | None = None  # per sample, the kernels' layout (set by build)
         self.output_shape: tuple | None = None
@@ -119,7 +152,7 @@ class Layer:
             raise TypeError(f"{type(self).__name__} call got unrecognized keyword arguments: {sorted(kwargs)}")
         if graph.is_symbolic(inputs):
             return graph.call_symbolic(self, inputs)
-        return self._call_eager(inputs, bool(training))
+        return self._call_eager(inputs, training)  # None: the layer's default (random layers augment)
 
     def _call_eager(self, inputs, training):
         from .. import graph
@@ -219,7 +252,11 @@ class Layer:
 
     # -- configuration ----------------------------------------------------------------------
     def get_config(self) -> dict:
+        from .. import regularizers
+
         config = {"name": self.name, "trainable": self.trainable}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self._declared_input_shape is not None:
             config["input_shape"] = list(self._declared_input_shape)
         return config

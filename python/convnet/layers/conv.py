@@ -7,7 +7,7 @@ import numpy as np
 import cnnkernels
 from cnnkernels import _args
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from .base import Layer, check_data_format, check_positive_int
 
 
@@ -37,9 +37,11 @@ class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, name=None, trainable=True, **kwargs):
+                 bias_regularizer=None, kernel_constraint=None, bias_constraint=None, name=None, trainable=True,
+                 **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self.regularizers = {"kernel": regularizers.get(kernel_regularizer), "bias": regularizers.get(bias_regularizer)}
+        self.constraints = {"kernel": constraints.get(kernel_constraint), "bias": constraints.get(bias_constraint)}
         self.filters = check_positive_int("filters", filters)
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.strides = _pair("strides", strides)
@@ -82,11 +84,11 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         self._x = x
         z = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry())
-        self._y = activations.apply_owned(self.activation, z)
+        self._y, self._z = activations.apply_owned(self.activation, z)
         return self._y
 
     def backward(self, dy):
-        dz = activations.backward(self.activation, self._y, dy)
+        dz = activations.backward(self.activation, self._y, dy, self._z)
         dx, dkernel, dbias = cnnkernels.conv2d_backward(
             np.ascontiguousarray(dz, dtype=self._x.dtype), self._x, self.params["kernel"], **self._geometry(),
             bias=self.use_bias, input_grad=self.needs_input_grad)
@@ -108,4 +110,6 @@ class Conv2D(Layer):
                 "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
                 "bias_initializer": initializers.name_of(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.regularizers["kernel"]),
-                "bias_regularizer": regularizers.serialize(self.regularizers["bias"])}
+                "bias_regularizer": regularizers.serialize(self.regularizers["bias"]),
+                "kernel_constraint": constraints.serialize(self.constraints["kernel"]),
+                "bias_constraint": constraints.serialize(self.constraints["bias"])}

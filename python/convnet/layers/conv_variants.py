@@ -38,7 +38,7 @@ class _Convolutional(Layer):
     def _finish(self, z):
         if self.use_bias:
             z += self.params["bias"].reshape(1, -1, 1, 1)
-        self._y = activations.apply_owned(self.activation, z)
+        self._y, self._z = activations.apply_owned(self.activation, z)
         return self._y
 
     def _bias_grad(self, dz):
@@ -120,7 +120,7 @@ class Conv2DTranspose(_Convolutional):
         return self._finish(cnnkernels.conv_transpose2d(x, self.params["kernel"], **self._arguments(x.shape[2:])))
 
     def backward(self, dy):
-        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy), dtype=self._x.dtype)
+        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy, self._z), dtype=self._x.dtype)
         dx, self.grads["kernel"], _ = cnnkernels.conv_transpose2d_backward(
             dz, self._x, self.params["kernel"], **self._arguments(self._x.shape[2:]), bias=False)
         self._bias_grad(dz)
@@ -194,7 +194,7 @@ class DepthwiseConv2D(_Convolutional):
         return self._finish(cnnkernels.conv2d(x, self.params["depthwise_kernel"], **self._conv(x.shape[1])))
 
     def backward(self, dy):
-        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy), dtype=self._x.dtype)
+        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy, self._z), dtype=self._x.dtype)
         dx, self.grads["depthwise_kernel"], _ = cnnkernels.conv2d_backward(
             dz, self._x, self.params["depthwise_kernel"], **self._conv(self._x.shape[1]), bias=False)
         self._bias_grad(dz)
@@ -246,7 +246,7 @@ class SeparableConv2D(DepthwiseConv2D):
         return self._finish(cnnkernels.conv2d(self._middle, self.params["pointwise_kernel"]))
 
     def backward(self, dy):
-        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy), dtype=self._x.dtype)
+        dz = np.ascontiguousarray(activations.backward(self.activation, self._y, dy, self._z), dtype=self._x.dtype)
         dmiddle, self.grads["pointwise_kernel"], _ = cnnkernels.conv2d_backward(
             dz, self._middle, self.params["pointwise_kernel"], bias=False)
         dx, self.grads["depthwise_kernel"], _ = cnnkernels.conv2d_backward(

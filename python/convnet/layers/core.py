@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from .._random import generator
 from .base import Layer, check_data_format, check_positive_int, check_rate
 
@@ -13,10 +13,11 @@ class Dense(Layer):
     """y = activation(x · kernel + bias); kernel (in, out) as Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, name=None,
-                 trainable=True, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
         self.regularizers = {"kernel": regularizers.get(kernel_regularizer), "bias": regularizers.get(bias_regularizer)}
+        self.constraints = {"kernel": constraints.get(kernel_constraint), "bias": constraints.get(bias_constraint)}
         self.units = check_positive_int("units", units)
         self.activation = activations.check(activation)
         self.use_bias = bool(use_bias)
@@ -40,11 +41,11 @@ class Dense(Layer):
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
-        self._y = activations.apply_owned(self.activation, z)
+        self._y, self._z = activations.apply_owned(self.activation, z)
         return self._y
 
     def backward(self, dy):
-        dz = activations.backward(self.activation, self._y, dy)
+        dz = activations.backward(self.activation, self._y, dy, self._z)
         self.grads["kernel"] = self._x.T @ dz
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
@@ -55,7 +56,9 @@ class Dense(Layer):
                 "use_bias": self.use_bias, "kernel_initializer": initializers.name_of(self.kernel_initializer),
                 "bias_initializer": initializers.name_of(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.regularizers["kernel"]),
-                "bias_regularizer": regularizers.serialize(self.regularizers["bias"])}
+                "bias_regularizer": regularizers.serialize(self.regularizers["bias"]),
+                "kernel_constraint": constraints.serialize(self.constraints["kernel"]),
+                "bias_constraint": constraints.serialize(self.constraints["bias"])}
 
 
 class Flatten(Layer):
@@ -113,7 +116,7 @@ class Dropout(Layer):
 
 
 class Activation(Layer):
-    """Applies ``activation``: "relu", "sigmoid", "tanh", "softmax" (over channels/features) or "linear"."""
+    """Applies ``activation``: any name of :mod:`convnet.activations` (softmax over channels/features)."""
 
     def __init__(self, activation, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -121,10 +124,11 @@ class Activation(Layer):
 
     def forward(self, x, training=False):
         self._y = activations.FORWARD[self.activation](x)
+        self._z = x if self.activation in activations.NEEDS_INPUT else None
         return self._y
 
     def backward(self, dy):
-        return activations.backward(self.activation, self._y, dy)
+        return activations.backward(self.activation, self._y, dy, self._z)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}

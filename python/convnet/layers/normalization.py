@@ -1,11 +1,11 @@
-"""BatchNormalization with Keras 3's defaults and update rule."""
+"""BatchNormalization and LayerNormalization with Keras 3's defaults and formulas."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import initializers
-from .base import Layer
+from .. import initializers, regularizers
+from .base import Layer, internal_array, user_shape, user_view
 
 
 class BatchNormalization(Layer):
@@ -87,3 +87,74 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale}
+
+
+class LayerNormalization(Layer):
+    """Normalise each sample over ``axis`` (Keras's axes of (batch, ...), default the channels):
+    y = γ·(x − μ)/sqrt(σ² + ε) + β, with γ and β of the normalised axes' shape, as Keras."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, name=None, trainable=True,
+                 **kwargs):
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        axes = axis if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a != 0 for a in axes):
+            raise ValueError(f"axis must be a non-zero int or a list of them (axes of (batch, ...)); received "
+                             f"axis={axis!r}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive; received epsilon={epsilon!r}")
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.regularizers = {"gamma": regularizers.get(gamma_regularizer), "beta": regularizers.get(beta_regularizer)}
+
+    def build(self, input_shape):
+        user = (None, *user_shape(self, input_shape))
+        raw = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        axes = [a + len(user) if a < 0 else a for a in raw]
+        if not all(0 < a < len(user) for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"LayerNormalization {self.name!r}: axis={self.axis!r} does not fit an input of shape "
+                             f"{user}")
+        if axes != sorted(axes):
+            raise ValueError(f"LayerNormalization {self.name!r}: give axis={self.axis!r} all positive or all "
+                             "negative")
+        self._axes = tuple(axes)
+        shape = tuple(user[a] for a in axes)
+        if self.scale:
+            self.params["gamma"] = self.gamma_initializer(shape)
+        if self.center:
+            self.params["beta"] = self.beta_initializer(shape)
+        self._broadcast = tuple(user[a] if a in axes else 1 for a in range(len(user)))
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        u = user_view(self, x)
+        mean = u.mean(axis=self._axes, keepdims=True)
+        self._inv_std = (1.0 / np.sqrt(u.var(axis=self._axes, keepdims=True) + self.epsilon)).astype(x.dtype)
+        self._x_hat = (u - mean) * self._inv_std
+        y = self._x_hat
+        if self.scale:
+            y = y * self.params["gamma"].reshape(self._broadcast)
+        if self.center:
+            y = y + self.params["beta"].reshape(self._broadcast)
+        return internal_array(self, y)
+
+    def backward(self, dy):
+        du = user_view(self, dy)
+        others = tuple(a for a in range(du.ndim) if a not in self._axes)
+        if self.center:
+            self.grads["beta"] = du.sum(axis=others).reshape(self.params["beta"].shape)
+        if self.scale:
+            self.grads["gamma"] = (du * self._x_hat).sum(axis=others).reshape(self.params["gamma"].shape)
+            du = du * self.params["gamma"].reshape(self._broadcast)
+        mean_d = du.mean(axis=self._axes, keepdims=True)
+        mean_dx = (du * self._x_hat).mean(axis=self._axes, keepdims=True)
+        return internal_array(self, (du - mean_d - self._x_hat * mean_dx) * self._inv_std)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "beta_initializer": initializers.name_of(self.beta_initializer),
+                "gamma_initializer": initializers.name_of(self.gamma_initializer),
+                "beta_regularizer": regularizers.serialize(self.regularizers["beta"]),
+                "gamma_regularizer": regularizers.serialize(self.regularizers["gamma"])}

@@ -1,5 +1,5 @@
 """Layers that move or scale values without weights: ZeroPadding2D, Cropping2D, UpSampling2D
-(nearest), Reshape, Rescaling, Identity — Keras's names, arguments and configs.
+(nearest, bilinear), Reshape, Permute, Rescaling, Identity — Keras's names, arguments and configs.
 
 Images flow NCHW inside a model (see :mod:`convnet.layers.base`); arguments are in Keras's
 terms (rows, then columns).
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, check_data_format
+from .base import Layer, check_data_format, internal_array, internal_shape, user_shape, user_view
+from .preprocessing import _Resize
 
 
 def _two_pairs(name, value):
@@ -90,7 +91,8 @@ class Cropping2D(Layer):
 
 
 class UpSampling2D(Layer):
-    """Each pixel repeated ``size`` times down and across (``interpolation="nearest"``, Keras's default)."""
+    """Each pixel repeated ``size`` times down and across (``interpolation="nearest"``, Keras's default),
+    or the image resized bilinearly by ``size``."""
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -98,8 +100,8 @@ class UpSampling2D(Layer):
         if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
                                      for v in pair):
             raise ValueError(f"size must be a positive int or a pair of them; received size={size!r}")
-        if interpolation != "nearest":
-            raise ValueError(f"UpSampling2D supports interpolation='nearest'; received interpolation={interpolation!r}")
+        if interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"interpolation must be 'nearest' or 'bilinear'; received interpolation={interpolation!r}")
         self.size = (int(pair[0]), int(pair[1]))
         self.data_format = check_data_format(data_format)
         self.interpolation = interpolation
@@ -109,9 +111,15 @@ class UpSampling2D(Layer):
         return (C, H * self.size[0], W * self.size[1])
 
     def forward(self, x, training=False):
+        if self.interpolation == "bilinear":  # Keras resizes with half-pixel centres
+            H, W = x.shape[2:]
+            self._resize = _Resize((H, W), (H * self.size[0], W * self.size[1]), "bilinear")
+            return self._resize.forward(x)
         return x.repeat(self.size[0], axis=2).repeat(self.size[1], axis=3)
 
     def backward(self, dy):
+        if self.interpolation == "bilinear":
+            return self._resize.backward(dy)
         N, C, H, W = dy.shape
         sh, sw = self.size
         return dy.reshape(N, C, H // sh, sh, W // sw, sw).sum(axis=(3, 5))
@@ -191,3 +199,30 @@ class Identity(Layer):
 
     def backward(self, dy):
         return dy
+
+
+class Permute(Layer):
+    """Each sample's axes reordered: ``dims`` a permutation of 1..ndim in Keras's layout (channels last)."""
+
+    def __init__(self, dims, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not isinstance(dims, (tuple, list)) or sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"dims must be a permutation of 1..n (the axes after the batch); received dims={dims!r}")
+        self.dims = tuple(int(d) for d in dims)
+
+    def compute_output_shape(self, input_shape):
+        user = user_shape(self, input_shape)
+        if len(user) != len(self.dims):
+            raise ValueError(f"Permute {self.name!r}: dims={list(self.dims)} for an input of {len(user)} axes "
+                             f"{tuple(user)}")
+        return internal_shape(self, tuple(user[d - 1] for d in self.dims))
+
+    def forward(self, x, training=False):
+        return internal_array(self, user_view(self, x).transpose(0, *self.dims))
+
+    def backward(self, dy):
+        inverse = np.argsort((0, *self.dims))
+        return internal_array(self, user_view(self, dy).transpose(*inverse))
+
+    def get_config(self):
+        return {**super().get_config(), "dims": list(self.dims)}
