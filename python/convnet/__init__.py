@@ -2,10 +2,13 @@
 
 ``import convnet as keras`` covers what Keras image scripts use: ``keras.Input``,
 ``keras.Model``, ``keras.Sequential``, ``keras.layers``, ``keras.models``,
-``keras.optimizers``, ``keras.losses``, ``keras.callbacks``.
+``keras.optimizers`` (and ``keras.optimizers.schedules``), ``keras.losses``, ``keras.metrics``,
+``keras.callbacks``, ``keras.activations``, ``keras.constraints``, ``keras.regularizers``,
+``keras.utils``, ``keras.preprocessing``, ``keras.datasets`` and ``keras.ops``.
 """
 
-from . import callbacks, data, initializers, layers, losses, metrics, optimizers, regularizers, viz
+from . import (activations, callbacks, constraints, data, datasets, initializers, layers, losses, metrics, ops,
+               optimizers, pipeline, preprocessing, regularizers, schedules, utils, viz)
 from ._random import floatx, set_floatx, set_seed
 from .functional import Model
 from .graph import Input, KerasTensor
@@ -17,6 +20,9 @@ from . import models  # noqa: E402  (needs Model and Sequential)
 
 __version__ = "0.1.0"
 
-__all__ = ["Input", "KerasTensor", "Model", "ModelFileError", "Sequential", "callbacks", "clear_session", "data",
-           "floatx", "initializers", "layers", "load_model", "losses", "metrics", "models", "optimizers", "regularizers",
-           "set_floatx", "set_seed", "viz"]
+optimizers.schedules = schedules  # keras.optimizers.schedules.ExponentialDecay(...)
+
+__all__ = ["Input", "KerasTensor", "Model", "ModelFileError", "Sequential", "activations", "callbacks",
+           "clear_session", "constraints", "data", "datasets", "floatx", "initializers", "layers", "load_model",
+           "losses", "metrics", "models", "ops", "optimizers", "pipeline", "preprocessing", "regularizers",
+           "schedules", "set_floatx", "set_seed", "utils", "viz"]

@@ -95,6 +95,9 @@ class Batches:
                                  "must be None")
             self.source = x
             self.one_shot = not _is_sequence(x) and iter(x) is x  # a generator: one pass in all
+            cardinality = getattr(x, "cardinality", None)
+            if steps is None and callable(cardinality) and cardinality() == -1:
+                raise ValueError("the dataset repeats forever: give steps_per_epoch (and validation_steps)")
             return
         self.source = x  # already lists of arrays, one per model input / output
         self.y, self.sample_weight = y, sample_weight
@@ -137,6 +140,8 @@ class Batches:
         if _is_sequence(self.source) and self.steps is None:
             for i in range(len(self.source)):
                 yield unpack(self.source[i])
+            if callable(getattr(self.source, "on_epoch_end", None)):
+                self.source.on_epoch_end()  # Keras's PyDataset hook (reshuffle between epochs)
             return
         if self.steps is None:
             if self.one_shot and self._iterator is not None:

@@ -1,8 +1,15 @@
-"""Training callbacks: the base class, History, EarlyStopping, ModelCheckpoint, TerminateOnNaN."""
+"""Training callbacks with Keras's names, arguments and logs: the base class, History, ProgbarLogger,
+EarlyStopping, ModelCheckpoint, TerminateOnNaN, ReduceLROnPlateau, LearningRateScheduler,
+CSVLogger, LambdaCallback, BackupAndRestore (:mod:`convnet.backup`) and TensorBoard."""
 
 from __future__ import annotations
 
+import csv
 import math
+import os
+import sys
+import time
+import warnings
 
 
 class Callback:
@@ -160,3 +167,150 @@ class ProgressBar:
             self.stream.write(self.line(step, logs, elapsed) + "\n")
             self.stream.flush()
 
+
+
+class ProgbarLogger(Callback):
+    """The per-epoch progress bar ``fit`` shows (added by ``fit`` when ``verbose`` is on and the
+    callbacks hold none): "Epoch 3/10", then `12/47 [====>....] - 1s 21ms/step - loss: 0.31`, with
+    the validation metrics on the epoch's last line. ``verbose=2``: that line only."""
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def on_epoch_begin(self, epoch, logs=None):
+        stream = self.stream or sys.stdout
+        if self.params.get("verbose"):
+            print(f"Epoch {epoch + 1}/{self.params.get('epochs')}", file=stream, flush=True)
+        self._bar = ProgressBar(self.params.get("steps") or 0, stream)
+        self._started, self._step = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step = batch + 1
+        if self.params.get("verbose") == 1 and self._bar.total:
+            self._bar.update(self._step, logs or {}, time.perf_counter() - self._started)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.params.get("verbose"):
+            self._bar.total = self._bar.total or self._step
+            self._bar.update(self._step, logs or {}, time.perf_counter() - self._started, final=True)
+
+
+class LearningRateScheduler(Callback):
+    """At each epoch's start, sets the optimizer's learning rate to ``schedule(epoch, lr)``
+    (or ``schedule(epoch)``); the rate goes into the logs as "learning_rate", as Keras."""
+
+    def __init__(self, schedule, verbose=0):
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable; received {type(schedule).__name__}")
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            rate = self.schedule(epoch, optimizer.current_learning_rate())
+        except TypeError:  # Keras also accepts schedule(epoch)
+            rate = self.schedule(epoch)
+        optimizer.learning_rate = float(rate)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(rate)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.current_learning_rate())
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has not improved by ``min_delta``
+    for ``patience`` epochs; then wait ``cooldown`` epochs; never below ``min_lr``."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0, **kwargs):
+        if not 0 <= factor < 1:
+            raise ValueError(f"factor must be in [0, 1); received factor={factor!r}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), int(patience), verbose
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta, self.cooldown, self.min_lr = float(kwargs.pop("epsilon", min_delta)), int(cooldown), min_lr
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau got unrecognized keyword arguments: {sorted(kwargs)}")
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(optimizer.current_learning_rate())
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"ReduceLROnPlateau monitors {self.monitor!r}, which is not among the logs "
+                          f"{sorted(logs)}", stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(optimizer.current_learning_rate())
+                if old > self.min_lr:
+                    optimizer.learning_rate = max(old * self.factor, self.min_lr)
+                    if self.verbose:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                              f"{optimizer.learning_rate}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """One CSV row per epoch: "epoch" then the logs' keys in sorted order (Keras's columns)."""
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        self._exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._writer is None:
+            self._keys = sorted(logs)
+            self._writer = csv.DictWriter(self._file, fieldnames=["epoch", *self._keys], delimiter=self.separator)
+            if not self._exists:
+                self._writer.writeheader()
+        self._writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self._keys}})
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()
+
+
+class LambdaCallback(Callback):
+    """A callback from functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+             "on_train_batch_end")
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        given = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end)
+        given["on_train_batch_begin"] = given["on_train_batch_begin"] or kwargs.pop("on_batch_begin", None)
+        given["on_train_batch_end"] = given["on_train_batch_end"] or kwargs.pop("on_batch_end", None)
+        if kwargs:
+            raise TypeError(f"LambdaCallback got unrecognized keyword arguments: {sorted(kwargs)}")
+        for hook, function in given.items():
+            if function is not None:
+                setattr(self, hook, function)
+
+
+from .callbacks_files import BackupAndRestore, TensorBoard  # noqa: E402  (they subclass Callback)

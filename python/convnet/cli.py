@@ -32,12 +32,14 @@ class CommandError(Exception):
 # ------------------------------------------------------------------------------------- model
 
 
-def tutorial_model(input_shape, n_classes):
-    """The Keras fruit-classifier tutorial's CNN, sized to the data."""
+def tutorial_model(input_shape, n_classes, rescale=False):
+    """The Keras fruit-classifier tutorial's CNN, sized to the data; ``rescale`` starts it with
+    ``Rescaling(1/255)`` for [0, 255] pixels (what image folders give, as in Keras)."""
     from . import Sequential, layers
 
     return Sequential([
         layers.Input(input_shape),
+        *([layers.Rescaling(1 / 255)] if rescale else []),
         layers.Conv2D(32, (3, 3), padding="same", activation="relu"),
         layers.Conv2D(16, (3, 3), padding="same"),
         layers.LeakyReLU(0.5),
@@ -144,11 +146,12 @@ def cmd_train(args):
         fit_data = dict(x=train, validation_data=validation)
         test_data = (test,)
         input_shape, source = (*size, 1 if args.grayscale else 3), os.path.abspath(args.data)
-    model = tutorial_model(tuple(int(s) for s in input_shape), len(class_names))
+    model = tutorial_model(tuple(int(s) for s in input_shape), len(class_names), rescale=not on_digits)
     optimizer = optimizers.get(args.optimizer).__class__(learning_rate=args.learning_rate)
     model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
     model.metadata = {"class_names": class_names, "image_size": list(input_shape[:2]),
-                      "color_mode": "grayscale" if input_shape[2] == 1 else "rgb", "data": source}
+                      "color_mode": "grayscale" if input_shape[2] == 1 else "rgb", "data": source,
+                      "pixel_range": 1 if on_digits else 255}
     if not quiet:
         model.summary()
     history = model.fit(**fit_data, epochs=args.epochs, verbose=0 if quiet else 1)
@@ -191,6 +194,8 @@ def _load(path):
         meta.setdefault("image_size", [shape[1], shape[2]])
         meta.setdefault("color_mode", "grayscale" if shape[-1] == 1 else "rgb")
         meta.setdefault("data", "(not recorded in the file)")
+        meta.setdefault("pixel_range", 255)  # Keras's image loaders give [0, 255]
+    meta.setdefault("pixel_range", 1)  # convnet train's models from before they started with Rescaling
     return model
 
 
@@ -227,7 +232,8 @@ def cmd_evaluate(args):
     dataset = image_dataset_from_directory(folder, class_names=meta.get("class_names"),
                                            image_size=tuple(meta["image_size"]), color_mode=meta["color_mode"],
                                            batch_size=args.batch_size, shuffle=False, verbose=not args.json)
-    result = model.evaluate(dataset, verbose=0, return_dict=True)
+    data = dataset if meta["pixel_range"] == 255 else dataset.map(lambda x, y: (x / 255, y))
+    result = model.evaluate(data, verbose=0, return_dict=True)
     result["images"] = len(dataset.file_paths)
     if args.json:
         print(json.dumps(result))
@@ -242,7 +248,7 @@ def cmd_predict(args):
     model = _load(args.model)
     meta = model.metadata
     images = np.stack([load_image(path, size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
-                       for path in args.images])
+                       for path in args.images]) * np.float32(meta["pixel_range"])
     probabilities = model.predict(images)
     names = _class_names(model)
     top = max(1, min(args.top, len(names)))
@@ -314,6 +320,7 @@ def cmd_show(args):
     model = _load(args.inputs[0])
     meta = model.metadata
     image = load_image(args.inputs[1], size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
+    image = image * np.float32(meta["pixel_range"])
     for path, shown, channels in viz.plot_feature_maps(model, image, args.out,
                                                        layers=[args.layer] if args.layer else None):
         print(path + (f"  ({shown} of {channels} channels)" if shown < channels else ""))

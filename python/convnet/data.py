@@ -3,9 +3,11 @@
 Keras's semantics where Keras has the function: ``image_dataset_from_directory``
 reads one sub-folder per class (classes in alphanumeric order), prints
 ``Found N files belonging to K classes.``, splits with ``validation_split`` /
-``subset`` / ``seed`` as Keras does, and yields (images, labels) batches,
-reading the files of each batch only when the batch is needed, so a folder
-larger than memory still trains.
+``subset`` / ``seed`` as Keras does, and yields (images, labels) batches of float32
+pixels in [0, 255] (as Keras: a model starts with ``Rescaling(1./255)``), reading the
+files of each batch only when the batch is needed, so a folder larger than memory
+still trains. The batches are a :class:`convnet.pipeline.Dataset`: ``take``, ``map``,
+``cache``, ``prefetch`` and the rest chain on them. :func:`load_image` (ours) gives [0, 1].
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 import warnings
 
 import numpy as np
+
+from .pipeline import AUTOTUNE, Dataset  # noqa: F401  (convnet.data.AUTOTUNE, as tf.data.AUTOTUNE)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif")
 
@@ -27,7 +31,7 @@ class UnreadableImageWarning(UserWarning):
     """An image in a data folder could not be read and was skipped."""
 
 
-def _open_image(path, size=None, grayscale=False):
+def _open_image(path, size=None, grayscale=False, scale=1 / 255):
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -35,7 +39,9 @@ def _open_image(path, size=None, grayscale=False):
             image = image.convert("L" if grayscale else "RGB")
             if size is not None and image.size != (size[1], size[0]):
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
+            array = np.asarray(image, dtype=np.float32)
+            if scale != 1:
+                array *= np.float32(scale)
     except FileNotFoundError:
         raise ImageFileError(f"image {os.fspath(path)!r} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -89,8 +95,8 @@ def _scan(directory, class_names):
     return paths, np.asarray(labels, np.int64), list(class_names)
 
 
-class ImageDataset:
-    """Batches of (images, labels) read from disk, one batch at a time.
+class ImageDataset(Dataset):
+    """Batches of (images, labels) read from disk, one batch at a time, pixels in [0, 255].
 
     Iterate it once per epoch; ``len()`` is the number of batches. Attributes:
     ``class_names``, ``file_paths``, ``image_size``, ``color_mode``.
@@ -112,7 +118,7 @@ class ImageDataset:
         self._rng = np.random.default_rng(seed)
         self._bad: set[str] = set()
 
-    def __len__(self):
+    def cardinality(self):
         return math.ceil(len(self.file_paths) / self.batch_size)
 
     def _targets(self, labels):
@@ -130,7 +136,7 @@ class ImageDataset:
             if path in self._bad:
                 continue
             try:
-                images.append(_open_image(path, self.image_size, self.color_mode == "grayscale"))
+                images.append(_open_image(path, self.image_size, self.color_mode == "grayscale", scale=1))
             except ImageFileError as exc:
                 self._bad.add(path)
                 warnings.warn(f"skipping unreadable image: {exc}", UnreadableImageWarning, stacklevel=3)
@@ -157,7 +163,8 @@ class ImageDataset:
 def image_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None,
                                  color_mode="rgb", batch_size=32, image_size=(256, 256), shuffle=True, seed=None,
                                  validation_split=None, subset=None, augment=None, verbose=True):
-    """Batches of images from ``directory/<class>/*.{jpg,png,bmp,gif}``, Keras's way.
+    """Batches of images from ``directory/<class>/*.{jpg,png,bmp,gif}``, Keras's way: float32 pixels in
+    [0, 255], labels as ``label_mode`` says.
 
     Parameters
     ----------

@@ -156,14 +156,20 @@ def _slot_groups(optimizer):
     """Keras 3's optimizer variables after iteration and learning_rate: groups of slot names, each
     group laid out variable by variable (Adam: momentum and velocity of each variable in turn)."""
     kind = type(optimizer).__name__
-    if kind == "Adam":
+    if kind in ("Adam", "AdamW"):
         return [("momentum", "velocity")] + ([("velocity_hat",)] if optimizer.amsgrad else [])
     if kind == "RMSprop":
         return [("velocity",)] + ([("momentum",)] if optimizer.momentum > 0 else []) + (
             [("average_gradient",)] if optimizer.centered else [])
     if kind == "SGD":
         return [("momentum",)] if optimizer.momentum != 0 else []
-    return None
+    if kind == "Adagrad":
+        return [("accumulator",)]
+    if kind == "Adadelta":
+        return [("accumulated_grad", "accumulated_delta_var")]
+    if kind == "Adamax":
+        return [("momentum", "norm")]
+    return None  # Nadam keeps a scalar Keras stores elsewhere: its state is not carried
 
 
 def _slot_layout(model):
@@ -180,11 +186,11 @@ def _write_optimizer(model, root):
     group = root.create_group("optimizer/vars")
     group.attrs["name"] = optimizer.name
     group.create_dataset("0", data=np.int64(optimizer.iterations))
-    group.create_dataset("1", data=np.float32(optimizer.learning_rate))
+    group.create_dataset("1", data=np.float32(optimizer.current_learning_rate()))
     for index, (layer, key, name) in enumerate(_slot_layout(model), start=2):
         variable = layer.params[key]
-        slots = optimizer._slots.get(id(variable), (None, {}))[1]
-        value = slots.get(name, np.zeros_like(variable))
+        initial = getattr(optimizer, "initial_accumulator_value", 0.0) if name == "accumulator" else 0.0
+        value = optimizer._slot(variable, name, initial)  # a slot not made yet starts as the first step would
         group.create_dataset(str(index), data=layer._keras_layout(key, value))
 
 
@@ -279,7 +285,9 @@ def compile_from_keras(model, compile_config, source) -> None:
         optimizer = compile_config.get("optimizer")
         if isinstance(optimizer, dict):
             cls = optimizers._BY_NAME[str(optimizer.get("class_name")).lower()]
-            accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+            accepted = (set(inspect.signature(cls.__init__).parameters)
+                        | set(inspect.signature(optimizers.Optimizer.__init__).parameters)
+                        | set(optimizers.Optimizer._NO_OP)) - {"self", "kwargs", "keras_options"}
             settings = optimizer.get("config") or {}
             # Keras's options convnet lacks, at their no-op values (the name only labels the optimizer)
             unsupported = {k: v for k, v in settings.items() if k not in accepted and v not in (None, False)

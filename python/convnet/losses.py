@@ -144,13 +144,97 @@ class MeanSquaredError(Loss):
         return {"name": self.name}
 
 
+class MeanAbsoluteError(MeanSquaredError):
+    """mean_k |y − p| per sample."""
+
+    name = "mean_absolute_error"
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - y_true
+        return np.abs(diff).mean(axis=1), np.sign(diff) / y_pred.shape[1]
+
+
+class Huber(MeanSquaredError):
+    """mean_k ½·min(|e|, δ)² + δ·(|e| − min(|e|, δ)), e = p − y."""
+
+    name = "huber_loss"
+
+    def __init__(self, delta=1.0, from_logits: bool = False):
+        super().__init__()
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) or not delta > 0:
+            raise ValueError(f"delta must be a positive number; received delta={delta!r}")
+        self.delta = float(delta)
+
+    def per_sample(self, y_true, y_pred):
+        error = y_pred - y_true
+        magnitude = np.abs(error)
+        quadratic = np.minimum(magnitude, self.delta)
+        loss = 0.5 * quadratic**2 + self.delta * (magnitude - quadratic)
+        grad = np.where(magnitude <= self.delta, error, self.delta * np.sign(error))
+        return loss.mean(axis=1), grad / y_pred.shape[1]
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class KLDivergence(MeanSquaredError):
+    """Σ_k y log(y / p), both clipped to [ε, 1]."""
+
+    name = "kl_divergence"
+
+    def per_sample(self, y_true, y_pred):
+        y = np.clip(y_true, EPSILON, 1)
+        p = np.clip(y_pred, EPSILON, 1)
+        grad = -y / p * ((y_pred >= EPSILON) & (y_pred <= 1))
+        return (y * np.log(y / p)).sum(axis=1), grad
+
+
+class CategoricalHinge(MeanSquaredError):
+    """max(max_k (1 − y)·p − Σ_k y·p + 1, 0), y one-hot."""
+
+    name = "categorical_hinge"
+
+    def per_sample(self, y_true, y_pred):
+        positive = (y_true * y_pred).sum(axis=1)
+        others = (1 - y_true) * y_pred
+        strongest = others.argmax(axis=1)
+        loss = np.maximum(others[np.arange(len(y_pred)), strongest] - positive + 1, 0)
+        grad = -y_true.astype(y_pred.dtype)
+        grad[np.arange(len(y_pred)), strongest] += 1 - y_true[np.arange(len(y_pred)), strongest]
+        return loss, grad * (loss > 0)[:, None]
+
+
+class Poisson(MeanSquaredError):
+    """mean_k p − y·log(p + ε)."""
+
+    name = "poisson"
+
+    def per_sample(self, y_true, y_pred):
+        loss = (y_pred - y_true * np.log(y_pred + EPSILON)).mean(axis=1)
+        return loss, (1 - y_true / (y_pred + EPSILON)) / y_pred.shape[1]
+
+
 _BY_NAME = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "huber_loss": Huber,
+    "kld": KLDivergence,
+    "kl_divergence": KLDivergence,
+    "categorical_hinge": CategoricalHinge,
+    "poisson": Poisson,
 }
+NAMES = frozenset(_BY_NAME)
+# Keras's function names: loss=keras.losses.mean_absolute_error works like the string
+categorical_crossentropy, sparse_categorical_crossentropy = "categorical_crossentropy", "sparse_categorical_crossentropy"
+binary_crossentropy, mean_squared_error, mean_absolute_error = "binary_crossentropy", "mse", "mean_absolute_error"
+huber, kl_divergence, categorical_hinge, poisson = "huber", "kl_divergence", "categorical_hinge", "poisson"
+MSE, MAE, KLD = MeanSquaredError, MeanAbsoluteError, KLDivergence
 
 
 def get(identifier) -> Loss:
@@ -159,6 +243,12 @@ def get(identifier) -> Loss:
         return identifier
     if isinstance(identifier, dict):
         config = dict(identifier)
+        if isinstance(config.get("config"), dict):  # Keras's {"class_name": ..., "config": {...}}
+            cls = next((c for c in _BY_NAME.values() if c.__name__ == config.get("class_name")), None)
+            if cls is None:
+                raise ValueError(f"unknown loss config {identifier!r}")
+            options = {k: v for k, v in config["config"].items() if k in ("from_logits", "delta")}
+            return cls(**options)
         return get(config.pop("name", None)).__class__(**config)
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()

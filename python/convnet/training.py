@@ -9,8 +9,6 @@ that makes it. All data goes through :class:`convnet.batches.Batches`.
 from __future__ import annotations
 
 import functools
-import sys
-import time
 
 import numpy as np
 
@@ -170,22 +168,27 @@ class _Totals:
         self.multi = len(self.names) > 1
         self.sums: dict[str, float] = {}
         self.weights: dict[str, float] = {}
+        self.metrics = [[metric.fresh() for metric in per_output] for per_output in model._metric_fns]
 
     def add(self, key, value, weight):
         self.sums[key] = self.sums.get(key, 0.0) + value * weight
         self.weights[key] = self.weights.get(key, 0.0) + weight
 
-    def record(self, n, total, per_output, metric_values):
+    def record(self, n, total, per_output, outputs, ys, sample_weight):
         self.add("loss", total, n)
         if self.multi:
             for name, value in zip(self.names, per_output):
                 self.add(f"{name}_loss", value, n)
-        for name, values in zip(self.names, metric_values):
-            for metric, (value, weight) in values:
-                self.add(f"{name}_{metric}" if self.multi else metric, value, weight)
+        for metrics, y, prediction in zip(self.metrics, ys, outputs):
+            for metric in metrics:
+                metric.update_state(y, prediction, sample_weight)
 
     def logs(self) -> dict:
-        return {key: self.sums[key] / self.weights[key] if self.weights[key] else 0.0 for key in self.sums}
+        logs = {key: self.sums[key] / self.weights[key] if self.weights[key] else 0.0 for key in self.sums}
+        for name, metrics in zip(self.names, self.metrics):
+            for metric in metrics:
+                logs[f"{name}_{metric.name}" if self.multi else metric.name] = metric.result()
+        return logs
 
 
 def _losses_and_grads(model, outputs, ys, sample_weight):
@@ -196,21 +199,6 @@ def _losses_and_grads(model, outputs, ys, sample_weight):
         per_output.append(value)
         grads.append(grad if weight == 1 else grad * np.asarray(weight, grad.dtype))
     return total, per_output, grads
-
-
-def _metric_values(model, outputs, ys, sample_weight):
-    result = []
-    for fns, y, prediction in zip(model._metric_fns, ys, outputs):
-        values = []
-        for name, fn in fns:
-            per_sample = fn(y, prediction)
-            if sample_weight is None:
-                values.append((name, (float(per_sample.mean()), len(per_sample))))
-            else:
-                w = np.asarray(sample_weight, np.float64)
-                values.append((name, (float((per_sample * w).sum() / w.sum()) if w.sum() else 0.0, float(w.sum()))))
-        result.append(values)
-    return result
 
 
 def _regularization(model, variables, add_gradients):
@@ -237,7 +225,7 @@ def _train_step(model, xs, ys, sample_weight, totals):
                           [owner.grads[key] for owner, key in variables])
     for owner, key in variables:  # after the step, as Keras
         constraints.apply(owner, key)
-    totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
+    totals.record(len(xs[0]), total, per_output, outputs, ys, sample_weight)
     return total
 
 
@@ -247,7 +235,7 @@ def _test_step(model, xs, ys, sample_weight, totals):
     total, per_output, _ = _losses_and_grads(model, outputs, ys, sample_weight)
     total += take_activity_loss()
     total += _regularization(model, model.trainable_variables(), add_gradients=False)
-    totals.record(len(xs[0]), total, per_output, _metric_values(model, outputs, ys, sample_weight))
+    totals.record(len(xs[0]), total, per_output, outputs, ys, sample_weight)
 
 
 def _standard_batch(model, x, y, sample_weight):
@@ -302,33 +290,30 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         raise ValueError("fit needs targets y")
     history = callbacks_module.History()
     callback_list = [history, *(callbacks or [])]
+    if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in callback_list):
+        callback_list.append(callbacks_module.ProgbarLogger())
     params = {"verbose": verbose, "epochs": epochs, "steps": len(train) or None}
     for callback in callback_list:
         callback.set_model(model)
         callback.set_params(params)
     model.history = history
     model.stop_training = False
+    model._initial_epoch = initial_epoch
     for callback in callback_list:
         callback.on_train_begin()
-    for epoch in range(initial_epoch, epochs):
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+    for epoch in range(model._initial_epoch, epochs):  # BackupAndRestore may move the start
         for callback in callback_list:
             callback.on_epoch_begin(epoch)
-        started = time.perf_counter()
-        progress = callbacks_module.ProgressBar(len(train), sys.stdout)
         totals, step = _Totals(model), 0
         for step, (xb, yb, wb) in enumerate(train.epoch(), start=1):
             for callback in callback_list:
                 callback.on_train_batch_begin(step - 1)
             # array batches were checked once, up front; a dataset's are checked as they come
             xs, ys, wb = _standard_batch(model, xb, yb, wb) if train.stream else (xb, yb, wb)
-            loss = _train_step(model, xs, ys, wb, totals)
+            _train_step(model, xs, ys, wb, totals)
             running = totals.logs()
             for callback in callback_list:
-                callback.on_train_batch_end(step - 1, {**running, "loss": loss})
-            if verbose == 1 and progress.total:
-                progress.update(step, running, time.perf_counter() - started)
+                callback.on_train_batch_end(step - 1, running)
             if model.stop_training:
                 break
         if step == 0:
@@ -337,9 +322,6 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         if validation_data is not None and (epoch + 1) % validation_freq == 0:
             values = _evaluate(model, validation_data, validation_batch_size or batch_size, validation_steps)
             logs.update({f"val_{k}": v for k, v in values.items()})
-        if verbose:
-            progress.total = progress.total or step
-            progress.update(step, logs, time.perf_counter() - started, final=True)
         for callback in callback_list:
             callback.on_epoch_end(epoch, logs)
         if model.stop_training:

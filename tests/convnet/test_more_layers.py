@@ -63,7 +63,7 @@ def test_aliases_are_keras_names():
     (lambda: layers.DepthwiseConv2D(3, strides=2, dilation_rate=2), "cannot be combined"),
     (lambda: layers.ZeroPadding2D(-1), "non-negative"),
     (lambda: layers.Reshape((2, -1, -1)), "one may be -1"),
-    (lambda: layers.UpSampling2D(interpolation="bilinear"), "interpolation='bilinear'"),
+    (lambda: layers.UpSampling2D(interpolation="bicubic"), "interpolation='bicubic'"),
     (lambda: layers.Rescaling(float("nan")), "scale=nan"),
 ])
 def test_bad_arguments_are_named(make, text):
