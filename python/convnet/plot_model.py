@@ -72,18 +72,22 @@ def draw(model, to_file, show_shapes=False, show_dtype=False, show_layer_names=T
                                 show_trainable) for layer in layers}
     xs = [p[0] for p in position.values()]
     ys = [p[1] for p in position.values()]
-    width = max(xs) - min(xs) + 3.4
+    width = max(xs) - min(xs) + 3.4 + (2.0 if any(level[id(r)] - level[id(q)] > 1 for r, q in edges) else 0)
     height = max(ys) - min(ys) + 1.4
     figure, axes = plt.subplots(figsize=(max(width, 3.5) * 1.1, max(height, 1.5) * 0.9))
     for reader, source in edges:
         (x0, y0), (x1, y1) = position[id(source)], position[id(reader)]
+        # an edge that skips rows bends around the boxes between its ends (a residual connection)
+        bend = 0.0 if level[id(reader)] - level[id(source)] <= 1 else 0.45
         axes.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                      arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=16, shrinkB=16, lw=1))
+                      arrowprops=dict(arrowstyle="-|>", color="0.35", shrinkA=16, shrinkB=16, lw=1,
+                                      connectionstyle=f"arc3,rad={bend}"))
     for layer in layers:
         x, y = position[id(layer)]
         axes.text(x, y, labels[id(layer)], ha="center", va="center", fontsize=7, family="monospace",
                   bbox=dict(boxstyle="round,pad=0.4", facecolor="#e8eef7", edgecolor="#4a6fa5"))
-    axes.set_xlim(min(xs) - 1.9, max(xs) + 1.9)
+    margin = 1.9 + (1.0 if any(level[id(r)] - level[id(q)] > 1 for r, q in edges) else 0)
+    axes.set_xlim(min(xs) - margin, max(xs) + margin)
     axes.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
     axes.axis("off")
     axes.set_title(f"{model.name} ({model.count_params():,} parameters)", fontsize=9)

@@ -55,8 +55,12 @@ class Sequential(Model):
             raise TypeError(f"Sequential.add expects a Layer; received {type(layer).__name__}")
         if any(existing.name == layer.name for existing in self._stack):
             raise ValueError(f"a layer named {layer.name!r} is already in the model")
-        if not self._stack and self._input_layer is None and layer._declared_input_shape is not None:
-            self._input_layer = graph.Input(layer._declared_input_shape).node.layer
+        if not self._stack and self._input_layer is None:
+            shape = layer._declared_input_shape
+            if shape is None and isinstance(layer, Model) and layer._graph is not None and len(layer.inputs) == 1:
+                shape = layer.inputs[0].shape[1:]  # a built model as the first layer: its input starts this one
+            if shape is not None:
+                self._input_layer = graph.Input(shape).node.layer
         self._stack.append(layer)
         if self._input_layer is not None:
             try:
