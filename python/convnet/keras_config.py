@@ -26,7 +26,8 @@ NO_OP_VALUES = {
     "depthwise_constraint": None, "pointwise_constraint": None,
     "activity_regularizer": None, "beta_regularizer": None, "gamma_regularizer": None,
     "quantization_config": None, "lora_rank": None, "noise_shape": None, "renorm_clipping": None,
-    "synchronized": False, "renorm": False, "sparse": False, "ragged": False, "optional": False,
+    "synchronized": False, "renorm": False, "rms_scaling": False, "sparse": False, "ragged": False,
+    "optional": False,
     "beta_initializer": "zeros", "gamma_initializer": "ones", "moving_mean_initializer": "zeros",
     "moving_variance_initializer": "ones", "max_value": None, "threshold": 0.0, "negative_slope": 0.0,
 }
@@ -73,6 +74,8 @@ def _layer_options(cls, config, source, where):
             value = {"class_name": value.get("class_name"), "config": value.get("config") or {}}
         if key in accepted:
             options[key] = value
+        elif value is None and (key.endswith("_constraint") or key.endswith("_regularizer")):
+            continue  # none of it: a no-op whatever the weight
         elif key in NO_OP_VALUES:
             if value != NO_OP_VALUES[key]:
                 _fail(source, where, f"{key}={str(value)[:80]} is not supported by convnet "

@@ -281,6 +281,8 @@ def compile_from_keras(model, compile_config, source) -> None:
     """Compile as the file says, where convnet has the optimizer, loss and metrics; else warn, as Keras does."""
     from . import optimizers
 
+    if compile_config.get("loss") is None:
+        return  # compiled without a loss (or not at all): nothing to train with, as in Keras
     try:
         optimizer = compile_config.get("optimizer")
         if isinstance(optimizer, dict):

@@ -353,7 +353,8 @@ class RandomRotation(_Affine):
     def _transform(self, H, W):
         angle = self.rng.uniform(*self._range) * 2 * np.pi
         cos, sin = np.cos(angle), np.sin(angle)
-        return _about_centre(np.array([[cos, -sin], [sin, cos]]), H, W)
+        # output (row, col) reads input row·cos + col·sin, col·cos − row·sin: Keras's matrix in (x, y)
+        return _about_centre(np.array([[cos, sin], [-sin, cos]]), H, W)
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
