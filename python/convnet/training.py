@@ -288,8 +288,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         raise ValueError("fit needs at least one training sample")
     if not train.stream and train.y is None:
         raise ValueError("fit needs targets y")
-    history = callbacks_module.History()
-    callback_list = [history, *(callbacks or [])]
+    # Keras's order: the user's callbacks, then History, then the progress bar (both see the logs the
+    # others added, e.g. ReduceLROnPlateau's "learning_rate")
+    callback_list = list(callbacks or [])
+    history = next((c for c in callback_list if isinstance(c, callbacks_module.History)), None)
+    if history is None:
+        history = callbacks_module.History()
+        callback_list.append(history)
     if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in callback_list):
         callback_list.append(callbacks_module.ProgbarLogger())
     params = {"verbose": verbose, "epochs": epochs, "steps": len(train) or None}
@@ -300,14 +305,15 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     model.stop_training = False
     model._initial_epoch = initial_epoch
     for callback in callback_list:
-        callback.on_train_begin()
+        callback.on_train_begin({})
+    logs = {}
     for epoch in range(model._initial_epoch, epochs):  # BackupAndRestore may move the start
         for callback in callback_list:
-            callback.on_epoch_begin(epoch)
+            callback.on_epoch_begin(epoch, {})
         totals, step = _Totals(model), 0
         for step, (xb, yb, wb) in enumerate(train.epoch(), start=1):
             for callback in callback_list:
-                callback.on_train_batch_begin(step - 1)
+                callback.on_train_batch_begin(step - 1, {})
             # array batches were checked once, up front; a dataset's are checked as they come
             xs, ys, wb = _standard_batch(model, xb, yb, wb) if train.stream else (xb, yb, wb)
             _train_step(model, xs, ys, wb, totals)
@@ -327,7 +333,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         if model.stop_training:
             break
     for callback in callback_list:
-        callback.on_train_end()
+        callback.on_train_end(logs)
     return history
 
 
