@@ -44,7 +44,7 @@ def _open_image(path, size=None, grayscale=False, scale=1 / 255):
                 array *= np.float32(scale)
     except FileNotFoundError:
         raise ImageFileError(f"image {os.fspath(path)!r} does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageFileError(f"cannot read image {os.fspath(path)!r}: {exc}") from None
     return array[:, :, None] if array.ndim == 2 else array
 

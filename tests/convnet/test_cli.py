@@ -145,3 +145,22 @@ def test_argument_errors_exit_2(capsys):
         main(["train", "--epochs", "0"])
     assert info.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_folder_models_start_with_rescaling_and_older_unit_range_models_still_work(trained, image_folder, capsys):
+    import convnet
+
+    out, _, _ = trained
+    model = convnet.load_model(out / "model.npz")
+    assert type(model.layers[0]).__name__ == "Rescaling" and model.metadata["pixel_range"] == 255
+    # a model from before: no Rescaling, trained on [0, 1] pixels, no pixel_range in its metadata
+    old = convnet.Sequential([convnet.Input(model.inputs[0].shape[1:]), *model.layers[1:]])
+    old.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    old.metadata = {k: v for k, v in model.metadata.items() if k != "pixel_range"}
+    old.save(out / "old.npz")
+    red = image_folder / "red" / "red_01.png"
+    for name in ("model.npz", "old.npz"):
+        code, printed, _ = run(capsys, "predict", out / name, red, "--json")
+        assert code == 0 and json.loads(printed)["predictions"][0]["top"][0]["class"] == "red"
+        code, printed, _ = run(capsys, "evaluate", out / name, "--data", image_folder, "--json")
+        assert code == 0 and json.loads(printed)["accuracy"] >= 0.9
