@@ -250,7 +250,17 @@ def _factor_range(name, factor, signed=True):
 
 
 def _tap(index, size, fill_mode):
-    """Indices of a tap after the fill mode ("constant": -1 outside)."""
+    """Indices of a tap after the fill mode ("constant": -1 outside). Most taps fall inside: only
+    those outside are mapped (integer division is the slow part)."""
+    outside = (index < 0) | (index >= size)
+    if not outside.any():
+        return index
+    mapped = index.copy()
+    mapped[outside] = _fill(index[outside], size, fill_mode)
+    return mapped
+
+
+def _fill(index, size, fill_mode):
     if fill_mode == "nearest":
         return np.clip(index, 0, size - 1)
     if fill_mode == "wrap":
@@ -258,13 +268,13 @@ def _tap(index, size, fill_mode):
     if fill_mode == "reflect":  # d c b a | a b c d | d c b a
         period = np.mod(index, 2 * size)
         return np.where(period < size, period, 2 * size - 1 - period)
-    return np.where((index >= 0) & (index < size), index, -1)
+    return np.full_like(index, -1)  # constant: every index passed here is outside
 
 
 class _Affine(_Random):
     """Random affine resampling (rotation, zoom, translation) with Keras's fill modes. Each image's
-    output pixel p reads the input at M·p + t (bilinear or nearest), a sparse linear map S; the
-    forward is S·x, the backward Sᵀ·dy."""
+    output pixel p reads the input at M·p + t (bilinear or nearest): a sparse linear map S of the
+    batch's pixels, applied as four weighted gathers; the backward is Sᵀ·dy."""
 
     def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
                  name=None, **kwargs):
@@ -280,56 +290,58 @@ class _Affine(_Random):
         """(2×2 matrix, offset) mapping output (row, col) to input (row, col) for one image."""
         raise NotImplementedError
 
-    def _sampler(self, H, W):
-        matrix, offset = self._transform(H, W)
+    def _taps(self, N, H, W):
+        """For every output pixel of the batch (rows of the (N·H·W, C) pixel matrix), the input rows it
+        reads and their weights: a list of (index, weight) pairs, one per interpolation tap."""
+        transforms = [self._transform(H, W) for _ in range(N)]
+        matrices = np.stack([m for m, _ in transforms])
+        offsets = np.stack([np.asarray(t, np.float64) for _, t in transforms])
         rows, cols = np.meshgrid(np.arange(H, dtype=np.float64), np.arange(W, dtype=np.float64), indexing="ij")
-        source = matrix @ np.stack([rows.ravel(), cols.ravel()]) + np.asarray(offset)[:, None]
-        pixel = np.arange(H * W)
+        source = np.einsum("nij,jp->nip", matrices, np.stack([rows.ravel(), cols.ravel()])) + offsets[:, :, None]
+        image_start = (np.arange(N, dtype=np.int64) * H * W)[:, None]
         if self.interpolation == "nearest":
-            taps = [(np.round(source[0]).astype(np.int64), np.round(source[1]).astype(np.int64), np.ones(H * W))]
-        else:
-            r0, c0 = np.floor(source[0]).astype(np.int64), np.floor(source[1]).astype(np.int64)
-            fr, fc = source[0] - r0, source[1] - c0
-            taps = [(r0, c0, (1 - fr) * (1 - fc)), (r0, c0 + 1, (1 - fr) * fc), (r0 + 1, c0, fr * (1 - fc)),
-                    (r0 + 1, c0 + 1, fr * fc)]
-        entries, columns, weights = [], [], []
-        for r, c, w in taps:
-            r, c = _tap(r, H, self.fill_mode), _tap(c, W, self.fill_mode)
-            inside = (r >= 0) & (c >= 0)
-            entries.append(pixel[inside])
-            columns.append(r[inside] * W + c[inside])
-            weights.append(w[inside])
-        weights = np.concatenate(weights)
-        matrix = sparse.csr_matrix((weights, (np.concatenate(entries), np.concatenate(columns))), shape=(H * W, H * W))
-        fill = None
-        if self.fill_mode == "constant" and self.fill_value:
-            fill = self.fill_value * (1 - np.asarray(matrix.sum(axis=1)).ravel())
-        return matrix, fill
+            row_taps = [(_tap(np.round(source[:, 0]).astype(np.int64), H, self.fill_mode), 1.0)]
+            col_taps = [(_tap(np.round(source[:, 1]).astype(np.int64), W, self.fill_mode), 1.0)]
+        else:  # bilinear: two rows × two columns, each mapped by the fill mode once
+            r0, c0 = np.floor(source[:, 0]), np.floor(source[:, 1])
+            fr, fc = source[:, 0] - r0, source[:, 1] - c0
+            r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+            row_taps = [(_tap(r0, H, self.fill_mode), 1 - fr), (_tap(r0 + 1, H, self.fill_mode), fr)]
+            col_taps = [(_tap(c0, W, self.fill_mode), 1 - fc), (_tap(c0 + 1, W, self.fill_mode), fc)]
+        taps = []
+        for r, wr in row_taps:
+            for c, wc in col_taps:
+                inside = (r >= 0) & (c >= 0)
+                index = np.where(inside, image_start + r * W + c, 0).ravel()
+                taps.append((index, (np.asarray(wr * wc) * inside).ravel()))
+        return taps
 
     def forward(self, x, training=False):
-        self._maps = None
+        self._taps_of_batch = None
         if not self._active(training):
             return x
         N, C, H, W = x.shape
-        out = np.empty_like(x)
-        self._maps = []
-        for n in range(N):
-            matrix, fill = self._sampler(H, W)
-            image = (matrix @ x[n].reshape(C, H * W).T).T
-            if fill is not None:
-                image = image + fill
-            out[n] = image.reshape(C, H, W)
-            self._maps.append(matrix)
-        return out
+        taps = self._taps(N, H, W)
+        planes = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C, N * H * W)  # a channel per row
+        out = np.zeros_like(planes)
+        for index, weight in taps:
+            out += np.take(planes, index, axis=1) * weight.astype(x.dtype)  # np.take: 4x faster than x[:, index]
+        if self.fill_mode == "constant" and self.fill_value:
+            out += (self.fill_value * (1 - sum(w for _, w in taps))).astype(x.dtype)
+        self._taps_of_batch = taps
+        return np.ascontiguousarray(out.reshape(C, N, H, W).transpose(1, 0, 2, 3))
 
     def backward(self, dy):
-        if self._maps is None:
+        if self._taps_of_batch is None:
             return dy
         N, C, H, W = dy.shape
-        dx = np.empty_like(dy)
-        for n, matrix in enumerate(self._maps):
-            dx[n] = (matrix.T @ dy[n].reshape(C, H * W).T).T.reshape(C, H, W)
-        return dx
+        size = N * H * W
+        index = np.concatenate([i for i, _ in self._taps_of_batch])
+        weight = np.concatenate([w for _, w in self._taps_of_batch])
+        rows = np.tile(np.arange(size), len(self._taps_of_batch))
+        sampling = sparse.csr_matrix((weight, (rows, index)), shape=(size, size))  # the forward's linear map
+        dx = (sampling.T @ dy.transpose(1, 0, 2, 3).reshape(C, size).T).T
+        return np.ascontiguousarray(dx.astype(dy.dtype, copy=False).reshape(C, N, H, W).transpose(1, 0, 2, 3))
 
     def get_config(self):
         return {**super().get_config(), "fill_mode": self.fill_mode, "interpolation": self.interpolation,
