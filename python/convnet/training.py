@@ -97,7 +97,12 @@ def _batches(model, x, y, sample_weight, batch_size, shuffle=False, steps=None, 
 # ------------------------------------------------------------------------------------ compile
 
 
+# compile's options that tune how Keras runs a step, not what it computes: accepted and ignored
+EXECUTION_OPTIONS = ("jit_compile", "run_eagerly", "steps_per_execution", "auto_scale_loss")
+
+
 def compile_model(model, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, **kwargs):
+    kwargs = {k: v for k, v in kwargs.items() if k not in EXECUTION_OPTIONS}
     if kwargs:
         raise TypeError(f"compile got unrecognized keyword arguments: {sorted(kwargs)}")
     if loss is None:

@@ -152,7 +152,7 @@ def test_history_keys_follow_the_names_given():
     x = np.random.default_rng(0).random((16, 4)).astype("float32")
     y = (x.sum(axis=1) > 2).astype("float32")
     model = convnet.Sequential([convnet.Input((4,)), convnet.layers.Dense(1, activation="sigmoid")])
-    model.compile(loss="binary_crossentropy", optimizer="sgd",
+    model.compile(loss="binary_crossentropy", optimizer="sgd", jit_compile=True,  # Keras's XLA switch: a no-op
                   metrics=["acc", "mae", metrics.Precision(name="prec"), metrics.AUC(), "binary_crossentropy"])
     history = model.fit(x, y, epochs=1, batch_size=8, validation_split=0.25, verbose=0)
     assert list(history.history) == ["loss", "acc", "mae", "prec", "auc", "binary_crossentropy", "val_loss",
