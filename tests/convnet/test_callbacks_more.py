@@ -180,8 +180,11 @@ def test_max_norm_and_non_neg_constraints_hold_after_every_step():
 def test_constraints_and_activity_regularizer_train_as_keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
+    # Keras caches its global dtype policy on first use: set it, and put back the one that was
+    policy = keras.config.dtype_policy()
     convnet.set_floatx("float64")
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         x, y = data(24)
 
@@ -206,6 +209,7 @@ def test_constraints_and_activity_regularizer_train_as_keras():
     finally:
         convnet.set_floatx("float32")
         keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy(policy)
 
 
 def test_activity_regularization_layer_adds_its_penalty_per_sample():
