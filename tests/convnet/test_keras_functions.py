@@ -1,24 +1,15 @@
 """Activations, losses, metrics, optimizers and learning-rate schedules against Keras 3's own (torch
 backend) on the same numbers, and every backward pass against central differences in float64."""
 
-import os
-
 import numpy as np
 import pytest
 
 import convnet
 from convnet import activations, losses, metrics, optimizers, schedules
+from tests.convnet.keras_oracle import keras_or_skip
 from tests.convnet.test_layers import numerical_gradient
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own, under NumPy 2
-
-
-def keras_or_skip():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("keras must run on the torch backend here")
-    return keras
 
 
 # -------------------------------------------------------------------------------- activations

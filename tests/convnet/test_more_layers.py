@@ -1,13 +1,12 @@
 """Conv2DTranspose, DepthwiseConv2D, SeparableConv2D and the reshaping layers: gradients by central
 differences in float64, shapes and configs; Keras's outputs from the same weights where Keras 3 is installed."""
 
-import os
-
 import numpy as np
 import pytest
 
 import convnet
 from convnet import layers
+from tests.convnet.keras_oracle import assert_same_outputs_for_same_weights
 from tests.convnet.test_layers import check_gradients, image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own, under NumPy 2
@@ -91,18 +90,6 @@ KERAS_SAME = {  # name -> (keras factory, convnet factory)
 
 @pytest.mark.parametrize("name", list(KERAS_SAME))
 def test_same_weights_give_keras_outputs(name):
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("keras must run on the torch backend here")
     class_name, arguments = KERAS_SAME[name]
     x = np.random.default_rng(3).random((2, 5, 6, 3)).astype("float32")
-    theirs = keras.Sequential([keras.Input((5, 6, 3)), getattr(keras.layers, class_name)(**arguments)])
-    ours = convnet.Sequential([convnet.Input((5, 6, 3)), getattr(layers, class_name)(**arguments)])
-    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
-    rng = np.random.default_rng(4)
-    weights = [rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()]
-    ours.set_weights(weights)
-    theirs.set_weights(weights)
-    expected = keras.ops.convert_to_numpy(theirs(x))
-    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    assert_same_outputs_for_same_weights(class_name, arguments, x)

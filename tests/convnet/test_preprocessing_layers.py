@@ -2,13 +2,12 @@
 gradients by central differences in float64 (random layers with their draw held fixed), Keras's
 outputs for the same transform or weights, training-only behaviour, seeds, configs, bad arguments."""
 
-import os
-
 import numpy as np
 import pytest
 
 import convnet
 from convnet import layers
+from tests.convnet.keras_oracle import assert_same_outputs_for_same_weights, keras_or_skip
 from tests.convnet.test_layers import check_gradients, image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras's own, under NumPy 2
@@ -144,14 +143,6 @@ KERAS_TRANSFORMS = {  # fixed factors: one transform, so Keras's output is defin
 }
 
 
-def keras_or_skip():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip("keras must run on the torch backend here")
-    return keras
-
-
 @pytest.mark.parametrize("name", list(KERAS_TRANSFORMS))
 def test_keras_gives_the_same_transform(name):
     keras = keras_or_skip()
@@ -173,18 +164,8 @@ KERAS_WEIGHTED = {
 
 @pytest.mark.parametrize("name", list(KERAS_WEIGHTED))
 def test_same_weights_give_keras_outputs(name):
-    keras = keras_or_skip()
-    class_name, arguments = name.split()[0], KERAS_WEIGHTED[name]
     x = np.random.default_rng(3).standard_normal((2, 5, 6, 3)).astype("float32")
-    theirs = keras.Sequential([keras.Input((5, 6, 3)), getattr(keras.layers, class_name)(**arguments)])
-    ours = convnet.Sequential([convnet.Input((5, 6, 3)), getattr(layers, class_name)(**arguments)])
-    assert [w.shape for w in ours.get_weights()] == [tuple(w.shape) for w in theirs.get_weights()]
-    rng = np.random.default_rng(4)
-    weights = [rng.standard_normal(w.shape).astype("float32") for w in ours.get_weights()]
-    ours.set_weights(weights)
-    theirs.set_weights(weights)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), keras.ops.convert_to_numpy(theirs(x)), rtol=1e-5,
-                               atol=1e-5)
+    assert_same_outputs_for_same_weights(name.split()[0], KERAS_WEIGHTED[name], x)
 
 
 @pytest.mark.parametrize("name", ["ELU", "Permute", "SpatialDropout2D", "GaussianNoise", "RandomFlip"])
