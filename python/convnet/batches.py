@@ -110,8 +110,24 @@ class Batches:
             raise ValueError(f"sample_weight must have one weight per sample ({self.size}); received "
                              f"{len(sample_weight)}")
 
+    def shard(self, strategy, seed, empty, stop=lambda: False) -> "Batches":
+        """Deal the batches out to MPI ranks (see :mod:`convnet.distributed`): arrays as slices of global
+        batches of ``batch_size`` × ranks in an order drawn from the shared ``seed`` each epoch, a dataset
+        batch by batch; ``empty()`` makes the batch of no samples a rank takes once it has run out, and
+        the epoch ends on every rank when ``stop()`` is true on any."""
+        self.strategy, self.seed, self.empty, self.stop, self._epochs = strategy, seed, empty, stop, 0
+        return self
+
     def __len__(self):
         """Batches per epoch, or 0 when unknown (a generator without ``steps``)."""
+        strategy = getattr(self, "strategy", None)
+        if strategy is not None and self.steps is None:
+            if not self.stream:
+                return math.ceil(self.size / (self.batch_size * strategy.size))
+            try:
+                return math.ceil(len(self.source) / strategy.size)
+            except TypeError:
+                return 0
         if self.steps is not None:
             return self.steps
         if not self.stream:
@@ -122,7 +138,10 @@ class Batches:
             return 0
 
     def epoch(self):
-        items = self._stream_items() if self.stream else self._array_items()
+        if getattr(self, "strategy", None) is not None:
+            items = self.strategy.lockstep(self._shard_items(), self.empty, self.stop)
+        else:
+            items = self._stream_items() if self.stream else self._array_items()
         for x, y, sample_weight in items:
             yield x, y, combined_weights(y[0] if isinstance(y, list) else y, sample_weight, self.class_weight)
 
@@ -133,6 +152,27 @@ class Batches:
             stops = stops[: self.steps]
         for start in stops:
             index = order[start : start + self.batch_size]
+            yield ([a[index] for a in self.source], None if self.y is None else [a[index] for a in self.y],
+                   None if self.sample_weight is None else self.sample_weight[index])
+
+    def _shard_items(self):
+        rank, size = self.strategy.rank, self.strategy.size
+        if self.stream:  # every rank reads the same stream and keeps its own batches
+            steps, self.steps = self.steps, None if self.steps is None else self.steps * size
+            try:
+                for index, item in enumerate(self._stream_items()):
+                    if index % size == rank:
+                        yield item
+            finally:
+                self.steps = steps
+            return
+        order = np.random.default_rng([self.seed, self._epochs]).permutation(self.size) if self.shuffle \
+            else np.arange(self.size)
+        self._epochs += 1
+        step = self.batch_size * size
+        starts = range(0, self.size, step)
+        for start in starts if self.steps is None else starts[: self.steps]:
+            index = np.array_split(order[start:start + step], size)[rank]
             yield ([a[index] for a in self.source], None if self.y is None else [a[index] for a in self.y],
                    None if self.sample_weight is None else self.sample_weight[index])
 
@@ -172,3 +212,20 @@ class Batches:
         while True:
             for i in range(len(self.source)):
                 yield self.source[i]
+
+
+class Dealt:
+    """Every ``size``-th item of a re-iterable source, from the ``rank``-th: one MPI rank's share of a
+    dataset (for evaluate and predict, where ranks need not step together)."""
+
+    def __init__(self, source, rank, size):
+        self.source, self.rank, self.size = source, rank, size
+
+    def __len__(self):
+        return max(0, -(-(len(self.source) - self.rank) // self.size))
+
+    def __iter__(self):
+        items = (self.source[i] for i in range(len(self.source))) if _is_sequence(self.source) else self.source
+        for index, item in enumerate(items):
+            if index % self.size == self.rank:
+                yield item

@@ -103,6 +103,8 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model (or its weights) after each epoch; ``filepath`` may hold ``{epoch:02d}`` and log keys."""
 
+    chief_only = True  # on MPI ranks, rank 0 alone writes (convnet.distributed)
+
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, save_weights_only=False, mode="auto",
                  verbose=0):
         self.filepath = str(filepath)
@@ -173,6 +175,8 @@ class ProgbarLogger(Callback):
     """The per-epoch progress bar ``fit`` shows (added by ``fit`` when ``verbose`` is on and the
     callbacks hold none): "Epoch 3/10", then `12/47 [====>....] - 1s 21ms/step - loss: 0.31`, with
     the validation metrics on the epoch's last line. ``verbose=2``: that line only."""
+
+    chief_only = True
 
     def __init__(self, stream=None):
         self.stream = stream
@@ -269,6 +273,8 @@ class ReduceLROnPlateau(Callback):
 
 class CSVLogger(Callback):
     """One CSV row per epoch: "epoch" then the logs' keys in sorted order (Keras's columns)."""
+
+    chief_only = True
 
     def __init__(self, filename, separator=",", append=False):
         self.filename, self.separator, self.append = os.fspath(filename), separator, bool(append)

@@ -53,7 +53,10 @@ class BackupAndRestore(Callback):
     """Keep a backup of the training state in ``backup_dir`` (weights, optimizer state, the epoch)
     after every epoch; a ``fit`` that starts where a backup exists resumes from it — after a crash
     or a kill — at the next epoch, as Keras's. A run that finishes removes the backup
-    (``delete_checkpoint``). Writes are atomic: a kill during one leaves the previous backup."""
+    (``delete_checkpoint``). Writes are atomic: a kill during one leaves the previous backup. On MPI
+    ranks rank 0 alone reads and writes it; the others start from rank 0's state."""
+
+    chief_only = True
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False):
         if save_freq != "epoch":
@@ -94,6 +97,8 @@ class TensorBoard(Callback):
     """Scalar summaries TensorBoard reads: ``epoch_<metric>`` per epoch under ``log_dir/train`` and
     ``log_dir/validation`` (Keras's names), and with ``update_freq`` a number of batches also
     ``batch_<metric>`` under ``train``. Needs ``tensorboardX`` (``pip install tensorboardX``)."""
+
+    chief_only = True
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
                  write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,

@@ -118,11 +118,13 @@ def _setup_compute(args):
 def cmd_train(args):
     import convnet
 
-    from . import optimizers
+    from . import distributed, optimizers
     from .data import load_digits
     from .viz import plot_history
 
     quiet = args.json
+    if os.path.exists(args.out) and not os.path.isdir(args.out):  # before training, not after it
+        raise CommandError(f"--out {args.out!r} is a file; give a folder for the model and pictures")
     on_digits = args.data is None
     args.epochs = args.epochs or (40 if on_digits else 10)
     args.validation_split = args.validation_split or (0.1 if on_digits else 0.2)
@@ -156,17 +158,18 @@ def cmd_train(args):
         model.summary()
     history = model.fit(**fit_data, epochs=args.epochs, verbose=0 if quiet else 1)
     test_result = model.evaluate(*test_data, verbose=0, return_dict=True)
-    os.makedirs(args.out, exist_ok=True)
     model_path = os.path.join(args.out, "model.npz")
     history_path = os.path.join(args.out, "history.json")
-    model.save(model_path)
-    with open(history_path, "w") as f:
-        json.dump(history.history, f, indent=1)
     curve_path = None
-    try:
-        curve_path = plot_history(history, os.path.join(args.out, "training.png"), title=f"{source} CNN")
-    except ImportError as exc:
-        warnings.warn(f"no training curve: {exc}")
+    if distributed.is_chief():  # under mpiexec, rank 0 writes
+        os.makedirs(args.out, exist_ok=True)
+        model.save(model_path)
+        with open(history_path, "w") as f:
+            json.dump(history.history, f, indent=1)
+        try:
+            curve_path = plot_history(history, os.path.join(args.out, "training.png"), title=f"{source} CNN")
+        except ImportError as exc:
+            warnings.warn(f"no training curve: {exc}")
     seconds = time.perf_counter() - started
     report = {"loss": test_result["loss"], "accuracy": test_result["accuracy"], "epochs": len(history.epoch),
               "seconds": round(seconds, 2), "model": model_path, "history": history_path, "curve": curve_path,
@@ -241,28 +244,104 @@ def cmd_evaluate(args):
         print(f"loss: {result['loss']:.4f} - accuracy: {100 * result['accuracy']:.2f}% ({result['images']} images)")
 
 
+class _ImageBatches:
+    """The images of ``paths`` as batches read on demand (a Sequence: under MPI each rank reads only
+    the batches it predicts). An unreadable file becomes an image of NaN, so its prediction is NaN
+    and the order of the others is kept."""
+
+    def __init__(self, paths, meta, batch_size=64):
+        self.paths, self.meta, self.batch_size = paths, meta, batch_size
+
+    def __len__(self):
+        return -(-len(self.paths) // self.batch_size)
+
+    def __getitem__(self, index):
+        from .data import ImageFileError, load_image
+
+        size, gray = tuple(self.meta["image_size"]), self.meta["color_mode"] == "grayscale"
+        images = []
+        for path in self.paths[index * self.batch_size:(index + 1) * self.batch_size]:
+            try:
+                images.append(load_image(path, size=size, grayscale=gray) * np.float32(self.meta["pixel_range"]))
+            except ImageFileError as exc:
+                warnings.warn(f"skipping unreadable image: {exc}")
+                images.append(np.full((*size, 1 if gray else 3), np.nan, np.float32))
+        return np.stack(images)
+
+
+def _image_paths(arguments):
+    """Image files from the arguments, a folder standing for its images (sorted, recursively)."""
+    from .data import IMAGE_EXTENSIONS
+
+    paths = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            for root, dirs, files in os.walk(argument):
+                dirs.sort()
+                paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        else:  # named on the command line: it must at least be an image (its header is read)
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(argument):
+                    pass
+            except (OSError, UnidentifiedImageError, ValueError) as exc:
+                raise CommandError(f"cannot read image {argument!r}: {exc}") from None
+            paths.append(argument)
+    if not paths:
+        raise CommandError(f"no images in {' '.join(map(str, arguments))}")
+    return paths
+
+
+def _write_predictions(path, results, top):
+    from .io import atomic_write
+
+    if path.lower().endswith(".json"):
+        text = json.dumps({"predictions": results}, indent=1)
+    elif path.lower().endswith(".csv"):
+        columns = ["image"] + [f"{kind}_{rank}" for rank in range(1, top + 1) for kind in ("class", "probability")]
+        lines = [",".join(columns)]
+        for result in results:
+            cells = [json.dumps(result["image"])]
+            for entry in result["top"]:
+                cells += [json.dumps(entry["class"]), f"{entry['probability']:.6g}"]
+            lines.append(",".join(cells + [""] * (len(columns) - len(cells))))
+        text = "\n".join(lines) + "\n"
+    else:
+        raise CommandError(f"--out must name a .csv or .json file; received {path!r}")
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def cmd_predict(args):
-    from .data import load_image
+    from . import distributed
 
     _setup_compute(args)
     model = _load(args.model)
-    meta = model.metadata
-    images = np.stack([load_image(path, size=tuple(meta["image_size"]), grayscale=meta["color_mode"] == "grayscale")
-                       for path in args.images]) * np.float32(meta["pixel_range"])
-    probabilities = model.predict(images)
+    paths = _image_paths(args.images)
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise CommandError(f"--out {args.out!r}: its folder does not exist")
+    probabilities = model.predict(_ImageBatches(paths, model.metadata), verbose=0)  # shared out over MPI ranks
     names = _class_names(model)
     top = max(1, min(args.top, len(names)))
     results = []
-    for path, p in zip(args.images, probabilities):
+    for path, p in zip(paths, probabilities):
+        if np.isnan(p).any():
+            results.append({"image": path, "error": "unreadable", "top": []})
+            continue
         best = np.argsort(-p, kind="stable")[:top]
-        results.append({"image": path, "top": [{"class": names[i], "probability": float(p[i])}
-                                               for i in best]})
+        results.append({"image": path, "top": [{"class": names[i], "probability": float(p[i])} for i in best]})
+    if not distributed.is_chief():
+        return
+    if args.out:
+        _write_predictions(args.out, results, top)
+        if not args.json:
+            print(f"Wrote {len(results)} predictions to {args.out}")
     if args.json:
         print(json.dumps({"predictions": results}))
-        return
-    for result in results:
-        ranked = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
-        print(f"{result['image']}: {ranked}")
+    elif not args.out:
+        for result in results:
+            ranked = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in result["top"])
+            print(f"{result['image']}: {ranked or 'unreadable'}")
 
 
 def cmd_summary(args):
@@ -397,7 +476,9 @@ def build_parser():
 
     predict = commands.add_parser("predict", help="top classes of images")
     predict.add_argument("model", help="model file written by `convnet train`")
-    predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files (resized to the model's input)")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files or folders of them (resized to the model's input)")
+    predict.add_argument("--out", help="also write the predictions to this .csv or .json file")
     predict.add_argument("--top", type=_positive_int, default=3, help="classes to show per image (default 3)")
     predict.add_argument("--json", action="store_true", help="print one JSON object instead of prose")
     _compute_options(predict)
@@ -447,18 +528,30 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warnings
+    strategy = None
     try:
+        from . import distributed
+
+        strategy = distributed.current()  # under mpiexec: rank 0 prints and writes, every rank computes
+        if strategy is not None and not strategy.is_chief:
+            sys.stdout = open(os.devnull, "w")
         args.run(args)
-    except CommandError as exc:
-        print(f"convnet: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (ValueError, TypeError, OSError, ImportError) as exc:
-        print(f"convnet: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except (CommandError, ValueError, TypeError, OSError, ImportError) as exc:
+        where = f" (rank {strategy.rank} of {strategy.size})" if strategy is not None else ""
+        print(f"convnet: error{where}: {exc}", file=sys.stderr)
+        return _end_job(strategy, EXIT_ERROR)
     except KeyboardInterrupt:
         print("convnet: interrupted", file=sys.stderr)
-        return 130
+        return _end_job(strategy, 130)
     return 0
+
+
+def _end_job(strategy, code):
+    """The exit code; under MPI the whole job ends with it (the other ranks may be waiting for this one)."""
+    if strategy is not None:
+        sys.stderr.flush()
+        strategy.comm.Abort(code)
+    return code
 
 
 if __name__ == "__main__":

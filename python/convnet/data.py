@@ -207,10 +207,16 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
                          f"{os.fspath(directory)!r}")
     if label_mode == "binary" and len(class_names) != 2:
         raise ValueError(f"label_mode='binary' needs exactly 2 classes; found {len(class_names)}: {class_names}")
+    from . import distributed
+
+    strategy = distributed.current()
+    verbose = verbose and distributed.is_chief()  # on MPI ranks, rank 0 says it
     if verbose:
         print(f"Found {len(paths)} files belonging to {len(class_names)} classes.")
     if seed is None:
         seed = int(np.random.default_rng().integers(1_000_000))
+        if strategy is not None:  # every rank must shuffle and split alike
+            seed = strategy.broadcast(seed)
     order = np.random.default_rng(seed).permutation(len(paths)) if shuffle else np.arange(len(paths))
     paths = [paths[i] for i in order]
     targets = targets[order]

@@ -85,6 +85,11 @@ class Node:
 _ACTIVITY = threading.local()  # the activity penalties of the forward passes since the last take
 
 
+def set_activity_scale(scale: float) -> None:
+    """The factor on activity penalties' gradients (an MPI rank's share n / N of the global batch)."""
+    _ACTIVITY.scale = scale
+
+
 def take_activity_loss() -> float:
     """Σ of the activity regularizers' penalties (each over its batch size) of the forward passes run
     by this Python thread since the last call; the trainer adds it to the loss, as Keras does."""
@@ -289,7 +294,9 @@ class Graph:
             layer = node.layer
             incoming = [grads.pop(id(t), None) for t in node.outputs]
             if regularized is not None:  # the activity penalty's gradient joins what comes from the loss
-                incoming = [(0 if g is None else g) + layer.activity_regularizer.gradient(value) / len(value)
+                scale = getattr(_ACTIVITY, "scale", 1.0)
+                incoming = [(0 if g is None else g)
+                            + layer.activity_regularizer.gradient(value) * (scale / max(len(value), 1))
                             for g, value in zip(incoming, regularized)]
             if all(g is None for g in incoming):
                 continue  # nothing downstream of this call reaches the loss

@@ -41,6 +41,24 @@ class Metric:
         self.update_state(y_true, y_pred, sample_weight)
         return self.result()
 
+    # the accumulated state as one vector, for summing over MPI ranks (convnet.distributed)
+    _state_names: tuple = ()
+
+    def state(self) -> np.ndarray:
+        if not self._state_names:
+            raise NotImplementedError(f"metric {self.name!r} ({type(self).__name__}) cannot be combined across MPI "
+                                      "ranks: give it _state_names (attributes that add up)")
+        return np.concatenate([np.atleast_1d(np.asarray(getattr(self, n), np.float64)) for n in self._state_names])
+
+    def set_state(self, values) -> "Metric":
+        start = 0
+        for name in self._state_names:
+            size = np.atleast_1d(np.asarray(getattr(self, name))).size
+            part = np.asarray(values[start:start + size], np.float64)
+            setattr(self, name, float(part[0]) if np.isscalar(getattr(self, name)) else part)
+            start += size
+        return self
+
     def get_config(self) -> dict:
         return {"name": self.name}
 
@@ -61,6 +79,8 @@ class MeanMetricWrapper(Metric):
     def __init__(self, fn, name=None, dtype=None, **fn_kwargs):
         self._fn, self._fn_kwargs = fn, fn_kwargs
         super().__init__(name or fn.__name__, dtype)
+
+    _state_names = ("_total", "_count")
 
     def reset_state(self):
         self._total = self._count = 0.0
@@ -176,6 +196,8 @@ class _Confusion(Metric):
         self.thresholds, self.class_id = np.asarray(values, np.float64), class_id
         self._given_thresholds = thresholds
         super().__init__(name, dtype)
+
+    _state_names = ("tp", "fp", "tn", "fn")
 
     def reset_state(self):
         self.tp = self.fp = self.tn = self.fn = np.zeros(len(self.thresholds))

@@ -15,10 +15,11 @@ import numpy as np
 from cnnkernels import numpy_blas_single_threaded
 
 from . import callbacks as callbacks_module
-from . import constraints, losses, optimizers
-from .graph import take_activity_loss
+from . import constraints, distributed, losses, optimizers
+from .graph import set_activity_scale, take_activity_loss
+from .logs import Totals
 from . import metrics as metrics_module
-from .batches import Batches, as_list, combined_weights, is_array_data
+from .batches import Batches, Dealt, as_list, combined_weights, is_array_data
 
 
 def _kernels_own_the_cores(function):
@@ -165,37 +166,6 @@ def _check_compiled(model):
 # ---------------------------------------------------------------------------------- the steps
 
 
-class _Totals:
-    """Keras's running means: losses weighted by batch size, metrics by sample weight."""
-
-    def __init__(self, model):
-        self.names = _output_names(model)
-        self.multi = len(self.names) > 1
-        self.sums: dict[str, float] = {}
-        self.weights: dict[str, float] = {}
-        self.metrics = [[metric.fresh() for metric in per_output] for per_output in model._metric_fns]
-
-    def add(self, key, value, weight):
-        self.sums[key] = self.sums.get(key, 0.0) + value * weight
-        self.weights[key] = self.weights.get(key, 0.0) + weight
-
-    def record(self, n, total, per_output, outputs, ys, sample_weight):
-        self.add("loss", total, n)
-        if self.multi:
-            for name, value in zip(self.names, per_output):
-                self.add(f"{name}_loss", value, n)
-        for metrics, y, prediction in zip(self.metrics, ys, outputs):
-            for metric in metrics:
-                metric.update_state(y, prediction, sample_weight)
-
-    def logs(self) -> dict:
-        logs = {key: self.sums[key] / self.weights[key] if self.weights[key] else 0.0 for key in self.sums}
-        for name, metrics in zip(self.names, self.metrics):
-            for metric in metrics:
-                logs[f"{name}_{metric.name}" if self.multi else metric.name] = metric.result()
-        return logs
-
-
 def _losses_and_grads(model, outputs, ys, sample_weight):
     total, per_output, grads = 0.0, [], []
     for loss, weight, y, prediction in zip(model._losses, model._loss_weight_values, ys, outputs):
@@ -218,19 +188,28 @@ def _regularization(model, variables, add_gradients):
     return total
 
 
-def _train_step(model, xs, ys, sample_weight, totals):
+def _train_step(model, xs, ys, sample_weight, totals, strategy=None):
     take_activity_loss()
+    n = len(xs[0])
+    # On MPI ranks each backpropagates the global loss Σ lᵢ / N over its samples: its loss gradient
+    # scaled by n / N, so the ranks' gradients add up to the one-process gradient (convnet.distributed).
+    scale = n / max(strategy.sum([n])[0], 1) if strategy is not None else 1.0
+    set_activity_scale(scale)
     outputs, tape = model._run(xs, training=True)
     total, per_output, grads = _losses_and_grads(model, outputs, ys, sample_weight)
+    if strategy is not None:
+        grads = [g * g.dtype.type(scale) for g in grads]
     total += take_activity_loss()
     model._backprop(tape, grads)
     variables = [(owner, key) for owner, key in model.trainable_variables() if key in owner.grads]
-    total += _regularization(model, variables, add_gradients=True)
+    if strategy is not None:
+        strategy.sum_arrays([owner.grads[key] for owner, key in variables])
+    total += _regularization(model, variables, add_gradients=True)  # once, after the sum over ranks
     model.optimizer.apply([owner.params[key] for owner, key in variables],
                           [owner.grads[key] for owner, key in variables])
     for owner, key in variables:  # after the step, as Keras
         constraints.apply(owner, key)
-    totals.record(len(xs[0]), total, per_output, outputs, ys, sample_weight)
+    totals.record(n, total, per_output, outputs, ys, sample_weight)
     return total
 
 
@@ -293,9 +272,14 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         raise ValueError("fit needs at least one training sample")
     if not train.stream and train.y is None:
         raise ValueError("fit needs targets y")
+    strategy = distributed.current()
+    reduce_running = strategy is not None and verbose == 1  # the same choice on every rank
+    callback_list = list(callbacks or [])
+    if strategy is not None and not strategy.is_chief:  # rank 0 alone prints and writes files
+        verbose = 0
+        callback_list = [c for c in callback_list if not getattr(c, "chief_only", False)]
     # Keras's order: the user's callbacks, then History, then the progress bar (both see the logs the
     # others added, e.g. ReduceLROnPlateau's "learning_rate")
-    callback_list = list(callbacks or [])
     history = next((c for c in callback_list if isinstance(c, callbacks_module.History)), None)
     if history is None:
         history = callbacks_module.History()
@@ -311,30 +295,42 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     model._initial_epoch = initial_epoch
     for callback in callback_list:
         callback.on_train_begin({})
+    if strategy is not None:  # after BackupAndRestore (rank 0's) restored: every rank starts from rank 0
+        seed = strategy.start_fit(model, _fingerprint(train))
+        train.shard(strategy, seed, lambda: _empty_batch(model), lambda: model.stop_training)
     logs = {}
     for epoch in range(model._initial_epoch, epochs):  # BackupAndRestore may move the start
         for callback in callback_list:
             callback.on_epoch_begin(epoch, {})
-        totals, step = _Totals(model), 0
+        totals, step = Totals(model), 0
         for step, (xb, yb, wb) in enumerate(train.epoch(), start=1):
             for callback in callback_list:
                 callback.on_train_batch_begin(step - 1, {})
             # array batches were checked once, up front; a dataset's are checked as they come
             xs, ys, wb = _standard_batch(model, xb, yb, wb) if train.stream else (xb, yb, wb)
-            _train_step(model, xs, ys, wb, totals)
-            running = totals.logs()
+            _train_step(model, xs, ys, wb, totals, strategy)
+            running = totals.global_logs(strategy)[0] if reduce_running else totals.logs()
             for callback in callback_list:
                 callback.on_train_batch_end(step - 1, running)
-            if model.stop_training:
-                break
+            if strategy is not None and step % distributed.CHECK_EVERY == 0:
+                strategy.check_weights(model)
+            if model.stop_training and strategy is None:
+                break  # (ranks stop together, at the next step's lockstep)
         if step == 0:
             raise ValueError("fit received no training batches")
-        logs = totals.logs()
+        if strategy is not None:
+            logs = totals.global_logs(strategy)[0]
+            strategy.average_state(model)
+            strategy.check_weights(model)
+        else:
+            logs = totals.logs()
         if validation_data is not None and (epoch + 1) % validation_freq == 0:
             values = _evaluate(model, validation_data, validation_batch_size or batch_size, validation_steps)
             logs.update({f"val_{k}": v for k, v in values.items()})
         for callback in callback_list:
             callback.on_epoch_end(epoch, logs)
+        if strategy is not None:
+            model.stop_training = bool(strategy.sum([model.stop_training])[0])
         if model.stop_training:
             break
     for callback in callback_list:
@@ -342,23 +338,55 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     return history
 
 
+def _fingerprint(batches):
+    """What every MPI rank's training data must agree on: shapes, dtypes and a sample of the values."""
+    if batches.stream:
+        source = batches.source
+        return (type(source).__name__, len(batches), getattr(source, "class_names", None),
+                len(getattr(source, "file_paths", ())))
+    arrays = [*batches.source, *(batches.y or [])]
+    return [(a.shape, str(a.dtype), float(np.sum(a[:: max(1, len(a) // 64)], dtype=np.float64))) for a in arrays]
+
+
+def _empty_batch(model):
+    """A batch of no samples, shaped for the model: what an MPI rank that has run out steps with."""
+    xs = [np.zeros((0, *t.shape[1:]), t.dtype) for t in model._graph.inputs]
+    ys = []
+    for loss, tensor in zip(model._losses, model._graph.outputs):
+        width = tensor.internal_shape[0]
+        try:
+            ys.append(loss.check_targets(np.zeros((0, width)), width))
+        except ValueError:  # integer labels
+            ys.append(loss.check_targets(np.zeros((0,)), width))
+    return xs, ys, None
+
+
 def _evaluate(model, data, batch_size, steps):
+    """The logs of one pass over ``data``; on MPI ranks each evaluates its share and the logs are
+    reduced (inference needs no step-by-step agreement)."""
+    strategy = distributed.current()
     if is_array_data(data):
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
             raise ValueError(f"validation_data must be (x, y), (x, y, sample_weight) or a dataset; received "
                              f"{type(data).__name__} of length {len(data) if hasattr(data, '__len__') else '?'}")
-        batches = _batches(model, data[0], data[1], data[2] if len(data) == 3 else None, batch_size, steps=steps)
+        x, y, weights = data[0], data[1], data[2] if len(data) == 3 else None
+        if strategy is not None:
+            xs, ys = standardize_inputs(model, x), standardize_targets(model, y)
+            rows = strategy.shard_range(len(xs[0]))
+            x, y = [a[rows.start:rows.stop] for a in xs], [a[rows.start:rows.stop] for a in ys]
+            weights = None if weights is None else np.asarray(weights)[rows.start:rows.stop]
+        batches = _batches(model, x, y, weights, batch_size, steps=steps)
     else:
-        batches = _batches(model, data, None, None, batch_size, steps=steps)
-    totals = _Totals(model)
-    seen = 0
+        source = data if strategy is None else Dealt(data, strategy.rank, strategy.size)
+        batches = _batches(model, source, None, None, batch_size, steps=steps)
+    totals = Totals(model)
     for xb, yb, wb in batches.epoch():
         xs, ys, wb = _standard_batch(model, xb, yb, wb) if batches.stream else (xb, yb, wb)
         _test_step(model, xs, ys, wb, totals)
-        seen += 1
+    logs, seen = totals.global_logs(strategy) if strategy is not None else (totals.logs(), totals.samples)
     if seen == 0:
         raise ValueError("evaluate received no samples")
-    return totals.logs()
+    return logs
 
 
 @_kernels_own_the_cores
@@ -369,14 +397,14 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
     _check_compiled(model)
     batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
     if single_batch:
-        totals = _Totals(model)
+        totals = Totals(model)
         xs, ys, wb = _standard_batch(model, x, y, sample_weight)
         _test_step(model, xs, ys, wb, totals)
         result = totals.logs()
     else:
         data = x if not is_array_data(x) else ((x, y) if sample_weight is None else (x, y, sample_weight))
         result = _evaluate(model, data, batch_size, steps)
-    if verbose not in (0, False) and not single_batch:
+    if verbose not in (0, False) and not single_batch and distributed.is_chief():
         print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
     if return_dict:
         return result
@@ -387,21 +415,30 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
 @_kernels_own_the_cores
 def predict(model, x, batch_size=None, verbose="auto", steps=None, single_batch=False):
     batch_size = 32 if batch_size is None else _positive_int("batch_size", batch_size)
+    strategy = distributed.current() if not single_batch else None
     if is_array_data(x):
         xs = standardize_inputs(model, x)
+        if strategy is not None:  # each rank its contiguous share; gathered in order below
+            rows = strategy.shard_range(len(xs[0]))
+            xs = [a[rows.start:rows.stop] for a in xs]
         batches = [xs] if single_batch else [[a[i : i + batch_size] for a in xs]
                                              for i in range(0, len(xs[0]), batch_size)]
     else:
-        batches = (item[0] for item in Batches(x, steps=steps, batch_size=batch_size).epoch())
-    collected = None
-    for xb in batches:
-        outputs, _ = model._run(standardize_inputs(model, xb), training=False)
-        outputs = model._outputs_to_user(outputs)
-        collected = [[o] for o in outputs] if collected is None else [c + [o] for c, o in zip(collected, outputs)]
-    if collected is None:
+        source = x if strategy is None else Dealt(x, strategy.rank, strategy.size)
+        batches = (item[0] for item in Batches(source, steps=steps, batch_size=batch_size).epoch())
+    outputs_per_batch = [model._outputs_to_user(model._run(standardize_inputs(model, xb), training=False)[0])
+                         for xb in batches]
+    if strategy is not None:
+        parts = strategy.gather_ordered(outputs_per_batch)
+        if is_array_data(x):
+            outputs_per_batch = [batch for part in parts for batch in part]
+        else:  # a dataset was dealt batch by batch: batch k is rank k % R's (k // R)-th
+            outputs_per_batch = [parts[k % len(parts)][k // len(parts)]
+                                 for k in range(sum(len(part) for part in parts))]
+    if not outputs_per_batch:
         result = [np.empty((0, *t.shape[1:]), t.dtype) for t in model._graph.outputs]
     else:
-        result = [np.concatenate(parts) for parts in collected]
+        result = [np.concatenate(parts) for parts in zip(*outputs_per_batch)]
     return result[0] if model._single_output else result
 
 
@@ -411,7 +448,7 @@ def train_on_batch(model, x, y=None, sample_weight=None, class_weight=None, retu
     _check_compiled(model)
     xs, ys, sample_weight = _standard_batch(model, x, y, sample_weight)
     sample_weight = combined_weights(ys[0], sample_weight, class_weight)
-    totals = _Totals(model)
+    totals = Totals(model)
     _train_step(model, xs, ys, sample_weight, totals)
     result = totals.logs()
     if return_dict:

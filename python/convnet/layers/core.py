@@ -75,7 +75,7 @@ class Flatten(Layer):
         self._shape = x.shape
         if x.ndim == 4 and self.data_format != "channels_first":
             x = x.transpose(0, 2, 3, 1)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1: a batch may be empty
 
     def backward(self, dy):
         N, *rest = self._shape

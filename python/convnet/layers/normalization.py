@@ -15,11 +15,15 @@ class BatchNormalization(Layer):
     variance, and moving = moving·momentum + batch·(1 − momentum).
     Inference: the moving statistics replace the batch's. Weights in Keras's
     order: gamma, beta (trainable), moving_mean, moving_variance (not trainable).
+    ``synchronized=True`` (Keras's argument): on MPI ranks the batch is the global one — the
+    statistics and their gradients are reduced across ranks (see :mod:`convnet.distributed`);
+    in one process it changes nothing.
     """
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None, trainable=True,
-                 **kwargs):
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, synchronized=False,
+                 name=None, trainable=True, **kwargs):
         super().__init__(name=name, trainable=trainable, **kwargs)
+        self.synchronized = bool(synchronized)
         if axis not in (-1, 1, 3):
             raise ValueError(f"BatchNormalization normalises the channel axis (-1 for channels_last, 1 for "
                              f"channels_first); received axis={axis!r}")
@@ -48,17 +52,36 @@ class BatchNormalization(Layer):
     def _per_channel(values, x):
         return values.reshape((1, -1, 1, 1) if x.ndim == 4 else (1, -1))
 
+    def _strategy(self):
+        if not self.synchronized:
+            return None
+        from .. import distributed
+
+        return distributed.current()
+
+    def _batch_statistics(self, x, axes):
+        """Mean and biased variance over the batch: this rank's, or every rank's when synchronized."""
+        strategy = self._strategy()
+        if strategy is None:
+            return x.mean(axis=axes), x.var(axis=axes)
+        sums = strategy.sum(np.append(x.sum(axis=axes, dtype=np.float64), x.size // x.shape[1]))
+        self._count = max(sums[-1], 1)
+        mean = sums[:-1] / self._count
+        centred = x - self._per_channel(mean.astype(x.dtype), x)
+        return mean, strategy.sum(np.square(centred).sum(axis=axes, dtype=np.float64)) / self._count
+
     def forward(self, x, training=False):
         axes = self._axes(x)
-        if training and self.trainable:
-            mean = x.mean(axis=axes)
-            variance = x.var(axis=axes)
+        # an empty batch (an MPI rank that has run out) has no statistics of its own
+        training = training and self.trainable and (len(x) > 0 or self._strategy() is not None)
+        if training:
+            mean, variance = self._batch_statistics(x, axes)
             self.state["moving_mean"][...] = self.state["moving_mean"] * self.momentum + mean * (1 - self.momentum)
             self.state["moving_variance"][...] = (self.state["moving_variance"] * self.momentum
                                                   + variance * (1 - self.momentum))
         else:
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
-        self._training = training and self.trainable
+        self._training = training
         self._inv_std = self._per_channel(1.0 / np.sqrt(variance + self.epsilon), x).astype(x.dtype)
         self._x_hat = (x - self._per_channel(mean, x)) * self._inv_std
         y = self._x_hat
@@ -79,14 +102,19 @@ class BatchNormalization(Layer):
             dx_hat = dy
         if not self._training:  # the statistics were constants
             return dx_hat * self._inv_std
-        count = dy.size // dy.shape[1]
-        mean_dx_hat = dx_hat.sum(axis=axes, keepdims=True) / count
-        mean_dx_hat_x_hat = (dx_hat * self._x_hat).sum(axis=axes, keepdims=True) / count
+        sums = np.stack([dx_hat.sum(axis=axes), (dx_hat * self._x_hat).sum(axis=axes)])
+        strategy = self._strategy()
+        if strategy is None:
+            count = dy.size // dy.shape[1]
+        else:  # the means are the global batch's: dy already holds this rank's share of the global loss
+            sums, count = strategy.sum(sums.ravel()).reshape(sums.shape).astype(dy.dtype), self._count
+        mean_dx_hat = self._per_channel(sums[0] / count, dy)
+        mean_dx_hat_x_hat = self._per_channel(sums[1] / count, dy)
         return (dx_hat - mean_dx_hat - self._x_hat * mean_dx_hat_x_hat) * self._inv_std
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized}
 
 
 class LayerNormalization(Layer):
