@@ -225,7 +225,10 @@ class Dealt:
         return max(0, -(-(len(self.source) - self.rank) // self.size))
 
     def __iter__(self):
-        items = (self.source[i] for i in range(len(self.source))) if _is_sequence(self.source) else self.source
-        for index, item in enumerate(items):
+        if _is_sequence(self.source):  # read only this rank's batches
+            for index in range(self.rank, len(self.source), self.size):
+                yield self.source[index]
+            return
+        for index, item in enumerate(self.source):
             if index % self.size == self.rank:
                 yield item

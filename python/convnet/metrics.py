@@ -204,7 +204,10 @@ class _Confusion(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred, np.float64)
-        y_true = np.asarray(y_true, np.float64).reshape(y_pred.shape)
+        y_true = np.asarray(y_true, np.float64)
+        if y_true.size == len(y_pred) and y_pred.ndim == 2 and y_pred.shape[1] > 1:  # integer labels: one-hot
+            y_true = y_true.reshape(-1)[:, None] == np.arange(y_pred.shape[1])
+        y_true = y_true.reshape(y_pred.shape)
         w = _weights(sample_weight, len(y_pred))[:, None] * np.ones_like(y_pred)
         if self.class_id is not None:
             y_pred, y_true, w = y_pred[:, [self.class_id]], y_true[:, [self.class_id]], w[:, [self.class_id]]

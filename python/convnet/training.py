@@ -286,6 +286,8 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         callback_list.append(history)
     if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in callback_list):
         callback_list.append(callbacks_module.ProgbarLogger())
+    if strategy is not None:  # dealt out to the ranks (the shared seed comes once they agree, below)
+        train.shard(strategy, None, lambda: _empty_batch(model), lambda: model.stop_training)
     params = {"verbose": verbose, "epochs": epochs, "steps": len(train) or None}
     for callback in callback_list:
         callback.set_model(model)
@@ -296,8 +298,7 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
     for callback in callback_list:
         callback.on_train_begin({})
     if strategy is not None:  # after BackupAndRestore (rank 0's) restored: every rank starts from rank 0
-        seed = strategy.start_fit(model, _fingerprint(train))
-        train.shard(strategy, seed, lambda: _empty_batch(model), lambda: model.stop_training)
+        train.seed = strategy.start_fit(model, _fingerprint(train))
     logs = {}
     for epoch in range(model._initial_epoch, epochs):  # BackupAndRestore may move the start
         for callback in callback_list:
