@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import zipfile
 
@@ -63,14 +64,53 @@ def _file_mode(path) -> int:
     return 0o666 & ~mask
 
 
+def _temporary_prefix(pid=None) -> str:
+    """Our temporary files say who made them: ``.convnet-<host>-<pid>-``."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+    return f".convnet-{host}-{os.getpid() if pid is None else pid}-"
+
+
+def remove_stale_temporaries(folder) -> int:
+    """Delete the temporary files a killed save of ours left in ``folder``: only ``.convnet-*.tmp``
+    files made on this host by a process that no longer exists (never anyone else's, nor a save
+    still running, here or on another machine sharing the folder). Returns how many went."""
+    mine = _temporary_prefix(pid=0)[: -len("0-")]  # ".convnet-<host>-"
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(mine) and name.endswith(".tmp")):
+            continue
+        pid = name[len(mine):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its process still runs (or is someone else's we may not signal): leave it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write(path, write) -> None:
     """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``:
-    a failed or interrupted write leaves the previous file as it was."""
+    a failed or interrupted write leaves the previous file as it was (and the next save removes the
+    temporary file a killed one left)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"cannot save to {path!r}: folder {folder!r} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=".convnet-", suffix=".tmp", dir=folder)
+    remove_stale_temporaries(folder)
+    handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(), suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as f:
             write(f)
