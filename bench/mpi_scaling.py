@@ -78,7 +78,8 @@ def main(argv=None) -> int:
             print(f"Allreduce: {1e3 * spent['allreduce'] / args.steps:.2f} ms/step ({100 * share:.1f} % of the step, "
                   f"{spent['calls'] // args.steps} call(s) a step)")
         compute_per_image = step / local_batch - (spent["allreduce"] / args.steps / local_batch if strategy else 0)
-        print(f"\nmodel: local batch {local_batch}, compute {1e3 * compute_per_image * local_batch:.1f} ms/step measured")
+        print(f"\nmodel: local batch {local_batch}, compute {1e3 * compute_per_image * local_batch:.1f} ms/step "
+              "measured")
         print(f"{'ranks':>6} {'10 Gbit/s: comm ms':>19} {'images/s':>9} {'100 Gbit/s: comm ms':>20} {'images/s':>9}")
         for r in (2, 4, 8, 16, 64, 256):
             row = f"{r:>6}"

@@ -31,15 +31,34 @@ class UnreadableImageWarning(UserWarning):
     """An image in a data folder could not be read and was skipped."""
 
 
+MAX_PIXELS = 64 * 2**20  # an image read at full size may have this many pixels (768 MiB as RGB float32)
+
+
+def _sixteen_bit(image, grayscale):
+    """A 16-bit grayscale image (PNG's "I;16" and kin) as 8-bit-range floats, not saturated at 255."""
+    levels = np.asarray(image, dtype=np.float32) * np.float32(255 / 65535)
+    return levels if grayscale else np.repeat(levels[:, :, None], 3, axis=2)
+
+
 def _open_image(path, size=None, grayscale=False, scale=1 / 255):
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if grayscale else "RGB")
-            if size is not None and image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.float32)
+            if size is None and image.width * image.height > MAX_PIXELS:
+                raise ValueError(f"{image.width}x{image.height} pixels is more than {MAX_PIXELS:,} to read at full "
+                                 "size; give a target size (--image-size)")
+            if size is not None:  # JPEG decodes straight to a reduced scale near the size needed
+                image.draft("L" if grayscale else "RGB", (size[1], size[0]))
+            if image.mode in ("I;16", "I;16B", "I;16L", "I;16N") or (image.mode == "I" and image.getextrema()[1] > 255):
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.convert("I").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                array = _sixteen_bit(image, grayscale)
+            else:
+                image = image.convert("L" if grayscale else "RGB")  # alpha is dropped, as Keras's rgb mode
+                if size is not None and image.size != (size[1], size[0]):
+                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                array = np.asarray(image, dtype=np.float32)
             if scale != 1:
                 array *= np.float32(scale)
     except FileNotFoundError:

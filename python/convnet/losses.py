@@ -231,7 +231,8 @@ _BY_NAME = {
 }
 NAMES = frozenset(_BY_NAME)
 # Keras's function names: loss=keras.losses.mean_absolute_error works like the string
-categorical_crossentropy, sparse_categorical_crossentropy = "categorical_crossentropy", "sparse_categorical_crossentropy"
+categorical_crossentropy = "categorical_crossentropy"
+sparse_categorical_crossentropy = "sparse_categorical_crossentropy"
 binary_crossentropy, mean_squared_error, mean_absolute_error = "binary_crossentropy", "mse", "mean_absolute_error"
 huber, kl_divergence, categorical_hinge, poisson = "huber", "kl_divergence", "categorical_hinge", "poisson"
 MSE, MAE, KLD = MeanSquaredError, MeanAbsoluteError, KLDivergence

@@ -110,3 +110,30 @@ def test_embedded_digits():
     assert 0 <= x_train.min() and x_train.max() <= 1
     assert names == [str(d) for d in range(10)]
     assert abs(len(x_test) / 1797 - 0.2) < 0.01 and set(np.unique(y_test)) == set(range(10))
+
+
+def test_sixteen_bit_images_keep_their_levels(tmp_path):
+    from PIL import Image
+
+    ramp = np.linspace(0, 65535, 64 * 8).astype(np.uint16).reshape(8, 64)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    gray = load_image(tmp_path / "ramp16.png", grayscale=True)[:, :, 0]
+    np.testing.assert_allclose(gray, ramp / 65535, atol=1e-6)  # not 99 % ones (saturated at 255)
+    rgb = load_image(tmp_path / "ramp16.png", size=(4, 32))
+    assert rgb.shape == (4, 32, 3) and 0.4 < rgb.mean() < 0.6 and np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_huge_images_need_a_target_size_and_bombs_are_image_errors(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import convnet.data
+
+    Image.new("RGB", (300, 200), (10, 200, 30)).save(tmp_path / "big.jpg")
+    monkeypatch.setattr(convnet.data, "MAX_PIXELS", 300 * 199)
+    with pytest.raises(convnet.data.ImageFileError, match="300x200 pixels is more than 59,700"):
+        load_image(tmp_path / "big.jpg")
+    small = load_image(tmp_path / "big.jpg", size=(20, 30))  # decoded at a reduced scale (draft)
+    assert small.shape == (20, 30, 3) and abs(small[..., 1].mean() - 200 / 255) < 0.02
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(convnet.data.ImageFileError, match="decompression bomb"):
+        load_image(tmp_path / "big.jpg", size=(20, 30))
