@@ -12,7 +12,11 @@ import numpy as np
 
 
 def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
+    """(a, a) from an int or a 1-tuple, as PyTorch reads them; a pair as it is."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    return value * 2 if len(value) == 1 else value
 
 
 def same_padding(size, kernel, stride, dilation):
@@ -27,8 +31,10 @@ def conv_padding(padding, hw, kernel, stride, dilation):
         return (0, 0), (0, 0)
     if padding == "same":
         return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride, dilation))
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
+    if isinstance(padding, (int, np.integer)):
+        return (int(padding), int(padding)), (int(padding), int(padding))
+    if len(padding) == 1:
+        return conv_padding(padding[0], hw, kernel, stride, dilation)
     first, second = padding
     if isinstance(first, int):
         return (first, first), (second, second)
