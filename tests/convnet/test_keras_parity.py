@@ -82,11 +82,16 @@ def test_predictions_match_keras_with_the_same_weights():
 
 @pytest.fixture
 def float64_everywhere():
-    """Both libraries in float64 (Keras still computes parts of the loss in float32)."""
+    """Both libraries in float64 (Keras still computes parts of the loss in float32). Keras caches its
+    global dtype policy on first use, so it is set too (else a file run after other Keras tests
+    compared float64 with Keras in float32)."""
+    policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     convnet.set_floatx("float64")
     yield
     keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy(policy)
     convnet.set_floatx("float32")
 
 

@@ -83,34 +83,39 @@ class BatchNormalization(Layer):
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
         self._training = training
         self._inv_std = self._per_channel(1.0 / np.sqrt(variance + self.epsilon), x).astype(x.dtype)
-        self._x_hat = (x - self._per_channel(mean, x)) * self._inv_std
-        y = self._x_hat
-        if self.scale:
-            y = y * self._per_channel(self.params["gamma"], x)
+        x_hat = x - self._per_channel(mean, x).astype(x.dtype)
+        x_hat *= self._inv_std
+        self._x_hat = x_hat
+        y = x_hat * self._per_channel(self.params["gamma"], x) if self.scale else x_hat.copy()
         if self.center:
-            y = y + self._per_channel(self.params["beta"], x)
+            y += self._per_channel(self.params["beta"], x)
         return y
 
     def backward(self, dy):
+        """dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the batch; Σdy and Σdy·x̂ are also
+        β's and γ's gradients, so the whole pass reads dy and x̂ a few times, with no other temporaries."""
         axes = self._axes(dy)
+        gamma = self._per_channel(self.params["gamma"], dy) if self.scale else dy.dtype.type(1)
+        sum_dy = dy.sum(axis=axes)
+        subscripts = "nchw,nchw->c" if dy.ndim == 4 else "nc,nc->c"
+        sum_dy_x_hat = np.einsum(subscripts, dy, self._x_hat)
         if self.center:
-            self.grads["beta"] = dy.sum(axis=axes)
+            self.grads["beta"] = sum_dy
         if self.scale:
-            self.grads["gamma"] = (dy * self._x_hat).sum(axis=axes)
-            dx_hat = dy * self._per_channel(self.params["gamma"], dy)
-        else:
-            dx_hat = dy
+            self.grads["gamma"] = sum_dy_x_hat
         if not self._training:  # the statistics were constants
-            return dx_hat * self._inv_std
-        sums = np.stack([dx_hat.sum(axis=axes), (dx_hat * self._x_hat).sum(axis=axes)])
+            return dy * (gamma * self._inv_std)
+        sums = np.stack([sum_dy, sum_dy_x_hat])
         strategy = self._strategy()
         if strategy is None:
             count = dy.size // dy.shape[1]
         else:  # the means are the global batch's: dy already holds this rank's share of the global loss
             sums, count = strategy.sum(sums.ravel()).reshape(sums.shape).astype(dy.dtype), self._count
-        mean_dx_hat = self._per_channel(sums[0] / count, dy)
-        mean_dx_hat_x_hat = self._per_channel(sums[1] / count, dy)
-        return (dx_hat - mean_dx_hat - self._x_hat * mean_dx_hat_x_hat) * self._inv_std
+        dx = self._x_hat * self._per_channel(-sums[1] / count, dy)
+        dx += dy
+        dx -= self._per_channel(sums[0] / count, dy)
+        dx *= gamma * self._inv_std
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
