@@ -31,8 +31,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         cnnkernels.set_num_threads(args.threads)
-    print(f"cnnkernels {cnnkernels.__version__}: backends {cnnkernels.backends()}, "
-          f"default {cnnkernels.get_backend()!r}, {cnnkernels.get_num_threads()} thread(s)")
+    import os
+
+    from cnnkernels import _backends
+
+    print(f"cnnkernels {cnnkernels.__version__} from {os.path.dirname(os.path.abspath(cnnkernels.__file__))}: "
+          f"backends {cnnkernels.backends()}, default {cnnkernels.get_backend()!r}, "
+          f"{cnnkernels.get_num_threads()} thread(s)")
+    if "cython" not in cnnkernels.backends():  # say which build this is, not just "all agree"
+        reason = _backends._failures.get("cython", "not loaded")
+        print(f"WARNING: the compiled (cython) backend is missing here ({reason}); this checks the fallbacks only. "
+              "Run from outside the source tree, or build it: pip install -e .")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 3, 20, 20)).astype(np.float32)
     w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)

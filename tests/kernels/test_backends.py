@@ -143,3 +143,17 @@ def test_every_backend_runs_every_op(name):
         y = getattr(cnnkernels, f"{op}_pool2d")(x, 2, backend=name)
         dx = getattr(cnnkernels, f"{op}_pool2d_backward")(np.ones_like(y), x, 2, backend=name)
         assert dx.shape == x.shape
+
+
+def test_the_self_check_says_when_the_compiled_backend_is_missing():
+    code = BLOCK_IMPORTS.replace("BLOCKED", repr(["cnnkernels._conv", "numba"])) + """
+import sys
+from cnnkernels.__main__ import main
+sys.exit(main([]))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    first_lines = result.stdout.splitlines()[:2]
+    assert "from " in first_lines[0] and "backends ['numpy']" in first_lines[0]
+    assert first_lines[1].startswith("WARNING: the compiled (cython) backend is missing here")
+    assert "cnnkernels._conv is blocked" in first_lines[1] and "checks the fallbacks only" in first_lines[1]
