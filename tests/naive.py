@@ -96,45 +96,58 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1):
 
 
 def _pool_geometry(H, W, kernel_size, stride, padding, dilation, ceil_mode):
+    """Kernel, stride, ((top, bottom), (left, right)) pads, dilation and output size of a pooling;
+    padding in any of conv2d's forms ("same" by TensorFlow's rule)."""
     (kh, kw) = _pair(kernel_size)
     (sh, sw) = _pair(stride if stride is not None else kernel_size)
-    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    (dh, dw) = _pair(dilation)
+    pads = conv_padding(padding, (H, W), (kh, kw), (sh, sw), (dh, dw))
     sizes = []
-    for n, k, s, p, d in ((H, kh, sh, ph, dh), (W, kw, sw, pw, dw)):
-        span = n + 2 * p - d * (k - 1) - 1
+    for n, k, s, (before, after), d in ((H, kh, sh, pads[0], dh), (W, kw, sw, pads[1], dw)):
+        span = n + before + after - d * (k - 1) - 1
         out = (-(-span // s) if ceil_mode else span // s) + 1
-        if ceil_mode and (out - 1) * s >= n + p:  # PyTorch: the last window starts inside the input or its left pad
+        if ceil_mode and (out - 1) * s >= n + before:  # PyTorch: the last window starts in the input or its pad
             out -= 1
         sizes.append(out)
-    return (kh, kw), (sh, sw), (ph, pw), (dh, dw), sizes
+    return (kh, kw), (sh, sw), pads, (dh, dw), sizes
+
+
+def _divisor(p, q, kernel, stride, pads, hw, taps, count_include_pad):
+    """An average's divisor: the window's cells within the padded input (PyTorch's rule, which clips
+    a ceil_mode window), or only the real ones."""
+    if not count_include_pad:
+        return len(taps)
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)), (H, W) = kernel, stride, pads, hw
+    height = min(p * sh - top + kh, H + bottom) - (p * sh - top)
+    width = min(q * sw - left + kw, W + right) - (q * sw - left)
+    return height * width
 
 
 def pool2d(x, kind, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, count_include_pad=True):
     """Max, average or sum over each window's taps inside the input (padding never wins a max; an
     average divides by the window's taps within the padded input, or the real ones only)."""
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (P, Q) = _pool_geometry(H, W, kernel_size, stride, padding, dilation,
-                                                                    ceil_mode)
+    kernel, steps, pads, (dh, dw), (P, Q) = _pool_geometry(H, W, kernel_size, stride, padding, dilation, ceil_mode)
     y = np.zeros((N, C, P, Q), np.float64)
     for p in range(P):
         for q in range(Q):
-            rows = [p * sh + i * dh - ph for i in range(kh)]
-            cols = [q * sw + j * dw - pw for j in range(kw)]
-            taps = [(r, c) for r in rows for c in cols if 0 <= r < H and 0 <= c < W]
+            taps = _taps(p, q, kernel, steps, pads, (dh, dw), H, W)
             values = np.stack([x[:, :, r, c].astype(np.float64) for r, c in taps], axis=-1)
             if kind == "max":
                 y[:, :, p, q] = np.max(values, axis=-1)  # NaN wins, as NumPy's max
             elif kind == "sum":
                 y[:, :, p, q] = values.sum(axis=-1)
             else:
-                if count_include_pad:  # the window clipped to the padded input (PyTorch's ceil_mode rule)
-                    height = min(p * sh - ph + kh, H + ph) - (p * sh - ph)
-                    width = min(q * sw - pw + kw, W + pw) - (q * sw - pw)
-                    divisor = height * width
-                else:
-                    divisor = len(taps)
-                y[:, :, p, q] = values.sum(axis=-1) / divisor
+                y[:, :, p, q] = values.sum(axis=-1) / _divisor(p, q, kernel, steps, pads, (H, W), taps,
+                                                               count_include_pad)
     return y
+
+
+def _taps(p, q, kernel, steps, pads, dilation, H, W):
+    (kh, kw), (sh, sw), ((top, _), (left, _)), (dh, dw) = kernel, steps, pads, dilation
+    rows = [p * sh + i * dh - top for i in range(kh)]
+    cols = [q * sw + j * dw - left for j in range(kw)]
+    return [(r, c) for r in rows for c in cols if 0 <= r < H and 0 <= c < W]
 
 
 def pool2d_backward(dy, x, kind, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -142,14 +155,11 @@ def pool2d_backward(dy, x, kind, kernel_size, stride=None, padding=0, dilation=1
     """The gradient of Σ pool2d(x)·dy: a max routes to the first maximum of its window in row-major
     order (PyTorch's rule); a sum or average spreads evenly over the taps inside."""
     N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (P, Q) = _pool_geometry(H, W, kernel_size, stride, padding, dilation,
-                                                                    ceil_mode)
+    kernel, steps, pads, (dh, dw), (P, Q) = _pool_geometry(H, W, kernel_size, stride, padding, dilation, ceil_mode)
     dx = np.zeros(x.shape)
     for p in range(P):
         for q in range(Q):
-            rows = [p * sh + i * dh - ph for i in range(kh)]
-            cols = [q * sw + j * dw - pw for j in range(kw)]
-            taps = [(r, c) for r in rows for c in cols if 0 <= r < H and 0 <= c < W]
+            taps = _taps(p, q, kernel, steps, pads, (dh, dw), H, W)
             g = dy[:, :, p, q].astype(np.float64)
             if kind == "max":
                 values = np.stack([x[:, :, r, c] for r, c in taps], axis=-1)
@@ -157,14 +167,8 @@ def pool2d_backward(dy, x, kind, kernel_size, stride=None, padding=0, dilation=1
                 for index, (r, c) in enumerate(taps):
                     dx[:, :, r, c] += g * (first == index)
                 continue
-            if kind == "sum":
-                share = g
-            elif count_include_pad:
-                height = min(p * sh - ph + kh, H + ph) - (p * sh - ph)
-                width = min(q * sw - pw + kw, W + pw) - (q * sw - pw)
-                share = g / (height * width)
-            else:
-                share = g / len(taps)
+            share = g if kind == "sum" else g / _divisor(p, q, kernel, steps, pads, (H, W), taps,
+                                                         count_include_pad)
             for r, c in taps:
                 dx[:, :, r, c] += share
     return dx

@@ -55,6 +55,10 @@ POOL_GRID = [  # (kind, x shape, kernel, stride, padding, dilation, ceil_mode, c
     ("max", (1, 2, 9, 8), (2, 3), 1, (1, 1), (3, 2), True, True),
     ("avg", (2, 2, 7, 7), 3, 2, 1, 1, False, False),
     ("avg", (2, 2, 8, 7), (3, 2), (2, 2), (1, 1), 1, True, False),
+    ("max", (1, 2, 7, 6), 3, 2, "same", 1, False, True),
+    ("avg", (1, 2, 7, 6), (3, 2), 2, "same", 1, False, False),
+    ("avg", (1, 2, 7, 6), 3, 2, ((1, 2), (0, 1)), 1, True, True),
+    ("sum", (1, 2, 6, 7), (2, 3), (1, 2), ((0, 1), (2, 1)), 1, False, True),
 ]
 
 
