@@ -157,6 +157,12 @@ class Batches:
 
     def _shard_items(self):
         rank, size = self.strategy.rank, self.strategy.size
+        if self.stream and _is_sequence(self.source) and self.steps is None:  # read only this rank's batches
+            for index in range(rank, len(self.source), size):
+                yield unpack(self.source[index])
+            if callable(getattr(self.source, "on_epoch_end", None)):
+                self.source.on_epoch_end()
+            return
         if self.stream:  # every rank reads the same stream and keeps its own batches
             steps, self.steps = self.steps, None if self.steps is None else self.steps * size
             try:

@@ -74,6 +74,20 @@ def main(case, out, *options):
         history = trained.fit(dataset, epochs=2, verbose=0)
         save(out, "stream.npz", history=json.dumps(history.history),
              **{f"w{i}": w for i, w in enumerate(trained.get_weights())})
+    elif case == "sequence":  # a PyDataset: each rank reads only its own batches
+        size = 16 if one_process else 8
+
+        class Batches(convnet.utils.PyDataset):
+            def __len__(self):
+                return len(x) // size
+
+            def __getitem__(self, index):
+                return x[index * size:(index + 1) * size], y[index * size:(index + 1) * size]
+
+        trained = model()
+        history = trained.fit(Batches(), epochs=2, verbose=0)
+        save(out, "sequence.npz", history=json.dumps(history.history),
+             **{f"w{i}": w for i, w in enumerate(trained.get_weights())})
     elif case == "infer":
         trained = model()
         trained.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)

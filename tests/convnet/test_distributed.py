@@ -63,8 +63,9 @@ def test_two_ranks_of_16_end_where_one_process_of_32_does(tmp_path, dtype, optim
     assert int(two["threads"]) == max(1, len(os.sched_getaffinity(0)) // 2)  # cores shared out, not oversubscribed
 
 
-def test_a_dataset_is_dealt_out_batch_by_batch(tmp_path):
-    one, two = job("stream", tmp_path / "one"), job("stream", tmp_path / "two", ranks=2)
+@pytest.mark.parametrize("case", ["stream", "sequence"])
+def test_a_dataset_is_dealt_out_batch_by_batch(tmp_path, case):
+    one, two = job(case, tmp_path / "one"), job(case, tmp_path / "two", ranks=2)
     for a, b in zip(weights(one), weights(two)):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(json.loads(str(two["history"]))["loss"], json.loads(str(one["history"]))["loss"],
