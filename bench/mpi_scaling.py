@@ -15,7 +15,6 @@ latencies.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
