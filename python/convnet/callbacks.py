@@ -46,6 +46,13 @@ class History(Callback):
             self.history.setdefault(key, []).append(float(value))
 
 
+def _improved(value, reference, mode, min_delta=0.0) -> bool:
+    """Whether ``value`` beats ``reference`` (None: nothing yet) by more than ``min_delta``, in ``mode``."""
+    if reference is None:
+        return True
+    return value < reference - min_delta if mode == "min" else value > reference + min_delta
+
+
 def _monitor_mode(monitor, mode):
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max'; received mode={mode!r}")
@@ -69,9 +76,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch = 0
 
     def _improved(self, value, reference):
-        if reference is None:
-            return True
-        return value < reference - self.min_delta if self.mode == "min" else value > reference + self.min_delta
+        return _improved(value, reference, self.mode, self.min_delta)
 
     def on_train_begin(self, logs=None):
         self.wait = 0
@@ -123,8 +128,7 @@ class ModelCheckpoint(Callback):
             if value is None:
                 raise ValueError(f"ModelCheckpoint monitors {self.monitor!r}, which is not among the logs "
                                  f"{sorted(logs)}")
-            better = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
-            if not better:
+            if not _improved(value, self.best, self.mode):
                 return
             self.best = value
         if self.save_weights_only:
@@ -240,11 +244,6 @@ class ReduceLROnPlateau(Callback):
     def on_train_begin(self, logs=None):
         self.best, self.wait, self.cooldown_counter = None, 0, 0
 
-    def _improved(self, value):
-        if self.best is None:
-            return True
-        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
-
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         optimizer = self.model.optimizer
@@ -257,7 +256,7 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self._improved(value):
+        if _improved(value, self.best, self.mode, self.min_delta):
             self.best, self.wait = value, 0
         elif self.cooldown_counter <= 0:
             self.wait += 1
