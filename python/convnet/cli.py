@@ -63,16 +63,13 @@ def _fruits_layout(directory):
 
 
 def _first_image_size(directory):
-    from .data import IMAGE_EXTENSIONS, load_image
+    from .data import image_files, load_image
 
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for file in sorted(files):
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                try:
-                    return load_image(os.path.join(root, file)).shape[:2]
-                except ValueError:
-                    continue
+    for path in image_files(directory):
+        try:
+            return load_image(path).shape[:2]
+        except ValueError:
+            continue
     raise CommandError(f"no readable images in {directory!r}")
 
 

@@ -39,14 +39,12 @@ class _ImageBatches:
 
 def _image_paths(arguments):
     """Image files from the arguments, a folder standing for its images (sorted, recursively)."""
-    from .data import IMAGE_EXTENSIONS
+    from .data import image_files
 
     paths = []
     for argument in arguments:
         if os.path.isdir(argument):
-            for root, dirs, files in os.walk(argument):
-                dirs.sort()
-                paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+            paths += image_files(argument)
         else:  # named on the command line: it must at least be an image (its header is read)
             from PIL import Image, UnidentifiedImageError
 

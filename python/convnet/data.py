@@ -91,6 +91,15 @@ def _check_size(size):
     return (int(size[0]), int(size[1]))
 
 
+def image_files(directory):
+    """The image files under ``directory``, recursively, in a stable order (folders and names sorted)."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for file in sorted(files):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                yield os.path.join(root, file)
+
+
 def _scan(directory, class_names):
     """(paths, labels, class_names) of the images in ``directory``'s class sub-folders."""
     if not os.path.isdir(directory):
@@ -105,12 +114,9 @@ def _scan(directory, class_names):
         class_names = list(class_names)
     paths, labels = [], []
     for label, name in enumerate(class_names):
-        for root, dirs, files in os.walk(os.path.join(directory, name)):
-            dirs.sort()
-            for file in sorted(files):
-                if file.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(root, file))
-                    labels.append(label)
+        found = list(image_files(os.path.join(directory, name)))
+        paths += found
+        labels += [label] * len(found)
     return paths, np.asarray(labels, np.int64), list(class_names)
 
 
