@@ -51,6 +51,13 @@ def check_data_format(value) -> str | None:
     raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received data_format={value!r}")
 
 
+def check_image_input(layer, input_shape) -> None:
+    """A layer that works on images must be given images (per sample (C, H, W) inside a model)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{type(layer).__name__} expects images (batch, height, width, channels); received "
+                         f"per-sample shape {tuple(input_shape)}")
+
+
 def user_view(layer, x: np.ndarray) -> np.ndarray:
     """``x`` (internal NCHW) as the user sees it: NHWC unless the layer works channels_first.
     A view, for layers whose arguments (axes, dims) are in the user's terms."""

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from .._random import generator
-from .base import Layer, check_data_format, check_positive_int
+from .base import Layer, check_data_format, check_image_input, check_positive_int
 
 INTERPOLATIONS = ("bilinear", "nearest")
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -95,9 +95,7 @@ class Resizing(Layer):
         self.data_format = check_data_format(data_format)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} expects images (batch, height, width, channels); received "
-                             f"per-sample shape {tuple(input_shape)}")
+        check_image_input(self, input_shape)
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -162,9 +160,7 @@ class _Random(Layer):
         return training is None or bool(training)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} expects images (batch, height, width, channels); received "
-                             f"per-sample shape {tuple(input_shape)}")
+        check_image_input(self, input_shape)
         super().build(input_shape)
 
     def get_config(self):

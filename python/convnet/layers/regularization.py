@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from .._random import generator
-from .base import Layer, check_data_format, check_rate, user_shape
+from .base import Layer, check_data_format, check_image_input, check_rate, user_shape
 
 
 def _rng(layer):
@@ -30,9 +30,7 @@ class SpatialDropout2D(Layer):
         self.seed, self._rng = seed, _seeded(seed)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"SpatialDropout2D expects images (batch, height, width, channels); received "
-                             f"per-sample shape {tuple(input_shape)}")
+        check_image_input(self, input_shape)
         super().build(input_shape)
 
     def forward(self, x, training=False):
