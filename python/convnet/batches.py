@@ -158,8 +158,8 @@ class Batches:
     def _shard_items(self):
         rank, size = self.strategy.rank, self.strategy.size
         if self.stream and _is_sequence(self.source) and self.steps is None:  # read only this rank's batches
-            for index in range(rank, len(self.source), size):
-                yield unpack(self.source[index])
+            for item in Dealt(self.source, rank, size):
+                yield unpack(item)
             if callable(getattr(self.source, "on_epoch_end", None)):
                 self.source.on_epoch_end()
             return

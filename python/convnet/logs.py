@@ -37,7 +37,7 @@ class Totals:
         return self.weights["loss"]
 
     def logs(self) -> dict:
-        return self._logs(self.sums, self.weights, [[m for m in ms] for ms in self.metrics])
+        return self._logs(self.sums, self.weights, self.metrics)
 
     def _logs(self, sums, weights, metrics) -> dict:
         logs = {key: sums[key] / weights[key] if weights[key] else 0.0 for key in sums}
