@@ -37,3 +37,13 @@ def set_seed(seed: int) -> None:
 
 def generator() -> np.random.Generator:
     return _generator
+
+
+def seeded(seed) -> np.random.Generator | None:
+    """A layer's own generator when it was given ``seed=``, else None (it draws from :func:`generator`)."""
+    return np.random.default_rng(seed) if seed is not None else None
+
+
+def draws(layer) -> np.random.Generator:
+    """The generator a random layer draws from: its own (``seed=``), else the one set_seed seeds."""
+    return layer._rng or _generator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, constraints, initializers, regularizers
-from .._random import generator
+from .._random import draws, seeded
 from .base import Layer, check_data_format, check_positive_int, check_rate
 
 
@@ -95,16 +95,16 @@ class Dropout(Layer):
         super().__init__(name=name, **kwargs)
         self.rate = check_rate("rate", rate)
         self.seed = seed
-        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._rng = seeded(seed)
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        rng = self._rng or generator()
+        rng = draws(self)
         # uniform draws in x's float type: half the work and memory of float64 for float32 activations
-        draws = rng.random(x.shape, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
-        self._scale = (draws >= self.rate).astype(x.dtype)
+        uniform = rng.random(x.shape, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
+        self._scale = (uniform >= self.rate).astype(x.dtype)
         self._scale *= x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._scale
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy import sparse
 
-from .._random import generator
+from .._random import draws, seeded
 from .base import Layer, check_data_format, check_image_input, check_positive_int
 
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -148,12 +148,11 @@ class _Random(Layer):
         super().__init__(name=name, **kwargs)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None; received seed={seed!r}")
-        self.seed = seed
-        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self.seed, self._rng = seed, seeded(seed)
 
     @property
     def rng(self) -> np.random.Generator:
-        return self._rng or generator()
+        return draws(self)
 
     @staticmethod
     def _active(training) -> bool:

@@ -7,16 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import initializers, regularizers
-from .._random import generator
+from .._random import draws, seeded
 from .base import Layer, check_data_format, check_image_input, check_rate, user_shape
-
-
-def _rng(layer):
-    return layer._rng or generator()
-
-
-def _seeded(seed):
-    return np.random.default_rng(seed) if seed is not None else None
 
 
 class SpatialDropout2D(Layer):
@@ -27,7 +19,7 @@ class SpatialDropout2D(Layer):
         super().__init__(name=name, **kwargs)
         self.rate = check_rate("rate", rate)
         self.data_format = check_data_format(data_format)
-        self.seed, self._rng = seed, _seeded(seed)
+        self.seed, self._rng = seed, seeded(seed)
 
     def build(self, input_shape):
         check_image_input(self, input_shape)
@@ -37,7 +29,7 @@ class SpatialDropout2D(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        keep = _rng(self).random((x.shape[0], x.shape[1], 1, 1)) >= self.rate
+        keep = draws(self).random((x.shape[0], x.shape[1], 1, 1)) >= self.rate
         self._scale = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.rate))
         return x * self._scale
 
@@ -56,12 +48,12 @@ class GaussianNoise(Layer):
         if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.floating)) or not stddev >= 0:
             raise ValueError(f"stddev must be a non-negative number; received stddev={stddev!r}")
         self.stddev = float(stddev)
-        self.seed, self._rng = seed, _seeded(seed)
+        self.seed, self._rng = seed, seeded(seed)
 
     def forward(self, x, training=False):
         if not training or self.stddev == 0:
             return x
-        return x + _rng(self).normal(0.0, self.stddev, x.shape).astype(x.dtype)
+        return x + draws(self).normal(0.0, self.stddev, x.shape).astype(x.dtype)
 
     def backward(self, dy):
         return dy
@@ -76,14 +68,14 @@ class GaussianDropout(Layer):
     def __init__(self, rate, seed=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.rate = check_rate("rate", rate)
-        self.seed, self._rng = seed, _seeded(seed)
+        self.seed, self._rng = seed, seeded(seed)
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._scale = None
             return x
         stddev = np.sqrt(self.rate / (1 - self.rate))
-        self._scale = _rng(self).normal(1.0, stddev, x.shape).astype(x.dtype)
+        self._scale = draws(self).normal(1.0, stddev, x.shape).astype(x.dtype)
         return x * self._scale
 
     def backward(self, dy):
