@@ -1,4 +1,5 @@
-"""Benchmarks of convolution implementations: `python -m bench`, or `pytest bench/ --benchmark-only`."""
+"""Benchmarks of convolution implementations: `cnnkernels-bench` (`python -m bench` in a checkout), or
+`pytest bench/ --benchmark-only`. Installed as the package `cnnkernels_bench`."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Timing, memory and accuracy measurement shared by `python -m bench` and the pytest-benchmark suite."""
+"""Timing, memory and accuracy measurement shared by the command line and the pytest-benchmark suite."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import cnnkernels
 
 from .impls import CONV_PASSES, POOL_PASSES, Cnnkernels
 from .shapes import Conv
+from .stats import LoadMeter, overlap, total_interval
 
 DTYPE = np.float32
 
@@ -24,11 +25,10 @@ def inputs(problem, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((problem.N, problem.C, problem.H, problem.W), dtype=DTYPE)
     if isinstance(problem, Conv):
-        w = rng.standard_normal((problem.K, problem.C, problem.R, problem.S), dtype=DTYPE)
-        w /= np.sqrt(problem.C * problem.R * problem.S)
-        y = cnnkernels.conv2d(x[:1], w, stride=problem.stride, padding=problem.padding)
-        dy = rng.standard_normal((problem.N, *y.shape[1:]), dtype=DTYPE)
-        return (x, w, dy), y.shape[2:]
+        w = rng.standard_normal(problem.weight_shape, dtype=DTYPE)
+        w /= np.sqrt(problem.C // problem.groups * problem.R * problem.S)
+        dy = rng.standard_normal((problem.N, problem.K, *problem.out_hw()), dtype=DTYPE)
+        return (x, w, dy), problem.out_hw()
     pool = getattr(cnnkernels, f"{problem.kind}_pool2d")
     y = pool(x[:1], problem.kernel_size, problem.stride, problem.padding)
     dy = rng.standard_normal((problem.N, *y.shape[1:]), dtype=DTYPE)
@@ -111,56 +111,165 @@ def fma_peak_gflops() -> float | None:
 
 @contextlib.contextmanager
 def thread_count(impls, n):
+    """Every implementation at ``n`` threads for the block; yields {name: reason} of those that cannot."""
     before = cnnkernels.get_num_threads()
+    refused = {}
     for impl in impls:
-        impl.set_threads(n)
+        try:
+            getattr(impl, "set_threads", lambda n: None)(n)
+        except NotImplementedError as exc:
+            refused[impl.name] = str(exc) or f"cannot run at {n} threads"
     try:
-        yield
+        yield refused
     finally:
         cnnkernels.set_num_threads(before)
 
 
-def measure_problem(problem, impls, threads: int, repeats: int, peak: float, budget_s: float):
-    """Rows of measurements of one problem for every implementation at ``threads`` threads."""
+# A result differing from the reference by more than this share of the reference's largest value is wrong:
+# float32 sums in another order stay near 1e-6, Winograd F(4x4, 3x3) near 1e-4 (see the README's error bounds).
+TOLERANCE = 1e-3
+
+
+def _prepare(impl, problem, arrays, is_conv):
+    """The implementation's calls for this problem, or the reason it has none."""
+    method = getattr(impl, "conv" if is_conv else "pool", None)
+    if method is None:
+        return f"unsupported: no {'conv' if is_conv else 'pool'}()"
+    try:
+        calls = method(problem, *arrays) or {}
+    except NotImplementedError as exc:
+        return f"unsupported: {exc}"
+    except Exception as exc:  # a user's kernel failing must not end the run: say how it failed
+        return f"error: {type(exc).__name__}: {exc}"
+    return calls
+
+
+def _first_call(call, expected):
+    """(max |difference|, relative difference) of one call's result against the reference, or the error text."""
+    try:
+        got = np.asarray(call(), dtype=np.float64)
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+    if got.shape != expected.shape:
+        return f"error: returned shape {got.shape}, the reference's is {expected.shape}"
+    if not got.size:
+        return 0.0, 0.0
+    diff = float(np.max(np.abs(got - expected)))
+    scale = float(np.max(np.abs(expected))) or 1.0
+    return (diff if np.isfinite(diff) else float("inf")), diff / scale if np.isfinite(diff) else float("inf")
+
+
+def interleaved(calls: dict, repeats: int, budget_s: float | None, settle_s: float = 0.0) -> dict:
+    """Seconds of ``repeats`` rounds, each timing every call once in turn, so the machine's drift falls on all
+    alike. A call whose runs passed ``budget_s`` leaves the rounds after 3 runs (a slow reference holds nobody)."""
+    times = {name: [] for name in calls}
+    active = list(calls)
+    for _ in range(repeats):
+        for name in active:
+            if settle_s:
+                time.sleep(settle_s)
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - start)
+        active = [n for n in active if budget_s is None or len(times[n]) < 3 or sum(times[n]) <= budget_s]
+        if not active:
+            break
+    return times
+
+
+def _row(problem, impl, threads, pass_name, **fields):
+    return {"problem": problem.label(), "name": problem.name, "threads": threads, "impl": impl.name,
+            "pass": pass_name, "status": "ok", **fields}
+
+
+def measure_problem(problem, impls, threads: int, repeats: int, peak: float, budget_s: float,
+                    settle_s: float | None = None, tolerance: float = TOLERANCE):
+    """Rows of measurements of one problem for every implementation at ``threads`` threads: per pass, the
+    implementations run interleaved; then a total per implementation over the passes it has. A call whose result
+    is off by more than ``tolerance`` is timed but flagged ``wrong`` (never ranked)."""
     arrays, out_hw = inputs(problem)
     is_conv = isinstance(problem, Conv)
     passes = CONV_PASSES if is_conv else POOL_PASSES
     reference = Cnnkernels("numpy")
     ref_calls = reference.conv(problem, *arrays) if is_conv else reference.pool(problem, *arrays)
-    expected = {name: ref_calls[name]() for name in passes}
+    expected = {name: np.asarray(ref_calls[name](), dtype=np.float64) for name in passes}
     flops = problem.flops(out_hw) if is_conv else None
-    rows = []
-    with thread_count(impls, threads):
+    intensity = flops / problem.bytes_moved() if is_conv else None
+    settle_s = (SETTLE_S / 4 if threads > 1 else 0.0) if settle_s is None else settle_s
+    rows, prepared = [], {}
+    with thread_count(impls, threads) as refused:
         for impl in impls:
-            calls = impl.conv(problem, *arrays) if is_conv else impl.pool(problem, *arrays)
-            for name in passes:
-                got = calls[name]()
-                diff = float(np.max(np.abs(got - expected[name]))) if got.size else 0.0
-                times = time_call(calls[name], repeats, budget_s=budget_s)
-                median = statistics.median(times)
-                rows.append({
-                    "problem": problem.label(), "name": problem.name, "threads": threads, "impl": impl.name,
-                    "algorithm": impl.algorithm(problem, arrays[0], arrays[1], name) if is_conv else None,
-                    "pass": name, "median_ms": 1e3 * median, "min_ms": 1e3 * min(times),
-                    "max_ms": 1e3 * max(times), "runs": len(times),
-                    "gflops": flops / median / 1e9 if flops else None,
-                    "pct_peak": 100 * flops / median / 1e9 / peak if flops else None,
-                    "peak_extra_mb": peak_extra_memory_mb(calls[name]),
-                    "max_abs_diff": diff,
-                })
-            total = [r for r in rows[-len(passes):]]
-            median_total = sum(r["median_ms"] for r in total) / 1e3
-            rows.append({
-                "problem": problem.label(), "name": problem.name, "threads": threads, "impl": impl.name,
-                "algorithm": "/".join(r["algorithm"] for r in total) if is_conv else None,
-                "pass": "total", "median_ms": 1e3 * median_total, "min_ms": sum(r["min_ms"] for r in total),
-                "max_ms": sum(r["max_ms"] for r in total), "runs": min(r["runs"] for r in total),
-                "gflops": len(passes) * flops / median_total / 1e9 if flops else None,
-                "pct_peak": 100 * len(passes) * flops / median_total / 1e9 / peak if flops else None,
-                "peak_extra_mb": max((r["peak_extra_mb"] or 0.0) for r in total),
-                "max_abs_diff": max(r["max_abs_diff"] for r in total),
-            })
+            prepared[impl.name] = (f"unsupported: {refused[impl.name]}" if impl.name in refused
+                                   else _prepare(impl, problem, arrays, is_conv))
+        for pass_name in passes:
+            calls, checks = {}, {}
+            for impl in impls:
+                call = prepared[impl.name].get(pass_name) if isinstance(prepared[impl.name], dict) else None
+                if call is not None:
+                    checks[impl.name] = _first_call(call, expected[pass_name])
+                    if isinstance(checks[impl.name], str):
+                        rows.append(_row(problem, impl, threads, pass_name, status=checks[impl.name]))
+                    else:
+                        calls[impl.name] = call
+            time.sleep(SETTLE_S)
+            for call in calls.values():  # warm-up: plans, workspaces, JIT compilation, oneDNN primitives
+                call()
+            with LoadMeter() as load:
+                times = interleaved(calls, repeats, budget_s, settle_s)
+            for impl in impls:
+                if impl.name not in calls:
+                    continue
+                seconds = times[impl.name]
+                median = statistics.median(seconds)
+                low, high = total_interval([seconds])
+                diff, relative = checks[impl.name]
+                rows.append(_row(
+                    problem, impl, threads, pass_name,
+                    status="ok" if relative <= tolerance else f"wrong: off by {relative:.1e} of the reference's range",
+                    algorithm=_algorithm(impl, problem, arrays, pass_name) if is_conv else None,
+                    median_ms=1e3 * median, ci_low_ms=1e3 * low, ci_high_ms=1e3 * high,
+                    min_ms=1e3 * min(seconds), max_ms=1e3 * max(seconds), runs=len(seconds),
+                    times_ms=[round(1e3 * t, 5) for t in seconds],
+                    gflops=flops / median / 1e9 if flops else None,
+                    pct_peak=100 * flops / median / 1e9 / peak if flops else None, intensity=intensity,
+                    peak_extra_mb=peak_extra_memory_mb(calls[impl.name]), max_abs_diff=diff, rel_diff=relative,
+                    load1=load.load1, others_cpu=load.others_cpu))
+    for impl in impls:
+        mine = [r for r in rows if r["impl"] == impl.name]
+        total = _total(problem, impl, threads, [r for r in mine if "median_ms" in r], prepared[impl.name], flops, peak,
+                       intensity)
+        total["notes"] = [f"{r['pass']}: {r['status']}" for r in mine if "median_ms" not in r]
+        rows.append(total)
     return rows
+
+
+def _algorithm(impl, problem, arrays, pass_name):
+    method = getattr(impl, "algorithm", None)
+    try:
+        return method(problem, arrays[0], arrays[1], pass_name) if method else None
+    except Exception:  # a word for the table, never worth a failed run
+        return None
+
+
+def _total(problem, impl, threads, timed, prepared, flops, peak, intensity):
+    if not timed:
+        reason = prepared if isinstance(prepared, str) else "unsupported: no pass ran"
+        return _row(problem, impl, threads, "total", status=reason, passes=[])
+    median = sum(r["median_ms"] for r in timed) / 1e3
+    low, high = total_interval([r["times_ms"] for r in timed])
+    wrong = [r["status"] for r in timed if r["status"] != "ok"]
+    algorithms = [r["algorithm"] for r in timed]
+    return _row(
+        problem, impl, threads, "total", status=wrong[0] if wrong else "ok", passes=[r["pass"] for r in timed],
+        algorithm="/".join(a or "-" for a in algorithms) if any(algorithms) else None,
+        median_ms=1e3 * median, ci_low_ms=low, ci_high_ms=high,
+        min_ms=sum(r["min_ms"] for r in timed), max_ms=sum(r["max_ms"] for r in timed),
+        runs=min(r["runs"] for r in timed),
+        gflops=len(timed) * flops / median / 1e9 if flops else None,
+        pct_peak=100 * len(timed) * flops / median / 1e9 / peak if flops else None, intensity=intensity,
+        peak_extra_mb=max((r["peak_extra_mb"] or 0.0) for r in timed),
+        max_abs_diff=max(r["max_abs_diff"] for r in timed), rel_diff=max(r["rel_diff"] for r in timed),
+        load1=timed[-1]["load1"], others_cpu=max((r["others_cpu"] or 0.0) for r in timed))
 
 
 def fmt(value, spec) -> str:
@@ -168,21 +277,44 @@ def fmt(value, spec) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _same_passes_ms(group, impl, passes):
+    """Sum of ``impl``'s medians over ``passes``, if it timed all of them correctly."""
+    medians = {r["pass"]: r["median_ms"] for r in group if r["impl"] == impl and "median_ms" in r and r["status"] == "ok"}
+    return sum(medians[p] for p in passes) if all(p in medians for p in passes) else None
+
+
 def summary_rows(rows):
-    """Each implementation's totals per (threads, problem), in run order: yields
-    (threads, problem, impl, total row, {pass: median ms}, total / torch's, total / the reference's)."""
+    """Each implementation's totals per (threads, problem), in run order: yields (threads, problem, impl, total row,
+    {pass: median ms}, total / torch's, total / the reference's), the ratios over the same passes."""
     totals = [r for r in rows if r["pass"] == "total"]
     for threads in sorted({r["threads"] for r in totals}):
         for problem in dict.fromkeys(r["problem"] for r in totals if r["threads"] == threads):
             group = [r for r in rows if r["threads"] == threads and r["problem"] == problem]
-            by_impl = {r["impl"]: r for r in group if r["pass"] == "total"}
-            torch_ms = by_impl.get("torch", {}).get("median_ms")
-            ref_ms = by_impl.get("numpy-ref", {}).get("median_ms")
-            for impl, total in by_impl.items():
-                passes = {r["pass"]: r["median_ms"] for r in group if r["impl"] == impl}
-                yield (threads, problem, impl, total, passes,
-                       total["median_ms"] / torch_ms if torch_ms else None,
-                       total["median_ms"] / ref_ms if ref_ms else None)
+            for total in (r for r in group if r["pass"] == "total"):
+                passes = {r["pass"]: r["median_ms"] for r in group
+                          if r["impl"] == total["impl"] and "median_ms" in r and r["pass"] != "total"}
+                ratios = []
+                for peer in ("torch", "numpy-ref"):
+                    peer_ms = _same_passes_ms(group, peer, total["passes"]) if total.get("median_ms") else None
+                    ratios.append(total["median_ms"] / peer_ms if peer_ms else None)
+                yield (threads, problem, total["impl"], total, passes, *ratios)
+
+
+def rank_warnings(rows) -> list[str]:
+    """Where the two fastest correct implementations of a problem (same passes) cannot be told apart: their 95 %
+    intervals overlap."""
+    warnings = []
+    totals = [r for r in rows if r["pass"] == "total" and r["status"] == "ok" and r.get("median_ms")]
+    for key in dict.fromkeys((r["threads"], r["problem"], tuple(r["passes"])) for r in totals):
+        group = sorted((r for r in totals if (r["threads"], r["problem"], tuple(r["passes"])) == key),
+                       key=lambda r: r["median_ms"])
+        if len(group) >= 2:
+            first, second = group[:2]
+            if overlap((first["ci_low_ms"], first["ci_high_ms"]), (second["ci_low_ms"], second["ci_high_ms"])):
+                warnings.append(f"{key[1]} at {key[0]} thread(s): {first['impl']} and {second['impl']} cannot be "
+                                f"ranked: their 95% intervals overlap ({first['ci_low_ms']:.3f}-{first['ci_high_ms']:.3f}"
+                                f" vs {second['ci_low_ms']:.3f}-{second['ci_high_ms']:.3f} ms); run more --repeats")
+    return warnings
 
 
 def machine_info() -> dict:

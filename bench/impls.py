@@ -1,10 +1,26 @@
 """Convolution and pooling implementations under test, prepared per problem.
 
-Each implementation turns a problem and its NumPy inputs into callables, one
-per pass, that return NumPy arrays (for the comparison with the reference):
-conv passes are "forward", "backward-data", "backward-weights"; pooling
-passes are "forward" and "backward". Preparation (conversion to tensors,
-layouts) happens outside the timed calls.
+The protocol every implementation follows, built-in or a user's (``--impl
+module:Object``, see :mod:`.plugins`):
+
+``name``
+    The column label.
+``conv(problem, x, w, dy) -> {pass: callable}``
+    Called once per problem, outside the timing, with float32 NCHW ``x``,
+    OIHW ``w`` and the output gradient ``dy``; returns a callable per pass it
+    implements, any of "forward", "backward-data", "backward-weights". Each
+    callable does the whole pass before it returns and returns an array in
+    NCHW / OIHW that the harness compares with the NumPy reference. A problem
+    it cannot run: raise ``NotImplementedError`` (the row says so).
+``pool(problem, x, dy)`` (optional)
+    The same for pooling: "forward" and "backward".
+``set_threads(n)`` (optional)
+    Use ``n`` threads from now on; raise ``NotImplementedError`` if it cannot.
+``algorithm(problem, x, w, pass_name)`` (optional)
+    A word for the algorithm a pass runs.
+
+``problem`` has N, C, H, W, K, R, S, ``strides``, ``pads()`` (top, bottom,
+left, right), ``dilations``, ``groups`` and ``out_hw()``.
 """
 
 from __future__ import annotations
@@ -12,10 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 import cnnkernels
-from cnnkernels import _args
 
 CONV_PASSES = ("forward", "backward-data", "backward-weights")
 POOL_PASSES = ("forward", "backward")
+
+
+def geometry(problem) -> dict:
+    """The problem's stride, padding, dilation and groups as cnnkernels and torch.nn.functional name them."""
+    return dict(stride=problem.stride, padding=problem.padding, dilation=problem.dilation, groups=problem.groups)
 
 
 class Cnnkernels:
@@ -30,13 +50,12 @@ class Cnnkernels:
 
     def algorithm(self, problem, x, w, pass_name):
         """The algorithm the plan runs for ``pass_name``."""
-        plan = cnnkernels.conv2d_plan(x.shape, w.shape, stride=problem.stride, padding=problem.padding,
-                                      dtype=x.dtype, backend=self.backend)
+        plan = cnnkernels.conv2d_plan(x.shape, w.shape, dtype=x.dtype, backend=self.backend, **geometry(problem))
         return {"forward": plan.forward, "backward-data": plan.backward_data,
                 "backward-weights": plan.backward_weight}[pass_name]
 
     def conv(self, problem, x, w, dy):
-        kw = dict(stride=problem.stride, padding=problem.padding, backend=self.backend)
+        kw = dict(backend=self.backend, **geometry(problem))
         return {
             "forward": lambda: cnnkernels.conv2d(x, w, **kw),
             "backward-data": lambda: cnnkernels.conv2d_backward(dy, x, w, bias=False, weight_grad=False, **kw)[0],
@@ -76,9 +95,8 @@ class Torch:
     def conv(self, problem, x, w, dy):
         torch = self.torch
         F = torch.nn.functional
-        stride = _args.as_pair("stride", problem.stride, minimum=1)
-        top, bottom, left, right = _args.normalise_padding(
-            problem.padding, (problem.H, problem.W), (problem.R, problem.S), stride, (1, 1))
+        stride, dilation = list(problem.strides), list(problem.dilations)
+        top, bottom, left, right = problem.pads()
         tx, tw, tdy = self._tensor(x), self._tensor(w), self._tensor(dy)
         if (top, left) == (bottom, right):
             padding, prepad = [top, left], None
@@ -88,11 +106,11 @@ class Torch:
 
         def forward():
             source = F.pad(tx, prepad) if prepad else tx
-            return F.conv2d(source, tw, stride=stride, padding=padding).numpy()
+            return F.conv2d(source, tw, stride=stride, padding=padding, dilation=dilation, groups=problem.groups).numpy()
 
         def backward(mask):
             grads = torch.ops.aten.convolution_backward(
-                tdy, padded, tw, None, list(stride), padding, [1, 1], False, [0, 0], 1, mask)
+                tdy, padded, tw, None, stride, padding, dilation, False, [0, 0], problem.groups, mask)
             return grads[0] if mask[0] else grads[1]
 
         def backward_data():

@@ -1,7 +1,8 @@
 """Shape sets for benchmarking convolution implementations, each with its source.
 
-A convolution problem is (N, C, H, W, K, R, S, stride, padding); padding is
-anything :func:`cnnkernels.conv2d` accepts. Batches of the published sets are
+A convolution problem is (N, C, H, W, K, R, S, stride, padding, dilation,
+groups); padding is anything :func:`cnnkernels.conv2d` accepts. Problems can
+also come from a file (:mod:`.shapefiles`). Batches of the published sets are
 scaled down so that a full run fits 2 cores and 24 GiB; the scale is stated in
 each set's ``note``.
 """
@@ -23,15 +24,67 @@ class Conv:
     S: int
     stride: int | tuple[int, int] = 1
     padding: object = 0
+    dilation: int | tuple[int, int] = 1
+    groups: int = 1
 
-    def flops(self, out_hw) -> float:
-        """2·N·K·C·R·S·P·Q: multiply-adds of the forward pass (each backward pass costs the same)."""
-        return 2.0 * self.N * self.K * self.C * self.R * self.S * out_hw[0] * out_hw[1]
+    @property
+    def strides(self) -> tuple[int, int]:
+        return _pair(self.stride)
+
+    @property
+    def dilations(self) -> tuple[int, int]:
+        return _pair(self.dilation)
+
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right); "same" as TensorFlow and cnnkernels: the odd pixel at the bottom/right."""
+        padding = self.padding
+        if isinstance(padding, str):
+            if padding.lower() == "valid":
+                return (0, 0, 0, 0)
+            top, bottom = _same_pads(self.H, self.R, self.strides[0], self.dilations[0])
+            left, right = _same_pads(self.W, self.S, self.strides[1], self.dilations[1])
+            return (top, bottom, left, right)
+        if isinstance(padding, (tuple, list)) and len(padding) == 2 and isinstance(padding[0], (tuple, list)):
+            return (padding[0][0], padding[0][1], padding[1][0], padding[1][1])
+        ph, pw = _pair(padding)
+        return (ph, ph, pw, pw)
+
+    def out_hw(self) -> tuple[int, int]:
+        top, bottom, left, right = self.pads()
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        return ((self.H + top + bottom - dh * (self.R - 1) - 1) // sh + 1,
+                (self.W + left + right - dw * (self.S - 1) - 1) // sw + 1)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.K, self.C // self.groups, self.R, self.S)
+
+    def flops(self, out_hw=None) -> float:
+        """2·N·K·(C/groups)·R·S·P·Q: multiply-adds of the forward pass (each backward pass costs the same)."""
+        P, Q = out_hw or self.out_hw()
+        return 2.0 * self.N * self.K * (self.C // self.groups) * self.R * self.S * P * Q
+
+    def bytes_moved(self, itemsize: int = 4) -> int:
+        """The least traffic of one pass: its two inputs read and its output written once."""
+        P, Q = self.out_hw()
+        return itemsize * (self.N * self.C * self.H * self.W + self.K * (self.C // self.groups) * self.R * self.S
+                           + self.N * self.K * P * Q)
 
     def label(self) -> str:
         stride = self.stride if isinstance(self.stride, int) else "x".join(map(str, self.stride))
+        extra = "" if self.dilations == (1, 1) else f" d{'x'.join(map(str, self.dilations))}"
+        extra += "" if self.groups == 1 else f" g{self.groups}"
         return (f"{self.name} {self.N}x{self.C}x{self.H}x{self.W} k{self.K} {self.R}x{self.S}"
-                f"/{stride} p{self.padding}")
+                f"/{stride} p{self.padding}{extra}")
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    total = max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
 
 
 @dataclass(frozen=True)

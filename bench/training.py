@@ -69,7 +69,8 @@ def measure(threads: int, steps: int = 30, warmup: int = 5):
     """[{impl, threads, images_per_s, median_step_ms}] for convnet and torch (if importable)."""
     import cnnkernels
 
-    from .core import time_call
+    from .core import interleaved
+    from .stats import total_interval
 
     candidates = [("convnet", convnet_step)]
     try:
@@ -83,12 +84,16 @@ def measure(threads: int, steps: int = 30, warmup: int = 5):
     before = cnnkernels.get_num_threads()
     try:
         cnnkernels.set_num_threads(threads)
-        for name, make in candidates:
-            times = time_call(make(), steps, warmup=warmup)
+        steps_of = {name: make() for name, make in candidates}
+        for step in steps_of.values():
+            for _ in range(warmup):
+                step()
+        for name, times in interleaved(steps_of, steps, budget_s=None).items():  # round after round, all alike
             median = statistics.median(times)
+            low, high = total_interval([times])
             rows.append({"impl": name, "threads": threads, "images_per_s": BATCH / median,
-                         "median_step_ms": 1e3 * median, "min_step_ms": 1e3 * min(times),
-                         "max_step_ms": 1e3 * max(times), "steps": len(times)})
+                         "median_step_ms": 1e3 * median, "ci_low_ms": 1e3 * low, "ci_high_ms": 1e3 * high,
+                         "min_step_ms": 1e3 * min(times), "max_step_ms": 1e3 * max(times), "steps": len(times)})
     finally:
         cnnkernels.set_num_threads(before)
     return rows

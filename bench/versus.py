@@ -16,25 +16,21 @@ import argparse
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import cnnkernels
 
+from .core import interleaved
 from .shapes import SETS
 
 
 def _interleaved(calls: dict, rounds: int) -> dict:
+    """Median ms of each call over ``rounds`` interleaved rounds, after two warm-up calls each."""
     for call in calls.values():  # warm-up: plans, workspaces, oneDNN primitives
         call()
         call()
-    times = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved(calls, rounds, budget_s=None)
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 

@@ -1,0 +1,171 @@
+"""The benchmark tool as a user drives it: their own kernel (--impl), a shapes file, reports, compare.
+
+Nothing here asserts a speed: timings only feed the checks of the tool's own logic (a kernel slowed by a
+sleep 3x as long is flagged; the same kernel twice is not).
+"""
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+USER = "tests.bench.user_conv"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def shapes_csv(tmp_path):
+    path = tmp_path / "layers.csv"
+    path.write_text("name,N,C,H,W,K,R,S,stride,padding,groups\n"
+                    "small,2,4,10,10,8,3,3,1,1,1\n"
+                    "strided,2,3,11,9,4,3,3,2,1,1\n"
+                    "grouped,2,4,8,8,4,3,3,1,1,2\n")
+    return path
+
+
+def _rows(path, impl=None, pass_name=None):
+    rows = json.loads(Path(path).read_text())["rows"]
+    return [r for r in rows if (impl is None or r["impl"] == impl) and (pass_name is None or r["pass"] == pass_name)]
+
+
+def test_user_function_ranked_and_wrong_one_flagged(tmp_path, shapes_csv, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out, md, roof = tmp_path / "run.json", tmp_path / "run.md", tmp_path / "roof.png"
+    assert main(["--shapes", str(shapes_csv), "--impl", "cython", "--impl", f"{USER}:conv2d",
+                 "--impl", f"{HERE / 'user_conv.py'}:wrong_conv2d", "--impl", f"{USER}:broken_conv2d",
+                 "--repeats", "3", "--json", str(out), "--markdown", str(md), "--roofline", str(roof)]) == 0
+    printed = capsys.readouterr().out
+    mine = _rows(out, "conv2d", "forward")
+    assert [r["name"] for r in mine] == ["small", "strided"] and all(r["status"] == "ok" for r in mine)
+    assert all(r["rel_diff"] < 1e-5 and r["runs"] == 3 and len(r["times_ms"]) == 3 for r in mine)
+    assert not _rows(out, "conv2d", "backward-data")  # a plain function is timed forward only
+    grouped = next(r for r in _rows(out, "conv2d", "total") if r["name"] == "grouped")
+    assert grouped["status"] == "unsupported: groups=2: the function takes no 'groups' argument"
+    wrong = _rows(out, "wrong_conv2d", "total")
+    assert all(r["status"].startswith("wrong: off by") for r in wrong if r["name"] != "grouped")
+    assert "WRONG (wrong: off by" in printed and "**WRONG**" in md.read_text()
+    assert "wrong_conv2d" not in " ".join(line for line in printed.splitlines() if "cannot be ranked" in line)
+    broken = _rows(out, "broken_conv2d", "forward")
+    assert broken and all(r["status"] == "error: RuntimeError: out of registers" for r in broken)
+    assert roof.read_bytes()[:8] == PNG
+    for row in _rows(out, "cython", "total"):
+        assert row["ci_low_ms"] <= row["median_ms"] <= row["ci_high_ms"] and row["intensity"] > 0
+        assert row["others_cpu"] is None or 0 <= row["others_cpu"] <= 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no_such_module_xyz:conv", "cannot import 'no_such_module_xyz'"),
+    (f"{USER}:nothing", "has no attribute 'nothing'"),
+    (f"{USER}:__doc__", "expected a class, an object with conv()/pool(), or a function"),
+    ("missing/file.py:conv2d", "no file 'missing/file.py'"),
+    ("cudnn", "unknown or unavailable implementation 'cudnn'"),
+])
+def test_an_impl_that_cannot_load_is_a_clear_error(spec, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["--quick", "--impl", spec]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _sleepy_run(path, delay_ms, monkeypatch):
+    monkeypatch.setenv("SLEEPY_CONV_MS", str(delay_ms))
+    assert main(["--shapes", str(path.parent / "layers.csv"), "--impl", f"{USER}:SleepyConv", "--repeats", "9",
+                 "--json", str(path)]) == 0
+
+
+def test_compare_flags_a_kernel_slowed_on_purpose_and_not_the_same_code(tmp_path, shapes_csv, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    before, again, slowed = tmp_path / "before.json", tmp_path / "again.json", tmp_path / "slowed.json"
+    _sleepy_run(before, 4, monkeypatch)
+    _sleepy_run(again, 4, monkeypatch)
+    _sleepy_run(slowed, 12, monkeypatch)
+    capsys.readouterr()
+    assert main(["compare", str(before), str(again), "--fail-on-regression", "5%"]) == 0
+    same = capsys.readouterr().out
+    assert "SLOWER" not in same and "0 significantly slower" in same
+    assert main(["compare", str(before), str(slowed), "--fail-on-regression", "5%"]) == 1
+    captured = capsys.readouterr()
+    # the two plain problems; SleepyConv refuses the grouped one
+    assert captured.out.count("SLOWER") == 2 and "2 significant regression(s) beyond 5%" in captured.err
+    assert main(["compare", str(slowed), str(before)]) == 0
+    assert "0 significantly slower, 2 significantly faster" in capsys.readouterr().out
+
+
+def test_compare_and_report_refuse_foreign_files(tmp_path, capsys):
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"benchmarks": []}))
+    assert main(["compare", str(foreign), str(foreign)]) == 2
+    assert "is not a cnnkernels-bench --json file" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read benchmark run" in capsys.readouterr().err
+
+
+def test_reports_markdown_and_html(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out, page = tmp_path / "run.json", tmp_path / "run.html"
+    assert main(["--quick", "--impl", "cython", "--impl", "numpy-im2col", "--json", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    markdown = capsys.readouterr().out
+    assert "| problem | impl |" in markdown and "| q-conv" in markdown and "numpy-im2col" in markdown
+    assert main(["report", str(out), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") == 2 and "<table>" in text
+
+
+def test_the_console_script_is_installed_and_runs():
+    (script,) = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "cnnkernels-bench"]
+    assert script.value == "cnnkernels_bench.cli:main"
+    path = Path(sys.executable).parent / "cnnkernels-bench"
+    listed = subprocess.run([str(path), "--list", "--impl", "cython", "--impl", "numpy-im2col"], capture_output=True,
+                            text=True, cwd="/", timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split() == ["cython", "numpy-im2col"]
+    import cnnkernels_bench
+
+    assert Path(cnnkernels_bench.__file__).parent.name == "bench"  # the same files as `python -m bench`
+
+
+def test_load_meter_sees_a_busy_neighbour():
+    import time
+
+    from bench.busy import Neighbours
+    from bench.stats import LoadMeter
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc here")
+    with Neighbours(1):
+        time.sleep(0.3)  # let it start
+        with LoadMeter() as load:
+            time.sleep(1.0)
+    assert load.others_cpu > 0.2 / os.cpu_count() * 2, load.others_cpu
+
+
+def test_bootstrap_interval_brackets_the_median():
+    import numpy as np
+
+    from bench.stats import ratio_interval, total_interval
+
+    rng = np.random.default_rng(3)
+    times = list(1.0 + rng.exponential(0.05, 15))
+    low, high = total_interval([times])
+    assert low <= float(np.median(times)) <= high
+    low, high = ratio_interval([times], [[t * 2 for t in times]])
+    assert 1.6 < low <= 2.0 <= high < 2.4
+
+
+def test_pytest_benchmark_takes_impl_too():
+    pytest.importorskip("pytest_benchmark")
+    done = subprocess.run([sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--bench-set", "quick",
+                           "--impl", f"{USER}:conv2d", "--impl", "cython", "-q", "-p", "no:cacheprovider",
+                           "--benchmark-disable-gc"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    # conv2d: the forward of q-conv (q-strided's "same" is asymmetric); cython: 3 + 3 conv passes, 2 pooling ones
+    assert "9 passed, 7 skipped" in done.stdout and "asymmetric padding" in done.stdout, done.stdout[-1500:]
