@@ -36,6 +36,9 @@ def inputs(problem, seed=0):
 
 
 SETTLE_S = 0.2
+# Between two calls of an interleaved round at 2+ threads: the previous library's OpenMP or Eigen
+# workers stop spinning within milliseconds (OpenBLAS's, see __init__, at once).
+SETTLE_BETWEEN_S = 0.01
 
 
 def time_call(call, repeats: int, warmup: int = 2, budget_s: float | None = None) -> list[float]:
@@ -195,7 +198,7 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
     expected = {name: np.asarray(ref_calls[name](), dtype=np.float64) for name in passes}
     flops = problem.flops(out_hw) if is_conv else None
     intensity = flops / problem.bytes_moved() if is_conv else None
-    settle_s = (SETTLE_S / 4 if threads > 1 else 0.0) if settle_s is None else settle_s
+    settle_s = (SETTLE_BETWEEN_S if threads > 1 else 0.0) if settle_s is None else settle_s
     rows, prepared = [], {}
     with thread_count(impls, threads) as refused:
         for impl in impls:
