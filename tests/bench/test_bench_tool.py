@@ -169,3 +169,16 @@ def test_pytest_benchmark_takes_impl_too():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     # conv2d: the forward of q-conv (q-strided's "same" is asymmetric); cython: 3 + 3 conv passes, 2 pooling ones
     assert "9 passed, 7 skipped" in done.stdout and "asymmetric padding" in done.stdout, done.stdout[-1500:]
+
+
+def test_an_installed_package_offers_an_impl_by_entry_point(monkeypatch, capsys):
+    from bench import plugins
+
+    point = importlib.metadata.EntryPoint(name="course-conv", value=f"{USER}:conv2d", group=plugins.ENTRY_POINT_GROUP)
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: [point] if kw.get("group") == plugins.ENTRY_POINT_GROUP else real(**kw))
+    monkeypatch.chdir(ROOT)
+    (impl,) = plugins.resolve(["course-conv"])
+    assert isinstance(impl, plugins.FunctionImpl) and impl.name == "conv2d"
+    assert "course-conv" in plugins.names()
