@@ -8,6 +8,14 @@ below 1 / (1 + threshold); in between, nothing can be said. With
 ``--fail-on-regression X`` the exit code is 1 when any row regressed
 significantly by more than X (as ``pytest-benchmark compare`` and ``asv
 compare`` do).
+
+A shared machine changes speed between two runs (measured here: every
+implementation of a layer 1.2-1.8x slower in the second of two runs of the
+same code), and a run's own intervals cannot see that. When all the
+implementations of a problem moved together the comparison says so; with
+``--control IMPL`` (one you did not change, present in both runs) each ratio
+is divided by the control's ratio over the same passes, which were timed in
+the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -41,15 +49,41 @@ def _timed(result) -> dict:
     return found
 
 
-def compare(before: dict, after: dict, threshold: float):
-    """Rows (key, before ms, after ms, ratio, (low, high), verdict), verdict "slower", "faster" or ""."""
+def _control_parts(timed, key, control, passes):
+    """The control's run lists for the passes of ``key`` (a pass, or the passes of a total)."""
+    problem, _, threads, pass_name = key
+    parts = [timed.get((problem, control, threads, p)) for p in (passes if pass_name == "total" else [pass_name])]
+    return [p[0] for p in parts] if parts and all(parts) else None
+
+
+def compare(before: dict, after: dict, threshold: float, control: str | None = None):
+    """Rows (key, before ms, after ms, ratio, (low, high), verdict), verdict "slower", "faster" or ""; with a
+    ``control``, ratios are relative to the control's (rows the control lacks are left out)."""
     old, new = _timed(before), _timed(after)
-    for key in (k for k in new if k in old):
-        low, high = ratio_interval(old[key], new[key])
+    passes = {(r["problem"], r["impl"], r["threads"]): r.get("passes", ()) for r in after["rows"] if r["pass"] == "total"}
+    for key in (k for k in new if k in old and k[1] != control):
+        extra = ()
+        ratio = 1.0
+        if control:
+            these = passes.get(key[:3], ())
+            extra = (_control_parts(old, key, control, these), _control_parts(new, key, control, these))
+            if None in extra:
+                continue
+            ratio = sum(map(statistics.median, extra[0])) / sum(map(statistics.median, extra[1]))
+        low, high = ratio_interval(old[key], new[key], *extra)
         before_ms = sum(statistics.median(times) for times in old[key])
         after_ms = sum(statistics.median(times) for times in new[key])
         verdict = "slower" if low > 1 + threshold else "faster" if high < 1 / (1 + threshold) else ""
-        yield key, before_ms, after_ms, after_ms / before_ms, (low, high), verdict
+        yield key, before_ms, after_ms, after_ms / before_ms * ratio, (low, high), verdict
+
+
+def moved_together(rows) -> list[str]:
+    """(problem, threads) whose implementations (two or more) all moved significantly the same way."""
+    groups = {}
+    for (problem, impl, threads, pass_name), *_, verdict in rows:
+        groups.setdefault((problem, threads, pass_name), []).append(verdict)
+    return [f"{problem} at {threads} thread(s)" for (problem, threads, _), verdicts in groups.items()
+            if len(verdicts) >= 2 and len(set(verdicts)) == 1 and verdicts[0]]
 
 
 def main(argv=None) -> int:
@@ -61,14 +95,19 @@ def main(argv=None) -> int:
     parser.add_argument("--fail-on-regression", type=_percent, metavar="X", default=None,
                         help="exit 1 if any row is significantly slower by more than X (e.g. 5%%)")
     parser.add_argument("--all", action="store_true", help="print every pass, not only the totals")
+    parser.add_argument("--control", metavar="IMPL",
+                        help="an implementation left unchanged between the runs: ratios are divided by its ratio")
     args = parser.parse_args(argv)
     try:
         before, after = load(args.before), load(args.after)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.control and not all(any(r["impl"] == args.control for r in run["rows"]) for run in (before, after)):
+        print(f"--control {args.control}: not in both runs", file=sys.stderr)
+        return 2
     threshold = args.threshold if args.fail_on_regression is None else min(args.threshold, args.fail_on_regression)
-    rows = [r for r in compare(before, after, threshold) if args.all or r[0][3] == "total"]
+    rows = [r for r in compare(before, after, threshold, args.control) if args.all or r[0][3] == "total"]
     if not rows:
         print("the two runs have no (problem, implementation, threads, pass) in common", file=sys.stderr)
         return 2
@@ -77,6 +116,8 @@ def main(argv=None) -> int:
         print(f"{side:<6}: {machine['date']} {machine['cpu']} cnnkernels {machine['cnnkernels']}")
     if before["machine"].get("cpu") != after["machine"].get("cpu"):
         print("warning: the runs are from different CPUs; ratios compare machines, not code")
+    if args.control:
+        print(f"ratios relative to {args.control}'s, timed in the same rounds")
     print(f"\n{'problem':<44} {'impl':<13} {'thr':>3} {'pass':<16} {'before ms':>10} {'after ms':>10} "
           f"{'ratio':>6} {'95% interval':>14}")
     failed = []
@@ -88,6 +129,11 @@ def main(argv=None) -> int:
             failed.append(f"{problem} {impl} {threads}t {pass_name}")
     slower = sum(r[5] == "slower" for r in rows)
     faster = sum(r[5] == "faster" for r in rows)
+    together = moved_together(rows) if not args.control else []
+    if together:
+        print(f"\nwarning: every implementation moved the same way on {len(together)} problem(s) ("
+              + "; ".join(together[:4]) + ("; ..." if len(together) > 4 else "") + "): the machine changed between "
+              "the runs more than the code did; compare with --control IMPL, an implementation you did not change")
     print(f"\n{len(rows)} rows: {slower} significantly slower, {faster} significantly faster, "
           f"{len(rows) - slower - faster} within noise or below {100 * threshold:.0f}%")
     if failed:

@@ -236,7 +236,7 @@ def measure_problem(problem, impls, threads: int, repeats: int, peak: float, bud
                     gflops=flops / median / 1e9 if flops else None,
                     pct_peak=100 * flops / median / 1e9 / peak if flops else None, intensity=intensity,
                     peak_extra_mb=peak_extra_memory_mb(calls[impl.name]), max_abs_diff=diff, rel_diff=relative,
-                    load1=load.load1, others_cpu=load.others_cpu))
+                    load1=load.load1, others_cpu=load.others_cpu, steal_cpu=load.steal_cpu))
     for impl in impls:
         mine = [r for r in rows if r["impl"] == impl.name]
         total = _total(problem, impl, threads, [r for r in mine if "median_ms" in r], prepared[impl.name], flops, peak,
@@ -272,7 +272,8 @@ def _total(problem, impl, threads, timed, prepared, flops, peak, intensity):
         pct_peak=100 * len(timed) * flops / median / 1e9 / peak if flops else None, intensity=intensity,
         peak_extra_mb=max((r["peak_extra_mb"] or 0.0) for r in timed),
         max_abs_diff=max(r["max_abs_diff"] for r in timed), rel_diff=max(r["rel_diff"] for r in timed),
-        load1=timed[-1]["load1"], others_cpu=max((r["others_cpu"] or 0.0) for r in timed))
+        load1=timed[-1]["load1"], others_cpu=max((r["others_cpu"] or 0.0) for r in timed),
+        steal_cpu=max((r["steal_cpu"] or 0.0) for r in timed))
 
 
 def fmt(value, spec) -> str:

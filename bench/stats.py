@@ -41,18 +41,24 @@ def total_interval(samples, seed: int = 0) -> tuple[float, float]:
     return interval(resampled_total(samples, np.random.default_rng(seed)))
 
 
-def ratio_interval(before, after, seed: int = 0) -> tuple[float, float]:
-    """95 % interval of total(after) / total(before), each a list of per-pass time lists."""
+def ratio_interval(before, after, control_before=None, control_after=None, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of total(after) / total(before), each a list of per-pass time lists; with a control (an
+    implementation timed in the same rounds of both runs), divided by the control's own ratio, which takes out
+    what the machine did between the runs."""
     rng = np.random.default_rng(seed)
-    return interval(resampled_total(after, rng) / resampled_total(before, rng))
+    ratios = resampled_total(after, rng) / resampled_total(before, rng)
+    if control_before is not None:
+        ratios /= resampled_total(control_after, rng) / resampled_total(control_before, rng)
+    return interval(ratios)
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat (Linux)."""
+def _cpu_jiffies() -> tuple[int, int, int] | None:
+    """(busy, total, stolen) clock ticks of all CPUs since boot, from /proc/stat (Linux); stolen is the time the
+    hypervisor gave other machines."""
     try:
         with open("/proc/stat") as f:
             fields = [int(v) for v in f.readline().split()[1:]]
@@ -60,7 +66,8 @@ def _cpu_jiffies() -> tuple[int, int] | None:
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
+    steal = fields[7] if len(fields) > 7 else 0
+    return total - idle - steal, total, steal
 
 
 def _own_jiffies() -> int | None:
@@ -75,7 +82,8 @@ def _own_jiffies() -> int | None:
 
 class LoadMeter:
     """What the machine did while a measurement ran: the 1-minute load average at its end, and the share of all
-    CPUs' time that other processes took (0.5 on 2 cores: one core's worth). None where /proc is missing."""
+    CPUs' time that other processes took (0.5 on 2 cores: one core's worth), and the share the hypervisor stole
+    for other machines. None where /proc is missing."""
 
     def __enter__(self):
         self._cpu, self._own, self._start = _cpu_jiffies(), _own_jiffies(), time.monotonic()
@@ -83,10 +91,12 @@ class LoadMeter:
 
     def __exit__(self, *exc):
         cpu, own = _cpu_jiffies(), _own_jiffies()
-        self.others_cpu = None
+        self.others_cpu = self.steal_cpu = None
         if None not in (cpu, own, self._cpu, self._own) and cpu[1] > self._cpu[1]:
             others = (cpu[0] - self._cpu[0]) - (own - self._own)
-            self.others_cpu = round(max(0.0, others / (cpu[1] - self._cpu[1])), 3)
+            elapsed = cpu[1] - self._cpu[1]
+            self.others_cpu = round(max(0.0, others / elapsed), 3)
+            self.steal_cpu = round((cpu[2] - self._cpu[2]) / elapsed, 3)
         try:
             self.load1 = round(os.getloadavg()[0], 2)
         except OSError:

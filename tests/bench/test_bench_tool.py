@@ -74,28 +74,51 @@ def test_an_impl_that_cannot_load_is_a_clear_error(spec, message, capsys, monkey
     assert message in capsys.readouterr().err
 
 
-def _sleepy_run(path, delay_ms, monkeypatch):
-    monkeypatch.setenv("SLEEPY_CONV_MS", str(delay_ms))
-    assert main(["--shapes", str(path.parent / "layers.csv"), "--impl", f"{USER}:SleepyConv", "--repeats", "9",
-                 "--json", str(path)]) == 0
+def _slowed_run(path, times, monkeypatch):
+    monkeypatch.setenv("SLOWED_CONV_TIMES", str(times))
+    assert main(["--shapes", str(path.parent / "compare.csv"), "--impl", f"{USER}:SlowedConv", "--impl", "numpy-im2col",
+                 "--repeats", "9", "--json", str(path)]) == 0
 
 
-def test_compare_flags_a_kernel_slowed_on_purpose_and_not_the_same_code(tmp_path, shapes_csv, capsys, monkeypatch):
+def test_compare_flags_a_kernel_slowed_on_purpose_and_not_the_same_code(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
+    (tmp_path / "compare.csv").write_text("name,N,C,H,W,K,R,S,padding,groups\n"
+                                          "a,4,16,24,24,16,3,3,1,1\nb,2,32,16,16,32,3,3,1,1\ngrouped,2,4,8,8,4,3,3,1,2\n")
     before, again, slowed = tmp_path / "before.json", tmp_path / "again.json", tmp_path / "slowed.json"
-    _sleepy_run(before, 4, monkeypatch)
-    _sleepy_run(again, 4, monkeypatch)
-    _sleepy_run(slowed, 12, monkeypatch)
+    _slowed_run(before, 1, monkeypatch)
+    _slowed_run(again, 1, monkeypatch)
+    _slowed_run(slowed, 3, monkeypatch)
     capsys.readouterr()
-    assert main(["compare", str(before), str(again), "--fail-on-regression", "5%"]) == 0
+    control = ["--control", "numpy-im2col", "--threshold", "25%"]  # numpy-im2col ran in the same rounds, unchanged
+    assert main(["compare", str(before), str(again), *control, "--fail-on-regression", "25%"]) == 0
     same = capsys.readouterr().out
-    assert "SLOWER" not in same and "0 significantly slower" in same
-    assert main(["compare", str(before), str(slowed), "--fail-on-regression", "5%"]) == 1
+    assert "SLOWER" not in same and "2 rows: 0 significantly slower" in same and "relative to numpy-im2col" in same
+    assert main(["compare", str(before), str(slowed), *control, "--fail-on-regression", "25%"]) == 1
     captured = capsys.readouterr()
-    # the two plain problems; SleepyConv refuses the grouped one
-    assert captured.out.count("SLOWER") == 2 and "2 significant regression(s) beyond 5%" in captured.err
-    assert main(["compare", str(slowed), str(before)]) == 0
+    # the two plain problems; SlowedConv refuses the grouped one
+    assert captured.out.count("SLOWER") == 2 and "2 significant regression(s) beyond 25%" in captured.err
+    assert main(["compare", str(slowed), str(before), *control]) == 0
     assert "0 significantly slower, 2 significantly faster" in capsys.readouterr().out
+    assert main(["compare", str(before), str(slowed), "--control", "torch-xyz"]) == 2
+    assert "--control torch-xyz: not in both runs" in capsys.readouterr().err
+
+
+def test_compare_warns_when_everything_moved_together(tmp_path, capsys):
+    def run(scale):
+        rows = [{"problem": "p", "name": "p", "impl": impl, "threads": 1, "pass": "forward", "status": "ok",
+                 "times_ms": [scale * (1 + 0.01 * i) for i in range(9)]} for impl in ("ours", "theirs")]
+        rows += [{"problem": "p", "name": "p", "impl": impl, "threads": 1, "pass": "total", "status": "ok",
+                  "passes": ["forward"]} for impl in ("ours", "theirs")]
+        return {"machine": {"date": "d", "cpu": "c", "cnnkernels": "0"}, "sgemm_gflops": {}, "rows": rows}
+
+    for name, scale in (("a.json", 1.0), ("b.json", 1.5)):
+        (tmp_path / name).write_text(json.dumps(run(scale)))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("SLOWER") == 2 and "every implementation moved the same way on 1 problem(s) (p at 1" in out
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--control", "theirs"]) == 0
+    out = capsys.readouterr().out
+    assert "SLOWER" not in out and "1 rows: 0 significantly slower" in out
 
 
 def test_compare_and_report_refuse_foreign_files(tmp_path, capsys):

@@ -1,12 +1,11 @@
 """A user's own convolutions, as someone would write them for a course: what `--impl` loads in the tests.
 
 ``conv2d`` is the 20-line NumPy im2col of the must-show; ``wrong_conv2d`` adds 0.01 to every output (a
-fast-but-wrong kernel), ``broken_conv2d`` raises; ``SleepyConv`` follows the full protocol and sleeps ``SLEEPY_CONV_MS`` (from the
-environment) per call: a kernel slowed on purpose, for `compare`.
+fast-but-wrong kernel), ``broken_conv2d`` raises; ``SlowedConv`` follows the full protocol and repeats its work
+``SLOWED_CONV_TIMES`` (from the environment) times: a kernel slowed on purpose, for `compare`.
 """
 
 import os
-import time
 
 import numpy as np
 
@@ -31,18 +30,21 @@ def wrong_conv2d(x, w, stride, padding):
     return conv2d(x, w, stride, padding) + 0.01
 
 
-class SleepyConv:
-    name = "sleepy"
+class SlowedConv:
+    """The full protocol: forward does the convolution ``SLOWED_CONV_TIMES`` (environment) times."""
+
+    name = "slowed"
 
     def conv(self, problem, x, w, dy):
         if problem.groups != 1 or problem.dilations != (1, 1):
             raise NotImplementedError("plain convolutions only")
-        delay = float(os.environ.get("SLEEPY_CONV_MS", "2")) / 1e3
+        times = int(os.environ.get("SLOWED_CONV_TIMES", "1"))
         top, bottom, left, right = problem.pads()
 
         def forward():
-            time.sleep(delay)
-            return conv2d(x, w, problem.strides, (top, left))
+            for _ in range(times):
+                y = conv2d(x, w, problem.strides, (top, left))
+            return y
 
         return {"forward": forward}
 
