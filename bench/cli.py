@@ -90,7 +90,7 @@ def format_table(rows, peaks) -> str:
             lines.append(f"{impl:<14} {total['status']}")
             continue
         data = passes.get("backward-data", passes.get("backward"))
-        flag = "" if total["status"] == "ok" else f"  WRONG ({total['status']})"
+        flag = "" if total["status"] == "ok" else f"  WRONG ({total['status'].removeprefix('wrong: ')})"
         lines.append(
             f"{impl:<14} {core.fmt(passes.get('forward'), '9.3f'):>9} {core.fmt(data, '9.3f'):>9} "
             f"{core.fmt(passes.get('backward-weights'), '9.3f'):>9} {total['median_ms']:>9.3f} "

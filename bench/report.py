@@ -46,7 +46,7 @@ def table_rows(result):
             f"{total['median_ms']:.3f}", f"{total['ci_low_ms']:.3f}-{total['ci_high_ms']:.3f}",
             fmt(total["gflops"], ".1f"), fmt(total["pct_peak"], ".0f"), fmt(x_torch, ".2f"), fmt(x_ref, ".2f"),
             f"{(total['peak_extra_mb'] or 0):.1f}", f"{total['max_abs_diff']:.1e}", fmt(total.get("others_cpu"), ".2f"),
-            "ok" if total["status"] == "ok" else f"**WRONG**: {total['status']}")
+            "ok" if total["status"] == "ok" else f"**WRONG** ({total['status'].removeprefix('wrong: ')})")
 
 
 def _training_rows(result):

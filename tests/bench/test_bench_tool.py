@@ -51,7 +51,7 @@ def test_user_function_ranked_and_wrong_one_flagged(tmp_path, shapes_csv, capsys
     assert grouped["status"] == "unsupported: groups=2: the function takes no 'groups' argument"
     wrong = _rows(out, "wrong_conv2d", "total")
     assert all(r["status"].startswith("wrong: off by") for r in wrong if r["name"] != "grouped")
-    assert "WRONG (wrong: off by" in printed and "**WRONG**" in md.read_text()
+    assert "WRONG (off by" in printed and "**WRONG** (off by" in md.read_text()
     assert "wrong_conv2d" not in " ".join(line for line in printed.splitlines() if "cannot be ranked" in line)
     broken = _rows(out, "broken_conv2d", "forward")
     assert broken and all(r["status"] == "error: RuntimeError: out of registers" for r in broken)
