@@ -20,12 +20,14 @@ import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._numba_cache import cached_njit
 from ._workspace import block_rows, scratch
 
-_SERIAL = dict(cache=True, nogil=True, fastmath=False)
-_PARALLEL = dict(cache=True, nogil=True, fastmath=False, parallel=True)
+# compiled once per user, cached outside the installed package (see _numba_cache)
+_SERIAL = dict(nogil=True, fastmath=False)
+_PARALLEL = dict(nogil=True, fastmath=False, parallel=True)
 
 _pool_lock = threading.Lock()
 _pool_started = False
@@ -80,7 +82,7 @@ def _numba_threads(n_threads: int):
 # ----------------------------------------------------------------------------- im2col
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _valid_range(offset, stride, size, count):
     """[lo, hi): the j in 0..count-1 with 0 <= j·stride + offset < size."""
     lo = 0
@@ -94,7 +96,7 @@ def _valid_range(offset, stride, size, count):
     return lo, hi
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _im2col(image, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, col):
     """col[(c·R + r)·S + s, i·Q + q] = image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl], 0 outside
 
@@ -126,7 +128,7 @@ def _im2col(image, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, col):
                     ]
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _col2im(col, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, image):
     """image[c0 + c, (p0+i)·sh + r·dh − pt, q·sw + s·dw − pl] += col[(c·R + r)·S + s, i·Q + q] (inside only)
 
@@ -148,14 +150,14 @@ def _col2im(col, c0, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, rows, Q, image):
 # ----------------------------------------------------------------------------- convolution
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _decode(item, groups, blocks, rows, P):
     """(image, group, first output row, rows) of work item ``item``."""
     p0 = (item % blocks) * rows
     return item // (groups * blocks), (item // blocks) % groups, p0, min(rows, P - p0)
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item, mine):
     """One work item (image, group, block of output rows) of the forward pass, in scratch ``mine``."""
     N = x.shape[0]
@@ -182,7 +184,7 @@ def _forward_item(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, item, mine):
             target[k] += b[g * Kg + k]
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, slots, workspace):
     items = x.shape[0] * groups * ((y.shape[2] + rows - 1) // rows)
     per_slot = workspace.size // slots
@@ -202,7 +204,7 @@ def conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, n_threads, y):
         _conv2d_forward(x, w, b, sh, sw, pt, pl, dh, dw, groups, y, rows, n_threads, workspace)
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _backward_data_item(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, item, mine):
     """dx of one (image, group): its row blocks overlap in dx, so one slot owns all of them."""
     N = dx.shape[0]
@@ -228,7 +230,7 @@ def _backward_data_item(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, item, m
         _col2im(col, g * Cg, Cg, R, S, sh, sw, pt, pl, dh, dw, p0, L // Q, Q, dx[n])
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, slots, workspace):
     items = dx.shape[0] * groups
     per_slot = workspace.size // slots
@@ -248,7 +250,7 @@ def conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, n_threads, dx):
         _conv2d_backward_data(dy, w, sh, sw, pt, pl, dh, dw, groups, dx, rows, n_threads, workspace)
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, R, S, rows, slots, workspace, partial):
     N, C = x.shape[0], x.shape[1]
     Cg = C // groups
@@ -296,13 +298,13 @@ def conv2d_backward_weight(dy, x, sh, sw, pt, pl, dh, dw, groups, n_threads, dwe
 # ----------------------------------------------------------------------------- pooling
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _first_tap(origin, step):
     """The first tap t >= 0 with origin + t·step >= 0."""
     return 0 if origin >= 0 else (-origin + step - 1) // step
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W):
     """(h0, w0, r0, r1, s0, s1): taps r in [r0, r1) of rows h0 + r·dh are real, columns likewise."""
     h0, w0 = p * sh - pt, q * sw - pl
@@ -312,7 +314,7 @@ def _clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W):
     return h0, w0, r0, r1, s0, s1
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _first_max(plane, h0, w0, r0, r1, s0, s1, dh, dw):
     """Flat index h·W + w of the window's first maximum in row-major order; the first NaN wins.
     Selects, not branches, on the comparison (random data would mispredict them)."""
@@ -333,7 +335,7 @@ def _first_max(plane, h0, w0, r0, r1, s0, s1, dh, dw):
     return best_h * W + best_w
 
 
-@njit(**_SERIAL)
+@cached_njit(**_SERIAL)
 def _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, mode):
     if mode == 1:  # reference.DIVISOR_WINDOW: kh·kw within the padded input
         return (min(h0 + kh, h_end) - h0) * (min(w0 + kw, w_end) - w0)
@@ -342,7 +344,7 @@ def _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, mode):
     return 1
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, y, indices):
     """y[n,c,p,q] = max over real taps (p·sh − pt + r·dh, q·sw − pl + s·dw) of x[n,c]; indices (if not
     empty) = the flat h·W + w of each window's first maximum"""
@@ -370,7 +372,7 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, pt, pl, dh, dw, y, indices):
                 out[p, q] = np.nan if nan_seen else top
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, dx):
     """dx[n,c,h,w] = Σ_p,q dy[n,c,p,q] · [(h, w) is the first maximum of window (p, q)]"""
     N, C, H, W = x.shape
@@ -385,7 +387,7 @@ def _max_pool2d_backward(dy, x, kh, kw, sh, sw, pt, pl, dh, dw, dx):
                 out[at // W, at % W] += grad[p, q]
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, y):
     """y[n,c,p,q] = Σ real cells of window (p, q) of x[n,c] / divisor  (1, kh·kw within the padded
     input, or #real cells)"""
@@ -404,7 +406,7 @@ def _avg_pool2d_forward(x, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, y
                 out[p, q] = total / _divisor(h0, w0, r0, r1, s0, s1, kh, kw, h_end, w_end, divisor_mode)
 
 
-@njit(**_PARALLEL)
+@cached_njit(**_PARALLEL)
 def _avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, dx):
     """dx[n,c,h,w] = Σ over windows (p, q) containing (h, w) of dy[n,c,p,q] / divisor[p,q]"""
     N, C, H, W = dx.shape
