@@ -82,7 +82,7 @@ class Scipy:
 
     def conv(self, problem, x, w, dy):
         (sh, sw), (dh, dw) = problem.strides, problem.dilations
-        G, Cg, Kg = problem.groups, problem.C // problem.groups, problem.K // problem.groups
+        Cg, Kg = problem.C // problem.groups, problem.K // problem.groups
         dilated = np.zeros((problem.K, Cg, dh * (problem.R - 1) + 1, dw * (problem.S - 1) + 1), x.dtype)
         dilated[:, :, ::dh, ::dw] = w
 

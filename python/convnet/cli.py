@@ -22,11 +22,9 @@ import warnings
 
 import numpy as np
 
+from .cli_data import CommandError, _check_fits, _folder_data, _fruits_layout
+
 EXIT_ERROR = 2
-
-
-class CommandError(Exception):
-    """A user error with a one-line explanation."""
 
 
 # ------------------------------------------------------------------------------------- model
@@ -54,50 +52,6 @@ def tutorial_model(input_shape, n_classes, rescale=False):
 
 
 # ------------------------------------------------------------------------------------- data
-
-
-def _fruits_layout(directory):
-    """(train folder, test folder) for a Fruits-360-style root holding Training/ and Test/, else None."""
-    training, test = os.path.join(directory, "Training"), os.path.join(directory, "Test")
-    return (training, test) if os.path.isdir(training) and os.path.isdir(test) else None
-
-
-def _first_image_size(directory):
-    from .data import image_files, load_image
-
-    for path in image_files(directory):
-        try:
-            return load_image(path).shape[:2]
-        except ValueError:
-            continue
-    raise CommandError(f"no readable images in {directory!r}")
-
-
-def _folder_data(args, quiet):
-    """Training stream, validation stream and test stream (possibly the validation one) of an image folder."""
-    from .data import RandomAugment, image_dataset_from_directory
-
-    if not os.path.isdir(args.data):
-        raise CommandError(f"data folder {args.data!r} does not exist or is not a folder")
-    fruits = _fruits_layout(args.data)
-    train_dir = fruits[0] if fruits else args.data
-    size = tuple(args.image_size) if args.image_size else tuple(_first_image_size(train_dir))
-    common = dict(image_size=size, color_mode="grayscale" if args.grayscale else "rgb", batch_size=args.batch_size,
-                  seed=args.seed, verbose=not quiet)
-    augment = RandomAugment(seed=args.seed) if args.augment else None
-    if args.val_data:
-        train = image_dataset_from_directory(train_dir, augment=augment, **common)
-        validation = image_dataset_from_directory(args.val_data, class_names=train.class_names, shuffle=False,
-                                                  **common)
-    else:
-        train, validation = image_dataset_from_directory(train_dir, validation_split=args.validation_split,
-                                                         subset="both", augment=augment, **common)
-        if not validation.file_paths:
-            raise CommandError(f"--validation-split {args.validation_split} leaves no validation images")
-    test = validation
-    if fruits:
-        test = image_dataset_from_directory(fruits[1], class_names=train.class_names, shuffle=False, **common)
-    return train, validation, test, size
 
 
 # ------------------------------------------------------------------------------------- commands
@@ -146,6 +100,7 @@ def cmd_train(args):
         test_data = (test,)
         input_shape, source = (*size, 1 if args.grayscale else 3), os.path.abspath(args.data)
     model = tutorial_model(tuple(int(s) for s in input_shape), len(class_names), rescale=not on_digits)
+    _check_fits(model, args.batch_size, input_shape[:2])
     optimizer = optimizers.get(args.optimizer).__class__(learning_rate=args.learning_rate)
     model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
     model.metadata = {"class_names": class_names, "image_size": list(input_shape[:2]),
@@ -168,14 +123,18 @@ def cmd_train(args):
         except ImportError as exc:
             warnings.warn(f"no training curve: {exc}")
     seconds = time.perf_counter() - started
-    report = {"loss": test_result["loss"], "accuracy": test_result["accuracy"], "epochs": len(history.epoch),
+    # the digits and a Fruits-360 root have a test set of their own; a plain folder only its validation images
+    evaluated_on = "test" if on_digits or _fruits_layout(args.data) else "validation"
+    report = {"loss": test_result["loss"], "accuracy": test_result["accuracy"], "evaluated_on": evaluated_on,
+              "epochs": len(history.epoch),
               "seconds": round(seconds, 2), "model": model_path, "history": history_path, "curve": curve_path,
               "classes": len(class_names), "data": source}
     if quiet:
         print(json.dumps(report))
     else:
-        print(f"Test loss: {report['loss']:.4f} - test accuracy: {100 * report['accuracy']:.2f}% "
-              f"({len(history.epoch)} epochs, {seconds:.1f} s)")
+        note = "" if evaluated_on == "test" else ", on the validation images: the folder has no separate test set"
+        print(f"{evaluated_on.capitalize()} loss: {report['loss']:.4f} - {evaluated_on} accuracy: "
+              f"{100 * report['accuracy']:.2f}% ({len(history.epoch)} epochs, {seconds:.1f} s{note})")
         print(f"Wrote {model_path}, {history_path}" + (f", {curve_path}" if curve_path else ""))
 
 
@@ -234,11 +193,14 @@ def cmd_evaluate(args):
                                            batch_size=args.batch_size, shuffle=False, verbose=not args.json)
     data = dataset if meta["pixel_range"] == 255 else dataset.map(lambda x, y: (x / 255, y))
     result = model.evaluate(data, verbose=0, return_dict=True)
-    result["images"] = len(dataset.file_paths)
+    result["skipped"] = len(dataset.skipped_files)
+    result["images"] = len(dataset.file_paths) - result["skipped"]
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"loss: {result['loss']:.4f} - accuracy: {100 * result['accuracy']:.2f}% ({result['images']} images)")
+        skipped = f", {result['skipped']} unreadable skipped" if result["skipped"] else ""
+        print(f"loss: {result['loss']:.4f} - accuracy: {100 * result['accuracy']:.2f}% ({result['images']} images"
+              f"{skipped})")
 
 
 def cmd_predict(args):

@@ -124,7 +124,7 @@ class ImageDataset(Dataset):
     """Batches of (images, labels) read from disk, one batch at a time, pixels in [0, 255].
 
     Iterate it once per epoch; ``len()`` is the number of batches. Attributes:
-    ``class_names``, ``file_paths``, ``image_size``, ``color_mode``.
+    ``class_names``, ``file_paths``, ``image_size``, ``color_mode``, ``skipped_files``.
     Files that turn out unreadable are skipped (a warning names each) and
     dropped from later epochs.
     """
@@ -145,6 +145,11 @@ class ImageDataset(Dataset):
 
     def cardinality(self):
         return math.ceil(len(self.file_paths) / self.batch_size)
+
+    @property
+    def skipped_files(self) -> list[str]:
+        """The files found unreadable so far (skipped, with a warning each)."""
+        return sorted(self._bad)
 
     def _targets(self, labels):
         if self.label_mode == "categorical":
