@@ -119,7 +119,8 @@ def cmd_train(args):
         with open(history_path, "w") as f:
             json.dump(history.history, f, indent=1)
         try:
-            curve_path = plot_history(history, os.path.join(args.out, "training.png"), title=f"{source} CNN")
+            title = f"{os.path.basename(source.rstrip(os.sep))} CNN"  # the folder's name, not its whole path
+            curve_path = plot_history(history, os.path.join(args.out, "training.png"), title=title)
         except ImportError as exc:
             warnings.warn(f"no training curve: {exc}")
     seconds = time.perf_counter() - started
@@ -256,7 +257,8 @@ def cmd_show(args):
         if len(args.inputs) != 1:
             raise CommandError(f"show filters takes one MODEL; received {len(args.inputs)} arguments")
         model = _load(args.inputs[0])
-        print(viz.plot_filters(model, os.path.join(args.out, "filters.png"), layer=args.layer))
+        name = viz._conv_layer(model, args.layer).name  # one file per layer: a second layer never overwrites the first
+        print(viz.plot_filters(model, os.path.join(args.out, f"filters_{name}.png"), layer=args.layer))
         return
     if len(args.inputs) != 2:
         raise CommandError(f"show featuremaps takes MODEL IMAGE; received {len(args.inputs)} arguments")

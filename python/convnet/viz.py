@@ -39,8 +39,11 @@ def plot_history(history, path, title="training") -> str:
     if not isinstance(values, dict) or "loss" not in values:
         raise ValueError(f"history must hold a 'loss' series; received keys {sorted(values) if isinstance(values, dict) else type(values).__name__}")
     metrics = [name for name in ("loss", "accuracy") if name in values]
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), dpi=100, squeeze=False)
     for ax, name in zip(axes[0], metrics):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         epochs = range(1, len(values[name]) + 1)
         ax.plot(epochs, values[name], "o-", label=f"training {name}")
         if f"val_{name}" in values:
@@ -119,8 +122,8 @@ def plot_classic_filters(image_path, path, grayscale=True) -> str:
     plt = _pyplot()
     image = load_image(image_path, grayscale=grayscale)
     variants = [("same", 1), ("valid", 1), ("same", 2)]
-    fig, axes = plt.subplots(len(CLASSIC_KERNELS), 1 + len(variants),
-                             figsize=(3 * (1 + len(variants)), 2.6 * len(CLASSIC_KERNELS)), dpi=80)
+    fig, axes = plt.subplots(len(CLASSIC_KERNELS), 1 + len(variants), layout="constrained",  # room for the title
+                             figsize=(3 * (1 + len(variants)), 2.6 * len(CLASSIC_KERNELS) + 0.4), dpi=80)
     for row, (name, kernel) in enumerate(CLASSIC_KERNELS.items()):
         panels = [("original", image)]
         panels += [(f"{padding}, stride {stride}", apply_kernel(image, kernel, stride, padding))
@@ -133,7 +136,6 @@ def plot_classic_filters(image_path, path, grayscale=True) -> str:
                          else f"original {picture.shape[0]}x{picture.shape[1]}", fontsize=8)
             ax.axis("off")
     fig.suptitle(f"classic 3x3 kernels on {os.path.basename(os.fspath(image_path))}")
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -176,18 +178,25 @@ def plot_filters(model, path, layer=None) -> str:
     filters = kernel.shape[3]
     columns = min(8, filters)
     rows = int(np.ceil(filters / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.7 * rows + 0.6), dpi=80, squeeze=False)
+    colour = kernel.shape[2] == 3
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns + (0 if colour else 1.2), 1.7 * rows + 0.6), dpi=80,
+                             squeeze=False, layout="constrained")  # gray: 1.2 in for the colour bar
+    # colour filters: each tile stretched to its own range; gray ones on one scale shared by all, zero in the middle
+    bound = float(np.max(np.abs(kernel.mean(axis=2)))) or 1.0
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= filters:
             continue
         tile = kernel[:, :, :, index]
-        tile = _normalise(tile) if tile.shape[2] == 3 else _normalise(tile.mean(axis=2))
-        ax.imshow(tile, cmap=None if tile.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
+        if colour:
+            image = ax.imshow(_normalise(tile), vmin=0, vmax=1, interpolation="nearest")
+        else:
+            image = ax.imshow(tile.mean(axis=2), cmap="gray", vmin=-bound, vmax=bound, interpolation="nearest")
         ax.set_title(f"{index}", fontsize=7)
-    mode = "RGB" if kernel.shape[2] == 3 else f"mean over {kernel.shape[2]} input channels"
+    if not colour:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    mode = "RGB, each filter scaled to its own range" if colour else f"mean over {kernel.shape[2]} input channels"
     fig.suptitle(f"{conv.name}: {filters} filters {kernel.shape[0]}x{kernel.shape[1]} ({mode})", fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -228,16 +237,19 @@ def plot_feature_maps(model, image, out_dir, layers=None, max_maps=64):
         shown = min(channels, max_maps)
         columns = min(8, shown)
         rows = int(np.ceil(shown / columns))
-        fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.7), dpi=80, squeeze=False)
+        fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns + 1.2, 1.6 * rows + 0.7), dpi=80, squeeze=False,
+                                 layout="constrained")
+        low, high = float(maps[:, :, :shown].min()), float(maps[:, :, :shown].max())  # one scale for the layer
         for index, ax in enumerate(axes.flat):
             ax.axis("off")
             if index < shown:
-                ax.imshow(maps[:, :, index], cmap="viridis", interpolation="nearest")
+                image = ax.imshow(maps[:, :, index], cmap="viridis", vmin=low, vmax=high if high > low else low + 1,
+                                  interpolation="nearest")
                 ax.set_title(str(index), fontsize=7)
+        fig.colorbar(image, ax=axes, shrink=0.8, label="activation")
         note = f" — showing {shown} of {channels} channels" if shown < channels else ""
         fig.suptitle(f"{layer.name} ({type(layer).__name__}): {maps.shape[0]}x{maps.shape[1]}x{channels}{note}",
                      fontsize=10)
-        fig.tight_layout()
         path = _save(fig, os.path.join(os.fspath(out_dir), f"featuremaps_{number:02d}_{layer.name}.png"))
         written.append((path, shown, channels))
     return written

@@ -1,6 +1,7 @@
 """Pictures: each writes a PNG of the expected pixel size; what is drawn is checked numerically."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def test_sobel_x_on_a_vertical_step_is_nonzero_only_along_the_step(step_image):
 
 def test_classic_filters_grid(step_image, tmp_path):
     path = viz.plot_classic_filters(step_image, tmp_path / "grid.png")
-    assert png_size(path) == (4 * 3 * 80, int(8 * 2.6 * 80))
+    assert png_size(path) == (4 * 3 * 80, int((8 * 2.6 + 0.4) * 80))  # 0.4 in for the title above the first row
 
 
 def test_history_plot(tmp_path):
@@ -66,8 +67,9 @@ def test_history_plot(tmp_path):
 
 def test_filters_plot(small_model, tmp_path):
     assert png_size(viz.plot_filters(small_model, tmp_path / "f.png")) == (8 * 1.5 * 80, int((1.7 * 2 + 0.6) * 80))
-    viz.plot_filters(small_model, tmp_path / "g.png", layer="conv2d_1" if any(
+    second = viz.plot_filters(small_model, tmp_path / "g.png", layer="conv2d_1" if any(
         layer.name == "conv2d_1" for layer in small_model.layers) else small_model.layers[2].name)
+    assert png_size(second) == (4 * 1.5 * 80 + 1.2 * 80, int((1.7 + 0.6) * 80))  # gray filters: a colour bar
     with pytest.raises(ValueError, match="not a Conv2D"):
         viz.plot_filters(small_model, tmp_path / "h.png", layer=small_model.layers[1].name)
 
@@ -80,8 +82,9 @@ def test_feature_maps_one_figure_per_layer_with_capped_panels(small_model, tmp_p
     np.testing.assert_allclose(maps[0][1], direct)
     written = viz.plot_feature_maps(small_model, image, tmp_path, max_maps=8)
     assert [(shown, channels) for _, shown, channels in written] == [(8, 12), (8, 12), (4, 4)]
-    assert png_size(written[0][0]) == (8 * 1.6 * 80, int((1.6 * 1 + 0.7) * 80))
-    assert png_size(written[2][0]) == (4 * 1.6 * 80, int((1.6 * 1 + 0.7) * 80))
+    # 1.2 in beyond the panels for the colour bar (one scale for the layer)
+    assert png_size(written[0][0]) == ((8 * 1.6 + 1.2) * 80, int((1.6 * 1 + 0.7) * 80))
+    assert png_size(written[2][0]) == ((4 * 1.6 + 1.2) * 80, int((1.6 * 1 + 0.7) * 80))
 
 
 def test_image_matrix_report(step_image):
@@ -102,7 +105,8 @@ def test_cli_pictures(small_model, step_image, tmp_path, capsys):
                  ["show", "history", history], ["filters", step_image], ["inspect", step_image]):
         assert main([str(a) for a in argv] + ([] if argv[0] == "inspect" else ["--out", str(out)])) == 0
     printed = capsys.readouterr().out
-    for name in ("filters.png", "featuremaps_00_conv2d", "history.png", "classic_filters_step.png",
+    first_conv = next(layer.name for layer in small_model.layers if type(layer).__name__ == "Conv2D")
+    for name in (f"filters_{first_conv}.png", "featuremaps_00_conv2d", "history.png", "classic_filters_step.png",
                  "grayscale shape"):
         assert name in printed
     for line in printed.splitlines():
@@ -110,3 +114,26 @@ def test_cli_pictures(small_model, step_image, tmp_path, capsys):
             assert png_size(line)[0] > 100
     assert main(["show", "history", str(step_image), "--out", str(out)]) == 2
     assert "not a JSON history" in capsys.readouterr().err
+
+
+def test_show_filters_writes_one_file_per_layer(small_model, tmp_path, capsys):
+    model_path = tmp_path / "m.npz"
+    small_model.save(model_path)
+    convs = [layer.name for layer in small_model.layers if type(layer).__name__ == "Conv2D"]
+    for name in convs:
+        assert main(["show", "filters", str(model_path), "--layer", name, "--out", str(tmp_path / "pics")]) == 0
+    assert sorted(os.listdir(tmp_path / "pics")) == sorted(f"filters_{name}.png" for name in convs)
+
+
+def test_history_epochs_are_whole_numbers(tmp_path, monkeypatch):
+    ticks, real_save = [], viz._save
+
+    def keep_ticks(fig, path):
+        for ax in fig.axes:
+            low, high = ax.get_xlim()
+            ticks.extend(float(t) for t in ax.get_xticks() if low <= t <= high)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(viz, "_save", keep_ticks)
+    viz.plot_history({"loss": [1.0, 0.5, 0.3], "accuracy": [0.2, 0.5, 0.7]}, tmp_path / "h.png")
+    assert ticks and all(t.is_integer() for t in ticks), ticks
