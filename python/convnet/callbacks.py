@@ -150,17 +150,22 @@ class TerminateOnNaN(Callback):
 
 
 class ProgressBar:
-    """Keras-style per-epoch progress bar: `12/47 [=====>......] - 1s 21ms/step - loss: 0.31`."""
+    """Keras-style per-epoch progress bar: `12/47 [=====>......] - ETA 3s - loss: 0.31` while it runs, then
+    `47/47 [==============================] - 1s 21ms/step - loss: 0.29`."""
 
     def __init__(self, total_steps, stream, width=30):
         self.total, self.stream, self.width = total_steps, stream, width
         self.interactive = hasattr(stream, "isatty") and stream.isatty()
+        self.partial = False  # a line is on the terminal without its newline
 
     def line(self, step, logs, elapsed):
         done = int(self.width * step / self.total)
         bar = "=" * max(done - 1, 0) + (">" if step < self.total else "=") * (done > 0) + "." * (self.width - done)
         per_step = elapsed / max(step, 1)
-        timing = f"{elapsed:.0f}s {per_step * 1e3:.0f}ms/step"
+        if step < self.total:
+            timing = f"ETA {_duration(per_step * (self.total - step))}"
+        else:
+            timing = f"{_duration(elapsed)} {per_step * 1e3:.0f}ms/step"
         metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
         digits = len(str(self.total))
         return f"{step:>{digits}}/{self.total} [{bar}] - {timing}" + (f" - {metrics}" if metrics else "")
@@ -169,10 +174,26 @@ class ProgressBar:
         if self.interactive:
             self.stream.write("\r" + self.line(step, logs, elapsed) + ("\n" if final else ""))
             self.stream.flush()
+            self.partial = not final
         elif final:
             self.stream.write(self.line(step, logs, elapsed) + "\n")
             self.stream.flush()
 
+    def end_line(self):
+        """Finish the bar's line, so that what is printed next (a warning) starts on a line of its own."""
+        if self.partial:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.partial = False
+
+
+def _duration(seconds: float) -> str:
+    """Keras's way: 42s, 3:05, 1:02:03."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 class ProgbarLogger(Callback):
@@ -191,13 +212,25 @@ class ProgbarLogger(Callback):
             print(f"Epoch {epoch + 1}/{self.params.get('epochs')}", file=stream, flush=True)
         self._bar = ProgressBar(self.params.get("steps") or 0, stream)
         self._started, self._step = time.perf_counter(), 0
+        shown = self._shown_warning = warnings.showwarning
+        bar = self._bar
+
+        def below_the_bar(*args, **kwargs):  # a warning mid-epoch starts on its own line, not after the bar
+            bar.end_line()
+            shown(*args, **kwargs)
+
+        warnings.showwarning = below_the_bar
 
     def on_train_batch_end(self, batch, logs=None):
         self._step = batch + 1
         if self.params.get("verbose") == 1 and self._bar.total:
             self._bar.update(self._step, logs or {}, time.perf_counter() - self._started)
 
+    def on_train_end(self, logs=None):  # also after an epoch cut short by an error
+        warnings.showwarning = getattr(self, "_shown_warning", warnings.showwarning)
+
     def on_epoch_end(self, epoch, logs=None):
+        warnings.showwarning = self._shown_warning
         if self.params.get("verbose"):
             self._bar.total = self._bar.total or self._step
             self._bar.update(self._step, logs or {}, time.perf_counter() - self._started, final=True)
