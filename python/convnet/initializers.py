@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._random import floatx, generator
-from .io import physical_memory
+from .io import charge_weight, physical_memory
 
 
 def _fans(shape) -> tuple[float, float]:
@@ -29,9 +29,11 @@ def _bounded(initializer):
     @functools.wraps(initializer)
     def checked(shape, dtype=None):
         shape = tuple(int(v) for v in shape)
+        charge_weight(shape)  # while a model file is loaded: no more values than the file holds
         nbytes = math.prod(shape) * np.dtype(dtype or floatx()).itemsize
         if nbytes > physical_memory():
-            raise ValueError(f"a weight of shape {shape} would take {nbytes / 2**30:.1f} GiB, more than this "
+            size = f"{nbytes / 2**30:.1f} GiB" if nbytes < 2**1000 else f"a {len(str(nbytes))}-digit number of bytes"
+            raise ValueError(f"a weight of shape {shape} would take {size}, more than this "
                              f"machine's {physical_memory() / 2**30:.1f} GiB of memory")
         return initializer(shape, dtype)
 

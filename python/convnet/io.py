@@ -10,7 +10,10 @@ save never destroys the previous file.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import math
 import os
 import socket
 import tempfile
@@ -35,6 +38,42 @@ def physical_memory() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 1 << 34
+
+
+# While a file's model is built, the values its layers may create in all: what the file holds. A 4 kB file asking
+# for Conv2D(10**7) is refused at that layer, before 1.8 G parameters are drawn (17 s and 9 GiB, measured).
+_weight_budget = contextvars.ContextVar("convnet_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(values: int):
+    """Layers built in the block may create at most ``values`` weight values in all (what the file holds)."""
+    token = _weight_budget.set([int(values), int(values)])
+    try:
+        yield
+    finally:
+        _weight_budget.reset(token)
+
+
+def charge_weight(shape) -> None:
+    """Count a weight about to be created against the budget of the file being loaded, if one is."""
+    budget = _weight_budget.get()
+    if budget is None:
+        return
+    count = math.prod(shape)
+    if count > budget[0]:
+        raise ModelFileError(f"its config asks for a weight of shape {tuple(shape)}, more values than the "
+                             f"{budget[1]:,} the file holds in all")
+    budget[0] -= count
+
+
+def check_weight_values(weights, source: str) -> None:
+    """Weights must be real floating-point numbers, all finite: anything else cannot be a weight."""
+    for index, weight in enumerate(weights):
+        if weight.dtype.kind != "f":
+            raise ModelFileError(f"{source}: weight {index} is {weight.dtype} {weight.shape}; weights are real floats")
+        if weight.size and not np.isfinite(weight).all():
+            raise ModelFileError(f"{source}: weight {index} {weight.shape} holds NaN or infinite values")
 
 
 def check_member(info, source, limit) -> None:
@@ -254,9 +293,11 @@ def load_model(path, compile=True):
     except ModelFileError as error:
         raise _foreign(path, error) from None
     try:
+        check_weight_values(weights, repr(os.fspath(path)))
         config = header["model"]
         # Files of the first version hold a Sequential config without a class name.
-        model = layer_from_config(config) if "class_name" in config else Sequential.from_config(config)
+        with weight_budget(sum(w.size for w in weights)):
+            model = layer_from_config(config) if "class_name" in config else Sequential.from_config(config)
         if model._graph is None:
             raise ValueError("the saved model has no input shape")
         model.set_weights(weights)
@@ -267,7 +308,7 @@ def load_model(path, compile=True):
                           loss_weights=settings.get("loss_weights"))
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{os.fspath(path)!r} holds a model this convnet cannot rebuild: {exc}") from None
     return model
 
@@ -294,6 +335,7 @@ def load_weights(model, path) -> None:
         _, weights = _read(path, "weights")
     except ModelFileError as error:
         raise _foreign(path, error) from None
+    check_weight_values(weights, repr(os.fspath(path)))
     try:
         model.set_weights(weights)
     except ValueError as exc:

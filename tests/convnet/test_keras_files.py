@@ -259,3 +259,57 @@ def test_saved_files_get_ordinary_permissions(tmp_path, name):
     os.chmod(path, 0o640)
     model.save(path)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def _npz_with(tmp_path, name, edit_header=None, weight=None):
+    """The saved small model's .npz with its config or its first weight changed."""
+    small_model().save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    if edit_header:
+        header = json.loads(arrays["__convnet__"].tobytes())
+        edit_header(header)
+        arrays["__convnet__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    if weight is not None:
+        arrays["weight_0000"] = weight
+    np.savez(tmp_path / name, **arrays)
+    return tmp_path / name
+
+
+def _set_filters(value):
+    def edit(header):
+        conv = next(layer for layer in header["model"]["config"]["layers"] if layer["class_name"] == "Conv2D")
+        conv["config"]["filters"] = value
+    return edit
+
+
+@pytest.mark.parametrize("filters", [10**7, 10**9, 10**400])
+def test_an_npz_asking_for_more_weights_than_it_holds_is_refused_before_building(tmp_path, filters):
+    import time
+
+    path = _npz_with(tmp_path, "big.npz", edit_header=_set_filters(filters))
+    start = time.perf_counter()
+    with pytest.raises(convnet.ModelFileError, match=r"asks for a weight of shape \(3, 3, 3, \d+\), more values than"):
+        convnet.load_model(path)
+    assert time.perf_counter() - start < 5  # refused at the layer, not after drawing 10**7 x 27 values (17 s)
+
+
+@pytest.mark.parametrize("weight, message", [
+    (np.zeros((3, 3, 3, 4), np.complex64), "weight 0 is complex64 .*; weights are real floats"),
+    (np.zeros((3, 3, 3, 4), bool), "weight 0 is bool"),
+    (np.zeros((3, 3, 3, 4), np.int8), "weight 0 is int8"),
+    (np.full((3, 3, 3, 4), np.nan, np.float32), r"weight 0 \(3, 3, 3, 4\) holds NaN or infinite values"),
+])
+def test_what_cannot_be_a_weight_is_refused(tmp_path, weight, message):
+    path = _npz_with(tmp_path, "odd.npz", weight=weight)
+    with pytest.raises(convnet.ModelFileError, match=message):
+        convnet.load_model(path)
+    model = small_model()
+    model.save_weights(tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    np.savez(tmp_path / "w.npz", **{**arrays, "weight_0000": weight})
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(convnet.ModelFileError, match=message):
+        model.load_weights(tmp_path / "w.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
