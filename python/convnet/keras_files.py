@@ -28,7 +28,7 @@ import zipfile
 import numpy as np
 
 from . import keras_config
-from .io import ModelFileError, atomic_write, check_member, physical_memory
+from .io import ModelFileError, atomic_write, check_member, physical_memory, weight_budget
 from .layers.base import _snake
 
 MAX_CONFIG_BYTES = 64 << 20
@@ -304,6 +304,23 @@ def compile_from_keras(model, compile_config, source) -> None:
                       f"({type(exc).__name__}: {exc})", stacklevel=3)
 
 
+def _stored_values(h5py, weights_path, source) -> int:
+    """How many weight values the archive's model.weights.h5 holds (its datasets' sizes; nothing is read)."""
+    total = 0
+
+    def count(name, item):
+        nonlocal total
+        if isinstance(item, h5py.Dataset) and not name.startswith("optimizer"):
+            total += item.size
+
+    try:
+        with h5py.File(weights_path, "r") as root:
+            root.visititems(count)
+    except OSError as exc:
+        raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
+    return total
+
+
 def load_keras(path, compile=True):
     """A convnet model from a Keras 3 ``.keras`` archive (compiled, with its optimizer state, when the
     file says how and convnet has that optimizer)."""
@@ -311,7 +328,8 @@ def load_keras(path, compile=True):
     source = repr(os.fspath(path))
     config, compile_config, weights_path, metadata = read_keras_archive(path)
     try:
-        model = model_from_keras_config(config, source)
+        with weight_budget(_stored_values(h5py, weights_path, source)):  # no layer larger than the file's weights
+            model = model_from_keras_config(config, source)
         model.metadata = metadata
         try:
             with h5py.File(weights_path, "r") as root:
