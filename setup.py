@@ -3,6 +3,8 @@
 Environment switches, read at build time:
   CNNKERNELS_DEBUG=1   turn boundscheck/initializedcheck back on, -O0 -g (the test suite's debug run)
   CNNKERNELS_NATIVE=1  add -march=native (faster on the build machine, not portable)
+  CNNKERNELS_SANITIZE=address  build with AddressSanitizer (run with LD_PRELOAD=$(gcc -print-file-name=libasan.so)
+                       ASAN_OPTIONS=detect_leaks=0; see the README's Tests section)
 Without an OpenMP-capable compiler the kernels still build, and run serially.
 """
 
@@ -15,6 +17,7 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("CNNKERNELS_DEBUG", "") not in ("", "0")
 NATIVE = os.environ.get("CNNKERNELS_NATIVE", "") not in ("", "0")
+SANITIZE = os.environ.get("CNNKERNELS_SANITIZE", "")
 
 DIRECTIVES = {
     "language_level": 3,
@@ -50,9 +53,10 @@ class BuildExt(build_ext):
         optimise = ["/O2"] if msvc else (["-O0", "-g"] if DEBUG else ["-O3"])
         if NATIVE and not msvc:
             optimise.append("-march=native")
+        sanitize = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer"] if SANITIZE and not msvc else []
         for ext in self.extensions:
-            ext.extra_compile_args = optimise + openmp[0]
-            ext.extra_link_args = openmp[1]
+            ext.extra_compile_args = optimise + openmp[0] + sanitize
+            ext.extra_link_args = openmp[1] + sanitize[:1]
         super().build_extensions()
 
 
