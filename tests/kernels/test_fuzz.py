@@ -6,6 +6,7 @@ Every call must raise ValueError / TypeError, or return what tests/naive.py comp
 suite runs a short profile; ``CNNKERNELS_FUZZ_CALLS=10000`` (CI, against the debug build) a long one.
 """
 
+import collections
 import json
 import os
 import subprocess
@@ -180,8 +181,22 @@ def run_children(backend, specs):
     return outcomes, crashes
 
 
-def check(backend, specs):
+# Outcomes by kind (ok, ValueError, TypeError, ...) per (profile, backend), printed at the end of the module
+# (`pytest -s` or `-rA` shows them: the must-show's "calls, outcomes by exception type").
+TALLY = collections.defaultdict(collections.Counter)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_tally():
+    yield
+    for (profile, backend), kinds in sorted(TALLY.items()):
+        print(f"\nfuzz {profile} on {backend}: {sum(kinds.values())} calls, " + ", ".join(
+            f"{kind} {count}" for kind, count in kinds.most_common()))
+
+
+def check(backend, specs, profile="random"):
     outcomes, crashes = run_children(backend, specs)
+    TALLY[profile, backend].update(kind for kind, _ in outcomes)
     assert not crashes, f"{len(crashes)} of {len(specs)} calls crashed the interpreter: {crashes[:3]}"
     kinds = {}
     for spec, (kind, detail) in zip(specs, outcomes):
@@ -212,4 +227,4 @@ def test_random_calls_raise_clearly_or_equal_the_oracle(backend, specs):
 @FUZZ
 @given(specs=st.lists(call(overflow=True), min_size=PER_CHILD, max_size=PER_CHILD))
 def test_overflowing_geometry_is_refused_or_exact(backend, specs):
-    check(backend, specs)
+    check(backend, specs, profile="overflow")
