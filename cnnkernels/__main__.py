@@ -7,12 +7,14 @@ each with the NumPy reference and prints the time of each (median of 5).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
 import cnnkernels
+from cnnkernels import _backends
 
 
 def _median_ms(call, repeats=5):
@@ -31,10 +33,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         cnnkernels.set_num_threads(args.threads)
-    import os
-
-    from cnnkernels import _backends
-
     print(f"cnnkernels {cnnkernels.__version__} from {os.path.dirname(os.path.abspath(cnnkernels.__file__))}: "
           f"backends {cnnkernels.backends()}, default {cnnkernels.get_backend()!r}, "
           f"{cnnkernels.get_num_threads()} thread(s)")

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .cli import CommandError
+from .cli_data import CommandError
 
 
 class _ImageBatches:

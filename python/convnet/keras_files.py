@@ -304,8 +304,8 @@ def compile_from_keras(model, compile_config, source) -> None:
                       f"({type(exc).__name__}: {exc})", stacklevel=3)
 
 
-def _stored_values(h5py, weights_path, source) -> int:
-    """How many weight values the archive's model.weights.h5 holds (its datasets' sizes; nothing is read)."""
+def _stored_values(h5py, root) -> int:
+    """How many weight values an open model.weights.h5 holds (its datasets' sizes; nothing is read)."""
     total = 0
 
     def count(name, item):
@@ -313,11 +313,7 @@ def _stored_values(h5py, weights_path, source) -> int:
         if isinstance(item, h5py.Dataset) and not name.startswith("optimizer"):
             total += item.size
 
-    try:
-        with h5py.File(weights_path, "r") as root:
-            root.visititems(count)
-    except OSError as exc:
-        raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
+    root.visititems(count)
     return total
 
 
@@ -328,17 +324,16 @@ def load_keras(path, compile=True):
     source = repr(os.fspath(path))
     config, compile_config, weights_path, metadata = read_keras_archive(path)
     try:
-        with weight_budget(_stored_values(h5py, weights_path, source)):  # no layer larger than the file's weights
-            model = model_from_keras_config(config, source)
-        model.metadata = metadata
-        try:
-            with h5py.File(weights_path, "r") as root:
-                read_keras3_weights(model, root, source)
-                if compile and isinstance(compile_config, dict):
-                    compile_from_keras(model, compile_config, source)
-                    read_optimizer(model, root, source)
-        except OSError as exc:
-            raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
+        with h5py.File(weights_path, "r") as root:
+            with weight_budget(_stored_values(h5py, root)):  # no layer larger than the file's weights
+                model = model_from_keras_config(config, source)
+            model.metadata = metadata
+            read_keras3_weights(model, root, source)
+            if compile and isinstance(compile_config, dict):
+                compile_from_keras(model, compile_config, source)
+                read_optimizer(model, root, source)
+    except OSError as exc:
+        raise ModelFileError(f"{source}: model.weights.h5 is not a readable HDF5 file: {exc}") from None
     finally:
         os.unlink(weights_path)
     return model
