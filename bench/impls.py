@@ -143,18 +143,3 @@ class Torch:
             "backward": lambda: torch.autograd.grad(graph, tx, tdy, retain_graph=True)[0].numpy(),
         }
 
-
-def available(names=None):
-    """Implementations that can run here, optionally restricted to ``names``."""
-    found = [Cnnkernels(backend) for backend in cnnkernels.backends()]
-    try:
-        found += [Torch(channels_last=False), Torch(channels_last=True)]
-    except ImportError:
-        pass
-    if names:
-        unknown = set(names) - {impl.name for impl in found}
-        if unknown:
-            raise ValueError(f"unknown or unavailable implementation(s) {sorted(unknown)}; "
-                             f"available here: {[impl.name for impl in found]}")
-        found = [impl for impl in found if impl.name in names]
-    return found
