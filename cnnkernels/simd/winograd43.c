@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "simd.h"
 #include "winograd43.h"
 
 #define WINO_LANES 16
-#define GEMM_TILES 6 /* register block of the product: 6 tiles x 16 filters = 12 AVX2 accumulators */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNK_NO_CLONES)
 #define CNNK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -130,19 +130,13 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
 typedef void (*multiply_fn)(const float *V, const float *U, int ntiles, int C, int Kpad, float *M,
                             float *panel, int nxi);
 
-static inline void pack_tiles(const float *rows6, int rows, int C, float *panel) {
-    /* panel[c*6 + i] = rows6[i][c], zero for i >= rows */
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < GEMM_TILES; i++) panel[c * GEMM_TILES + i] = i < rows ? rows6[(ptrdiff_t)i * C + c] : 0.0f;
-}
-
 static void multiply_portable(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
                               int nxi) {
     for (int xi = 0; xi < nxi; xi++) {
         for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
             ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
-            pack_tiles(V + group * GEMM_TILES * C, rows, C, panel);
+            cnnk_pack_tiles(V + group * GEMM_TILES * C, rows, C, panel);
             for (int k0 = 0; k0 < Kpad; k0 += 16) {
                 const float *u = U + ((ptrdiff_t)xi * (Kpad / 16) + k0 / 16) * C * 16;
                 float acc[GEMM_TILES][16] = {{0}};
@@ -156,9 +150,8 @@ static void multiply_portable(const float *V, const float *U, int ntiles, int C,
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(CNNK_NO_CLONES)
+#ifdef CNNK_HAVE_X86_SIMD
 #include <immintrin.h>
-#define CNNK_HAVE_AVX2 1
 
 #define FMA_ROW(i)                                                                                     \
     do {                                                                                               \
@@ -187,7 +180,7 @@ static void multiply_avx2(const float *V, const float *U, int ntiles, int C, int
                read the 6 rows of V where they lie (when there are 6 of them). */
             int packed = Kpad > 32 || rows < GEMM_TILES;
             ptrdiff_t row_step = packed ? 1 : C, channel_step = packed ? GEMM_TILES : 1;
-            if (packed) pack_tiles(rows6, rows, C, panel);
+            if (packed) cnnk_pack_tiles(rows6, rows, C, panel);
             for (int k0 = 0; k0 < Kpad; k0 += 16) {
                 const float *u = U + ((ptrdiff_t)xi * (Kpad / 16) + k0 / 16) * C * 16;
                 const float *p = packed ? panel : rows6;
@@ -254,26 +247,45 @@ static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
 #endif
 
 typedef void (*transpose_fn)(const float *x, int C, int HW, float *out);
+typedef void (*weight_multiply_fn)(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+static void weight_multiply_portable(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+#ifdef CNNK_HAVE_X86_SIMD
+__attribute__((target("avx2,fma")))
+static void weight_multiply_avx2(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+#endif
 static multiply_fn chosen_multiply = NULL;
 static transpose_fn chosen_transpose = NULL;
+static weight_multiply_fn chosen_weight_multiply = NULL;
+static int chosen_level = CNNK_PORTABLE;
 static const char *chosen_isa = "portable";
 
 static void choose_kernels(void) {
-    /* CNNKERNELS_SIMD=portable forces the plain-C kernels (the tests run both). */
+    /* CNNKERNELS_SIMD=portable forces the plain-C kernels and =avx2 caps the ISA there (the tests run each);
+       a benign race: every thread that gets here first picks the same functions */
     const char *wanted = getenv("CNNKERNELS_SIMD");
-    int portable_only = wanted != NULL && strcmp(wanted, "portable") == 0;
-#ifdef CNNK_HAVE_AVX2
+    int cap = wanted == NULL ? CNNK_AVX512 : strcmp(wanted, "portable") == 0 ? CNNK_PORTABLE
+              : strcmp(wanted, "avx2") == 0 ? CNNK_AVX2 : CNNK_AVX512;
+    chosen_transpose = nchw_to_nhwc_portable;
+    chosen_weight_multiply = weight_multiply_portable;
+#ifdef CNNK_HAVE_X86_SIMD
     __builtin_cpu_init();
-    if (!portable_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        chosen_isa = "avx2+fma";
-        chosen_transpose = nchw_to_nhwc_avx2;
-        chosen_multiply = multiply_avx2;
+    if (cap >= CNNK_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        int avx512 = cap >= CNNK_AVX512 && __builtin_cpu_supports("avx512f");
+        chosen_level = avx512 ? CNNK_AVX512 : CNNK_AVX2;
+        chosen_isa = avx512 ? "avx512f" : "avx2+fma";
+        chosen_transpose = nchw_to_nhwc_avx2; /* a transpose is bound by memory, not by the vector width */
+        chosen_weight_multiply = avx512 ? cnnk_weight_multiply_avx512 : weight_multiply_avx2;
+        chosen_multiply = avx512 ? cnnk_multiply_avx512 : multiply_avx2;
         return;
     }
 #endif
-    (void)portable_only;
-    chosen_transpose = nchw_to_nhwc_portable;
+    (void)cap;
     chosen_multiply = multiply_portable;
+}
+
+int cnnk_simd_level(void) {
+    if (!chosen_multiply) choose_kernels();
+    return chosen_level;
 }
 
 void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out) {
@@ -287,7 +299,7 @@ const char *cnnk_simd_isa(void) {
 }
 
 void cnnk_wino43_multiply(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel) {
-    if (!chosen_multiply) choose_kernels(); /* a benign race: every thread picks the same function */
+    if (!chosen_multiply) choose_kernels();
     chosen_multiply(V, U, ntiles, C, Kpad, M, panel, 36);
 }
 
@@ -338,9 +350,8 @@ void cnnk_gemm_rows(const float *V, const float *U, int npix, int CRS, int Kpad,
 void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *bias, float *y, ptrdiff_t PQ,
                        int pixel0) {
     /* y[k, pixel0 + i] = M[i, k] + bias[k] for one image */
-#ifdef CNNK_HAVE_AVX2
-    if (!chosen_multiply) choose_kernels();
-    if (chosen_multiply == multiply_avx2) {
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() >= CNNK_AVX2) {
         /* M is npix rows of Kpad; y's rows are the K filters: a transpose with y's row stride */
         transpose_avx2(M, npix, K, Kpad, PQ, bias, y + pixel0);
         return;
@@ -478,7 +489,6 @@ void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t 
 }
 
 /* dU[(xi*K + k)*C + c] += Σ_t D[((t/6*36 + xi)*6 + t%6)*Kpad + k] · V[((t/6*36 + xi)*6 + t%6)*C + c] */
-typedef void (*weight_multiply_fn)(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
 
 static void weight_multiply_portable(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
     for (int xi = 0; xi < 36; xi++)
@@ -493,7 +503,7 @@ static void weight_multiply_portable(const float *D, const float *V, int ntiles,
         }
 }
 
-#ifdef CNNK_HAVE_AVX2
+#ifdef CNNK_HAVE_X86_SIMD
 __attribute__((target("avx2,fma")))
 static void weight_multiply_avx2(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
     /* register block: 6 filters x 16 channels (12 accumulators), reduced over the tiles */
@@ -532,17 +542,8 @@ static void weight_multiply_avx2(const float *D, const float *V, int ntiles, int
 }
 #endif
 
-static weight_multiply_fn chosen_weight_multiply = NULL;
-
 void cnnk_wino43_weight_multiply(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU) {
-    if (!chosen_weight_multiply) {
-        if (!chosen_multiply) choose_kernels();
-#ifdef CNNK_HAVE_AVX2
-        chosen_weight_multiply = chosen_multiply == multiply_avx2 ? weight_multiply_avx2 : weight_multiply_portable;
-#else
-        chosen_weight_multiply = weight_multiply_portable;
-#endif
-    }
+    if (!chosen_multiply) choose_kernels();
     chosen_weight_multiply(D, V, ntiles, Kpad, K, C, dU);
 }
 
@@ -571,152 +572,4 @@ void cnnk_wino43_filter_grad(const float *dU, int K, int C, int k_begin, int k_e
                     out[r * 3 + s] = sum;
                 }
         }
-}
-
-
-/* ---- direct convolution for few input channels (first layers): stride 1, dilation 1 ---------------------- */
-
-void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt) {
-    /* wt[((c*R + r)*S + s)*K6 + k] = w[k, c, r, s], zero for K <= k < K6 */
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++)
-            for (int s = 0; s < S; s++)
-                for (int k = 0; k < K6; k++)
-                    wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k] = k < K ? w[(((ptrdiff_t)k * C + c) * R + r) * S + s] : 0.0f;
-}
-
-void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp) {
-    /* xp[c, h + pt, w + pl] = x[c, h, w]; zero elsewhere (the kernel then needs no bounds checks) */
-    memset(xp, 0, sizeof(float) * (size_t)C * Hp * Wp);
-    for (int c = 0; c < C; c++)
-        for (int h = 0; h < H; h++) {
-            int row = h + pt;
-            if (row < 0 || row >= Hp) continue;
-            int w0 = pl < 0 ? -pl : 0, w1 = W < Wp - pl ? W : Wp - pl;
-            if (w1 > w0) memcpy(xp + ((ptrdiff_t)c * Hp + row) * Wp + w0 + pl, x + ((ptrdiff_t)c * H + h) * W + w0,
-                                sizeof(float) * (size_t)(w1 - w0));
-        }
-}
-
-typedef void (*direct_fn)(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
-
-static void direct_portable(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                            const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    (void)Hp;
-    for (int k = 0; k < K; k++)
-        for (int p = p_begin; p < p_end; p++)
-            for (int q = 0; q < Q; q++) {
-                float sum = bias ? bias[k] : 0.0f;
-                for (int c = 0; c < C; c++)
-                    for (int r = 0; r < R; r++)
-                        for (int s = 0; s < S; s++)
-                            sum += xp[((ptrdiff_t)c * Hp + p + r) * Wp + q + s] * wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k];
-                y[((ptrdiff_t)k * P + p) * Q + q] = sum;
-            }
-}
-
-#ifdef CNNK_HAVE_AVX2
-__attribute__((target("avx2,fma")))
-static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                        const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    /* register block: 16 output pixels of one row x 6 filters (12 accumulators); one tap = 2 loads of
-       the padded input row, 6 broadcasts of filter taps, 12 FMAs. Rows of Q not a multiple of 16 end
-       with a masked store. */
-    (void)Hp;
-    ptrdiff_t PQ = (ptrdiff_t)P * Q;
-    for (int p = p_begin; p < p_end; p++) {
-        for (int q0 = 0; q0 < Q; q0 += 16) {
-            int left = Q - q0;
-            __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
-            __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lanes);
-            for (int k0 = 0; k0 < K6; k0 += 6) {
-                __m256 acc[6][2];
-                for (int i = 0; i < 6; i++) {
-                    float b = bias && k0 + i < K ? bias[k0 + i] : 0.0f;
-                    acc[i][0] = acc[i][1] = _mm256_set1_ps(b);
-                }
-                for (int c = 0; c < C; c++)
-                    for (int r = 0; r < R; r++) {
-                        const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
-                        const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
-                        for (int s = 0; s < S; s++, taps += K6) {
-                            __m256 v0 = _mm256_loadu_ps(row + s), v1 = _mm256_loadu_ps(row + s + 8);
-#pragma GCC unroll 6
-                            for (int i = 0; i < 6; i++) {
-                                __m256 a = _mm256_broadcast_ss(taps + i);
-                                acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
-                                acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
-                            }
-                        }
-                    }
-                for (int i = 0; i < 6 && k0 + i < K; i++) {
-                    float *out = y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0;
-                    if (left >= 16) {
-                        _mm256_storeu_ps(out, acc[i][0]);
-                        _mm256_storeu_ps(out + 8, acc[i][1]);
-                    } else {
-                        _mm256_maskstore_ps(out, mask0, acc[i][0]);
-                        if (left > 8) _mm256_maskstore_ps(out + 8, mask1, acc[i][1]);
-                    }
-                }
-            }
-        }
-    }
-}
-#endif
-
-void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                         const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, one image;
-       xp is padded so every read is inside it (Wp >= Q + S - 1 + 16) */
-    if (!chosen_multiply) choose_kernels();
-#ifdef CNNK_HAVE_AVX2
-    if (chosen_multiply == multiply_avx2) {
-        direct_avx2(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
-        return;
-    }
-#endif
-    direct_portable(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
-}
-
-
-/* ---- the machine's FMA peak, for the benchmark's reference line ------------------------------------ */
-
-#include <time.h>
-
-#ifdef CNNK_HAVE_AVX2
-__attribute__((target("avx2,fma")))
-static float fma_chains_avx2(long rounds) {
-    __m256 a[10], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-8f);
-    for (int i = 0; i < 10; i++) a[i] = _mm256_set1_ps((float)i);
-    for (long k = 0; k < rounds; k++) {
-#pragma GCC unroll 10
-        for (int i = 0; i < 10; i++) a[i] = _mm256_fmadd_ps(a[i], b, c);
-    }
-    __m256 sum = a[0];
-    for (int i = 1; i < 10; i++) sum = _mm256_add_ps(sum, a[i]);
-    float out[8];
-    _mm256_storeu_ps(out, sum);
-    return out[0];
-}
-#endif
-
-double cnnk_fma_peak_gflops(void) {
-    /* 10 independent chains of 8-wide FMAs (enough to hide the latency on 2 FMA pipes), ~0.1 s */
-    if (!chosen_multiply) choose_kernels();
-#ifdef CNNK_HAVE_AVX2
-    if (chosen_multiply == multiply_avx2) {
-        long rounds = 20000000;
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        volatile float sink = fma_chains_avx2(rounds);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        (void)sink;
-        double seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
-        return rounds * 10.0 * 16.0 / seconds / 1e9;
-    }
-#endif
-    return 0.0; /* no SIMD kernels here: no peak to compare with */
 }

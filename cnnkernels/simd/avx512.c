@@ -1,0 +1,173 @@
+/* The AVX-512 register blocks of the products (winograd43.c dispatches to them when the CPU has AVX-512F).
+
+   Same layouts and formulas as the AVX2 kernels beside them in winograd43.c and direct.c; one zmm holds
+   16 floats, so a block is twice as wide per accumulator and the 32 registers hold 12 accumulators plus
+   the operands. Each function is compiled for AVX-512F alone (the target attribute), so the object still
+   loads and runs on any x86-64: the loader calls these only after __builtin_cpu_supports("avx512f"). */
+
+#include "simd.h"
+
+#ifdef CNNK_HAVE_X86_SIMD
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* M[row, k] = Σ_c V[row, c] · U[panel k/16][c][k%16] for groups of 6 rows (see winograd43.c). Blocks: 6 rows
+   x 32 filters (two panels, 12 accumulators); with one panel (16 filters) two groups of 6 rows at once, so
+   there are still 12 independent FMA chains (a chain every 4 cycles on 2 pipes needs 8 or more). */
+AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
+                                 int nxi) {
+    int panels = Kpad / 16;
+    ptrdiff_t panel_size = (ptrdiff_t)C * 16;
+    for (int xi = 0; xi < nxi; xi++) {
+        const float *Ux = U + (ptrdiff_t)xi * panels * panel_size;
+        int t0 = 0;
+        if (panels == 1) /* 12 rows x 16 filters, the rows read where they lie */
+            for (; t0 + 2 * GEMM_TILES <= ntiles; t0 += 2 * GEMM_TILES) {
+                ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
+                const float *a = V + group * GEMM_TILES * C, *b = a + (ptrdiff_t)nxi * GEMM_TILES * C;
+                __m512 acc[12];
+                for (int i = 0; i < 12; i++) acc[i] = _mm512_setzero_ps();
+                const float *u = Ux;
+                for (int c = 0; c < C; c++, u += 16) {
+                    __m512 w = _mm512_loadu_ps(u);
+#pragma GCC unroll 6
+                    for (int i = 0; i < 6; i++) {
+                        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[(ptrdiff_t)i * C + c]), w, acc[i]);
+                        acc[6 + i] = _mm512_fmadd_ps(_mm512_set1_ps(b[(ptrdiff_t)i * C + c]), w, acc[6 + i]);
+                    }
+                }
+                float *out_a = M + group * GEMM_TILES * Kpad, *out_b = out_a + (ptrdiff_t)nxi * GEMM_TILES * Kpad;
+                for (int i = 0; i < 6; i++) {
+                    _mm512_storeu_ps(out_a + (ptrdiff_t)i * Kpad, acc[i]);
+                    _mm512_storeu_ps(out_b + (ptrdiff_t)i * Kpad, acc[6 + i]);
+                }
+            }
+        for (; t0 < ntiles; t0 += GEMM_TILES) {
+            int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
+            ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
+            const float *rows6 = V + group * GEMM_TILES * C;
+            float *Mx = M + group * GEMM_TILES * Kpad;
+            /* packing the 6 rows channel-major pays when several pairs of panels stream past them */
+            int packed = Kpad > 64 || rows < GEMM_TILES;
+            ptrdiff_t row_step = packed ? 1 : C, channel_step = packed ? GEMM_TILES : 1;
+            if (packed) cnnk_pack_tiles(rows6, rows, C, panel);
+            for (int kb = 0; kb < panels; kb += 2) {
+                int pair = kb + 1 < panels;
+                const float *u = Ux + kb * panel_size, *p = packed ? panel : rows6;
+                __m512 acc[6][2];
+                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+                if (pair)
+                    for (int c = 0; c < C; c++, u += 16, p += channel_step) {
+                        __m512 w0 = _mm512_loadu_ps(u), w1 = _mm512_loadu_ps(u + panel_size);
+#pragma GCC unroll 6
+                        for (int i = 0; i < 6; i++) {
+                            __m512 x = _mm512_set1_ps(p[i * row_step]);
+                            acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
+                        }
+                    }
+                else
+                    for (int c = 0; c < C; c++, u += 16, p += channel_step) {
+                        __m512 w0 = _mm512_loadu_ps(u);
+#pragma GCC unroll 6
+                        for (int i = 0; i < 6; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * row_step]), w0, acc[i][0]);
+                    }
+                for (int i = 0; i < rows; i++) {
+                    float *out = Mx + (ptrdiff_t)i * Kpad + kb * 16;
+                    _mm512_storeu_ps(out, acc[i][0]);
+                    if (pair) _mm512_storeu_ps(out + 16, acc[i][1]);
+                }
+            }
+        }
+    }
+}
+
+/* dU[(xi*K + k)*C + c] += Σ_t D[row(t, xi), k] · V[row(t, xi), c]: 6 filters x 32 channels (12 accumulators),
+   then 16 channels, then one at a time. */
+AVX512 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntiles, int Kpad, int K, int C,
+                                        float *dU) {
+    int c32 = C / 32 * 32, c16 = C / 16 * 16;
+    for (int xi = 0; xi < 36; xi++) {
+        for (int k0 = 0; k0 < K; k0 += 6) {
+            int ks = K - k0 < 6 ? K - k0 : 6;
+            for (int c0 = 0; c0 < c16; c0 += c0 < c32 ? 32 : 16) {
+                int wide = c0 < c32;
+                __m512 acc[6][2];
+                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+                for (int t = 0; t < ntiles; t++) {
+                    ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+                    const float *d = D + row * Kpad + k0, *v = V + row * C + c0;
+                    __m512 v0 = _mm512_loadu_ps(v), v1 = wide ? _mm512_loadu_ps(v + 16) : v0;
+#pragma GCC unroll 6
+                    for (int i = 0; i < 6; i++) {
+                        __m512 a = _mm512_set1_ps(d[i]);
+                        acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
+                        acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
+                    }
+                }
+                for (int i = 0; i < ks; i++) {
+                    float *out = dU + ((ptrdiff_t)xi * K + k0 + i) * C + c0;
+                    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[i][0]));
+                    if (wide) _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_loadu_ps(out + 16), acc[i][1]));
+                }
+            }
+            for (int c = c16; c < C; c++)
+                for (int t = 0; t < ntiles; t++) {
+                    ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+                    float v = V[row * C + c];
+                    for (int i = 0; i < ks; i++) dU[((ptrdiff_t)xi * K + k0 + i) * C + c] += D[row * Kpad + k0 + i] * v;
+                }
+        }
+    }
+}
+
+/* One block of `block` filters (12 or 6, a constant after inlining) x 16 pixels of output row p from q0. */
+AVX512 static inline __attribute__((always_inline)) void direct_block(
+        const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S, const float *bias,
+        float *y, ptrdiff_t PQ, int Q, int p, int q0, int k0, __mmask16 mask, const int block) {
+    __m512 acc[12];
+    for (int i = 0; i < block; i++) acc[i] = _mm512_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
+            const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
+            for (int s = 0; s < S; s++, taps += K6) {
+                __m512 v = _mm512_loadu_ps(row + s);
+#pragma GCC unroll 12
+                for (int i = 0; i < block; i++) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(taps[i]), v, acc[i]);
+            }
+        }
+    for (int i = 0; i < block && k0 + i < K; i++)
+        _mm512_mask_storeu_ps(y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0, mask, acc[i]);
+}
+
+/* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] (see direct.c): 16 pixels of a row x 12
+   filters (12 accumulators), then 6 filters where K6 is not a multiple of 12; a row's last pixels masked. */
+AVX512 void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                               const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+    ptrdiff_t PQ = (ptrdiff_t)P * Q;
+    for (int p = p_begin; p < p_end; p++)
+        for (int q0 = 0; q0 < Q; q0 += 16) {
+            int left = Q - q0;
+            __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            int k0 = 0;
+            for (; k0 + 12 <= K6; k0 += 12)
+                direct_block(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, PQ, Q, p, q0, k0, mask, 12);
+            if (k0 < K6) direct_block(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, PQ, Q, p, q0, k0, mask, 6);
+        }
+}
+
+/* 12 independent chains of 16-wide FMAs: the FMA peak of one core, for the benchmark's roof. */
+AVX512 float cnnk_fma_chains_avx512(long rounds) {
+    __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-8f);
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < rounds; k++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    }
+    __m512 sum = a[0];
+    for (int i = 1; i < 12; i++) sum = _mm512_add_ps(sum, a[i]);
+    return _mm512_reduce_add_ps(sum);
+}
+#endif

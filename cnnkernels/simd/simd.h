@@ -1,0 +1,32 @@
+/* Internal to the SIMD kernels: the instruction set chosen at load time and the kernels per ISA. */
+#ifndef CNNK_SIMD_H
+#define CNNK_SIMD_H
+
+#include <stddef.h>
+
+#define GEMM_TILES 6 /* rows of a product's register block: 6 tiles x 16 filters = 12 AVX2 accumulators */
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(CNNK_NO_CLONES)
+#define CNNK_HAVE_X86_SIMD 1
+#endif
+
+/* What cnnk_simd_level() returns: the best kernels this CPU runs (CNNKERNELS_SIMD=avx2 or =portable caps it). */
+enum { CNNK_PORTABLE = 0, CNNK_AVX2 = 1, CNNK_AVX512 = 2 };
+int cnnk_simd_level(void);
+
+static inline void cnnk_pack_tiles(const float *rows6, int rows, int C, float *panel) {
+    /* panel[c*6 + i] = rows6[i][c], zero for i >= rows */
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < GEMM_TILES; i++) panel[c * GEMM_TILES + i] = i < rows ? rows6[(ptrdiff_t)i * C + c] : 0.0f;
+}
+
+#ifdef CNNK_HAVE_X86_SIMD
+void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
+                          int nxi);
+void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
+void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                        const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+float cnnk_fma_chains_avx512(long rounds);
+#endif
+
+#endif
