@@ -5,24 +5,40 @@
 ``keras.optimizers`` (and ``keras.optimizers.schedules``), ``keras.losses``, ``keras.metrics``,
 ``keras.callbacks``, ``keras.activations``, ``keras.constraints``, ``keras.regularizers``,
 ``keras.utils``, ``keras.preprocessing``, ``keras.datasets`` and ``keras.ops``.
+
+The submodules load on first use (PEP 562, as SciPy and scikit-image do): ``import convnet`` itself
+costs nothing, so the ``convnet`` command answers ``--help`` at once and can say "interrupted" when
+Ctrl-C arrives while NumPy and the kernels are still loading.
 """
 
-from . import (activations, callbacks, constraints, data, datasets, initializers, layers, losses, metrics, ops,
-               optimizers, pipeline, preprocessing, regularizers, schedules, utils, viz)
-from ._random import floatx, set_floatx, set_seed
-from .functional import Model
-from .graph import Input, KerasTensor
-from .io import ModelFileError, load_model
-from .layers import containers as _containers  # registers Residual and Parallel for loading
-from .layers.base import reset_names as clear_session
-from .sequential import Sequential
-from . import models  # noqa: E402  (needs Model and Sequential)
+import importlib
 
 __version__ = "0.1.0"
 
-optimizers.schedules = schedules  # keras.optimizers.schedules.ExponentialDecay(...)
+_SUBMODULES = ("activations", "callbacks", "constraints", "data", "datasets", "initializers", "layers", "losses",
+               "metrics", "models", "ops", "optimizers", "pipeline", "preprocessing", "regularizers", "schedules",
+               "utils", "viz")
+_NAMES = {  # public name -> the submodule that defines it
+    "floatx": "_random", "set_floatx": "_random", "set_seed": "_random",
+    "Model": "functional", "Input": "graph", "KerasTensor": "graph",
+    "ModelFileError": "io", "load_model": "io", "Sequential": "sequential",
+}
 
-__all__ = ["Input", "KerasTensor", "Model", "ModelFileError", "Sequential", "activations", "callbacks",
-           "clear_session", "constraints", "data", "datasets", "floatx", "initializers", "layers", "load_model",
-           "losses", "metrics", "models", "ops", "optimizers", "pipeline", "preprocessing", "regularizers",
-           "schedules", "set_floatx", "set_seed", "utils", "viz"]
+__all__ = sorted([*_SUBMODULES, *_NAMES, "clear_session"], key=str.lower)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    elif name == "clear_session":
+        from .layers.base import reset_names as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 
 from .io import ModelFileError
-from .layers.base import REGISTRY, Layer, _snake
+from .layers.base import REGISTRY, Layer, _snake, layer_classes
 
 MAX_NESTING = 32  # models inside models: deeper than this is not a real network
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -119,11 +119,12 @@ def from_keras(entry, source, depth=0):
                        source, where)
         return {"class_name": "InputLayer", "config": {"name": config.get("name"), "batch_shape": [None, *shape],
                                                        "dtype": _dtype_name(config.get("dtype"))}}
-    if not isinstance(class_name, str) or class_name not in REGISTRY or class_name.startswith("_") \
+    classes = layer_classes()
+    if not isinstance(class_name, str) or class_name not in classes or class_name.startswith("_") \
             or class_name in OURS_ONLY + MODEL_CLASSES:
-        supported = sorted(k for k in REGISTRY if not k.startswith("_") and k not in OURS_ONLY + MODEL_CLASSES)
+        supported = sorted(k for k in classes if not k.startswith("_") and k not in OURS_ONLY + MODEL_CLASSES)
         _fail(source, where, f"layer class {class_name!r} is not supported by convnet; it has {', '.join(supported)}")
-    return {"class_name": class_name, "config": _layer_options(REGISTRY[class_name], config, source, where)}
+    return {"class_name": class_name, "config": _layer_options(classes[class_name], config, source, where)}
 
 
 def _sequential(config, source, depth):

@@ -12,7 +12,7 @@ convnet's own layers.
 from __future__ import annotations
 
 from .graph import Input, InputLayer
-from .layers.base import REGISTRY
+from .layers.base import layer_classes
 
 
 def layer_config(layer) -> dict:
@@ -34,9 +34,10 @@ def layer_from_config(entry):
         config = entry["config"]
         shape = config.get("batch_shape", [None, *config.get("shape", [])])[1:]
         return Input(tuple(shape), name=config.get("name"), dtype=config.get("dtype")).node.layer
-    if class_name not in REGISTRY:
+    classes = layer_classes()
+    if class_name not in classes:
         raise ValueError(f"unknown layer class {class_name!r}")
-    return REGISTRY[class_name].from_config(entry["config"])
+    return classes[class_name].from_config(entry["config"])
 
 
 def _tensor_ref(tensor, node_index) -> dict:

@@ -75,3 +75,37 @@ def test_a_plain_folder_reports_validation_accuracy(image_folder, tmp_path, caps
     assert code == 0, err
     assert "Validation loss:" in printed and "validation accuracy:" in printed
     assert "on the validation images: the folder has no separate test set" in printed
+
+
+_INTERRUPT_DURING_IMPORT = """
+import os, signal, runpy, sys
+
+class InterruptAtImport:  # Ctrl-C just as the command line starts to import NumPy
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, InterruptAtImport())
+sys.argv = ["convnet", "summary", "model.npz"]
+runpy.run_module("convnet", run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_importing_prints_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _INTERRUPT_DURING_IMPORT], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "convnet: interrupted"
+
+
+def test_import_convnet_loads_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = "import sys, convnet; print(sorted(m for m in ('numpy', 'cnnkernels', 'PIL') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -22,6 +22,15 @@ _name_counts: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
 
 
+def layer_classes() -> dict[str, type]:
+    """Every layer and model class by name, for loading configs: the modules that define them are imported first
+    (``import convnet`` loads its submodules only when they are used)."""
+    from .. import functional, sequential  # noqa: F401  (registers Functional and Sequential)
+    from . import containers  # noqa: F401  (Residual, Parallel)
+
+    return REGISTRY
+
+
 def _snake(name: str) -> str:
     """Keras's automatic names: Conv2D → conv2d, LeakyReLU → leaky_re_lu."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
