@@ -55,6 +55,10 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_direct_pad_image(const float* x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float* xp)
     void cnnk_direct_forward(const float* xp, int C, int Hp, int Wp, const float* wt, int K, int K6, int R, int S,
                              const float* bias, float* y, int P, int Q, int p_begin, int p_end)
+    int cnnk_pointwise_padded_filters(int K)
+    void cnnk_pointwise_pack_filters(const float* w, int K, int C, int Kpad, float* wt)
+    void cnnk_pointwise_forward(const float* x, int C, Py_ssize_t PQ, const float* wt, int K, int Kpad,
+                                const float* bias, float* y, Py_ssize_t q_begin, Py_ssize_t q_end, float* panel)
 
 
 def fma_peak_gflops():
@@ -63,7 +67,8 @@ def fma_peak_gflops():
 
 
 def simd_isa():
-    """The instruction set the micro-kernels run with here ("avx2+fma" or "portable"), chosen at run time."""
+    """The instruction set the micro-kernels run with here ("avx512f", "avx2+fma" or "portable"), chosen at run
+    time (``CNNKERNELS_SIMD=avx2`` or ``=portable`` caps it)."""
     return cnnk_simd_isa().decode()
 
 
@@ -296,6 +301,41 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
                 p0 = <int>(item % blocks) * rows
                 cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias,
                                     ys + (n0 + n) * <Py_ssize_t>K * P * Q, P, Q, p0, min(p0 + rows, P))
+
+
+def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int groups,
+                      int n_threads, float[:, :, :, ::1] y):
+    """y[n, g·Kg + k, p] = b[g·Kg + k] + Σ_c w[g·Kg + k, c] · x[n, g·Cg + c, p]: a 1×1 convolution at stride 1
+
+    One product per image and group on NCHW as it lies, by a register block of 6 filters × 32 pixels
+    (AVX-512; 6 × 16 on AVX2) over a panel of those pixels' channels, and writes y in place: no
+    copy of x or y, unlike im2col + BLAS (which also packs both operands). Work items are (image,
+    group, 384 pixels). Workspace: the filters in blocks, about G·Cg·Kg floats, and a panel of
+    32·Cg floats per thread.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], K = w.shape[0], Cg = w.shape[1]
+    cdef int Kg = K // groups, Kpad = cnnk_pointwise_padded_filters(Kg), nt = max(1, n_threads)
+    cdef Py_ssize_t PQ = <Py_ssize_t>x.shape[2] * x.shape[3], block = 384
+    cdef Py_ssize_t blocks = (PQ + block - 1) // block, per_image = groups * blocks
+    cdef Py_ssize_t filters = <Py_ssize_t>groups * Cg * Kpad, panel = 32 * <Py_ssize_t>Cg
+    cdef float[::1] space = scratch(filters + nt * panel, np.float32)
+    cdef float* wt = &space[0]
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item, q0
+    cdef int n, g
+    with nogil:
+        for g in range(groups):
+            cnnk_pointwise_pack_filters(&w[g * Kg, 0, 0, 0], Kg, Cg, Kpad, wt + <Py_ssize_t>g * Cg * Kpad)
+        for item in prange(<Py_ssize_t>N * per_image, num_threads=nt, schedule="dynamic"):
+            n = <int>(item // per_image)
+            g = <int>((item % per_image) // blocks)
+            q0 = (item % blocks) * block
+            cnnk_pointwise_forward(xs + (<Py_ssize_t>n * C + <Py_ssize_t>g * Cg) * PQ, Cg, PQ,
+                                   wt + <Py_ssize_t>g * Cg * Kpad, Kg, Kpad, bias + g * Kg if bias != NULL else NULL,
+                                   ys + (<Py_ssize_t>n * K + <Py_ssize_t>g * Kg) * PQ, q0, min(q0 + block, PQ),
+                                   wt + filters + threadid() * panel)
 
 
 def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,

@@ -128,6 +128,8 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "direct":
         ops.direct_forward(x, weight, bias, top, left, plan.n_threads, y)
+    elif plan.forward == "gemm" and plan.simd_gemm:
+        ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
     elif plan.simd_im2row:
         ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "im2row":
@@ -282,6 +284,9 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
             R, S = weight.shape[2:]
             ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
                                  R - 1 - top, S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dsource)
+        elif plan.backward_data == "gemm" and plan.simd_gemm:  # dx[n] = Wᵀ dy[n]: a 1×1 convolution of dy
+            ops.pointwise_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
+                                  geometry.groups, plan.n_threads, dsource)
         else:
             ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
         dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])

@@ -21,7 +21,9 @@ im2row
     pixel-major unrolling, forward only: in float32 with one group multiplied by the Winograd
     product's register-blocked kernel (:func:`cnnkernels._winograd.rows_forward`), else by BLAS.
 gemm
-    1×1, stride-1, unpadded: the image already is the column matrix (no copy).
+    1×1, stride-1, unpadded: the image already is the column matrix (no copy). In float32 on the
+    cython backend the forward and backward-data products run on our register-blocked kernel
+    (:func:`cnnkernels._winograd.pointwise_forward`, NCHW as it lies), else on BLAS.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ConvPlan(NamedTuple):
     n_threads: int  # the call's thread count, capped so each thread gets enough work (_threads.for_work)
     isa: str  # the instruction set the SIMD kernels run with
     simd_im2row: bool  # im2row multiplies with our micro-kernel (float32, one group, cython), else BLAS
+    simd_gemm: bool = False  # gemm's forward and backward-data products on our micro-kernel (float32, cython)
 
 
 def _winograd_block(Cg: int, Kg: int) -> int:
@@ -170,5 +173,7 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         from . import _winograd
 
         workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, block, n_threads)
-    simd_im2row = forward == "im2row" and backend == "cython" and str(dtype) == "float32" and groups == 1
-    return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row)
+    simd = backend == "cython" and str(dtype) == "float32"
+    simd_im2row = forward == "im2row" and simd and groups == 1
+    return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row,
+                    simd and pointwise)

@@ -125,6 +125,106 @@ void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt
 }
 
 
+/* ---- 1x1 convolution at stride 1: one product per image, on NCHW as it lies --------------------------- */
+
+static inline ptrdiff_t pointwise_tap(int k, int c, int C, int Kpad, int G) {
+    /* where w[k, c] goes: filters in groups of G (the register block's height), each group's taps channel by
+       channel, the last group narrower; a block of filters from k0 reads from wt + k0*C, in order */
+    int g0 = k / G * G, width = Kpad - g0 < G ? Kpad - g0 : G;
+    return (ptrdiff_t)g0 * C + (ptrdiff_t)c * width + (k - g0);
+}
+
+static int pointwise_group(void) {
+    return cnnk_simd_level() == CNNK_AVX512 ? 12 : 6;
+}
+
+int cnnk_pointwise_padded_filters(int K) {
+    /* the filters the kernel computes: blocks of 12 and one of 8 or 4 (AVX-512), of 6 (the others) */
+    int step = cnnk_simd_level() == CNNK_AVX512 ? 4 : 6;
+    return (K + step - 1) / step * step;
+}
+
+void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt) {
+    /* wt[pointwise_tap(k, c)] = w[k, c], zero for K <= k < Kpad: each block of filters reads its taps as one
+       contiguous stream (a stride of Kpad floats would miss the L1 cache at every channel) */
+    int G = pointwise_group();
+    for (int k = 0; k < Kpad; k++)
+        for (int c = 0; c < C; c++) wt[pointwise_tap(k, c, C, Kpad, G)] = k < K ? w[(ptrdiff_t)k * C + c] : 0.0f;
+}
+
+static void pointwise_portable(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int K6,
+                               const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end) {
+    /* one filter's row at a time: the pixels' rows are read in order */
+    int G = pointwise_group();
+    for (int k = 0; k < K; k++) {
+        float *out = y + k * PQ;
+        for (ptrdiff_t q = q_begin; q < q_end; q++) out[q] = bias ? bias[k] : 0.0f;
+        for (int c = 0; c < C; c++) {
+            float a = wt[pointwise_tap(k, c, C, K6, G)];
+            const float *in = x + c * PQ;
+            for (ptrdiff_t q = q_begin; q < q_end; q++) out[q] += a * in[q];
+        }
+    }
+}
+
+#ifdef CNNK_HAVE_X86_SIMD
+__attribute__((target("avx2,fma")))
+static void pointwise_avx2(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int K6,
+                           const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel) {
+    /* register block: 6 filters x 16 pixels (12 accumulators), the 16 pixels' channels first copied side by
+       side (see the AVX-512 kernel for why) */
+    __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (ptrdiff_t q0 = q_begin; q0 < q_end; q0 += 16) {
+        int left = q_end - q0 < 16 ? (int)(q_end - q0) : 16;
+        __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+        __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lanes);
+        const float *in = x + q0;
+        for (int c = 0; c < C; c++, in += PQ) {
+            _mm256_storeu_ps(panel + c * 16, _mm256_maskload_ps(in, mask0));
+            _mm256_storeu_ps(panel + c * 16 + 8, _mm256_maskload_ps(in + 8, mask1));
+        }
+        for (int k0 = 0; k0 < K6; k0 += 6) {
+            __m256 acc[6][2];
+            for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
+            const float *v = panel, *taps = wt + (ptrdiff_t)k0 * C;
+            for (int c = 0; c < C; c++, v += 16, taps += 6) {
+                __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#pragma GCC unroll 6
+                for (int i = 0; i < 6; i++) {
+                    __m256 a = _mm256_broadcast_ss(taps + i);
+                    acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
+                    acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
+                }
+            }
+            for (int i = 0; i < 6 && k0 + i < K; i++) {
+                float *out = y + (k0 + i) * PQ + q0;
+                _mm256_maskstore_ps(out, mask0, acc[i][0]);
+                _mm256_maskstore_ps(out + 8, mask1, acc[i][1]);
+            }
+        }
+    }
+}
+#endif
+
+void cnnk_pointwise_forward(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,
+                            const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel) {
+    /* y[k, q] = bias[k] + Σ_c wt[c, k] · x[c, q] for q_begin <= q < q_end, one image: x is (C, PQ), y (K, PQ),
+       wt from cnnk_pointwise_pack_filters (Kpad = cnnk_pointwise_padded_filters(K)); panel: 32·C floats */
+#ifdef CNNK_HAVE_X86_SIMD
+    int level = cnnk_simd_level();
+    if (level == CNNK_AVX512) {
+        cnnk_pointwise_avx512(x, C, PQ, wt, K, Kpad, bias, y, q_begin, q_end, panel);
+        return;
+    }
+    if (level == CNNK_AVX2) {
+        pointwise_avx2(x, C, PQ, wt, K, Kpad, bias, y, q_begin, q_end, panel);
+        return;
+    }
+#endif
+    (void)panel;
+    pointwise_portable(x, C, PQ, wt, K, Kpad, bias, y, q_begin, q_end);
+}
+
 /* ---- the machine's FMA peak, for the benchmark's reference line ------------------------------------ */
 
 #ifdef CNNK_HAVE_X86_SIMD

@@ -22,6 +22,11 @@ void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, 
 void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
 
+int cnnk_pointwise_padded_filters(int K);
+void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt);
+void cnnk_pointwise_forward(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,
+                            const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel);
+
 double cnnk_fma_peak_gflops(void);
 void cnnk_gemm_filters(const float *w, int K, int C, int R, int S, int Kpad, float *U);
 void cnnk_im2row_nhwc(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,

@@ -104,15 +104,23 @@ def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pointwise_gemm_matches_the_reference(backend, dtype):
+@pytest.mark.parametrize("x_shape, w_shape, groups", [
+    ((3, 10, 7, 5), (6, 5, 1, 1), 2),
+    ((2, 20, 9, 11), (30, 20, 1, 1), 1),   # 99 pixels: 32 + 32 + 32 + 3; 30 filters = 12 + 12 + 6 (dx: 20 = 12 + 6 + 2)
+    ((1, 7, 4, 4), (13, 7, 1, 1), 1),      # fewer pixels than one register block
+    ((2, 64, 20, 20), (24, 32, 1, 1), 2),  # 400 pixels: two work items of 384 and 16
+])
+def test_pointwise_gemm_matches_the_reference(backend, dtype, x_shape, w_shape, groups):
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((3, 10, 7, 5)).astype(dtype)
-    w = rng.standard_normal((6, 5, 1, 1)).astype(dtype)
-    dy = rng.standard_normal((3, 6, 7, 5)).astype(dtype)
-    y_ref, grads_ref, _, _ = reference(x, w, None, dy, groups=2)
-    assert ck.conv2d_plan(x.shape, w.shape, groups=2, dtype=dtype, backend=backend).forward == "gemm"
-    assert_close(ck.conv2d(x, w, groups=2, algorithm="gemm", backend=backend), y_ref.astype(dtype), dtype, "gemm")
-    dx, dw, _ = ck.conv2d_backward(dy, x, w, groups=2, bias=False, algorithm="gemm", backend=backend)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    dy = rng.standard_normal((x_shape[0], w_shape[0], *x_shape[2:])).astype(dtype)
+    y_ref, grads_ref, _, _ = reference(x, w, b, dy, groups=groups)
+    assert ck.conv2d_plan(x.shape, w.shape, groups=groups, dtype=dtype, backend=backend).forward == "gemm"
+    assert_close(ck.conv2d(x, w, b, groups=groups, algorithm="gemm", backend=backend), y_ref.astype(dtype), dtype,
+                 "gemm")
+    dx, dw, _ = ck.conv2d_backward(dy, x, w, groups=groups, bias=False, algorithm="gemm", backend=backend)
     assert_close(dx, grads_ref[0].astype(dtype), dtype, "dx")
     assert_close(dw, grads_ref[1].astype(dtype), dtype, "dweight")
 
