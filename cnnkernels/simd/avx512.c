@@ -12,6 +12,60 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
+#define PRODUCT_CHANNELS 128 /* a pair of filter panels over 128 channels: 16 KiB, kept in L1 */
+
+/* The product for one ξ when its filters (C·Kpad floats) outgrow L1: in slices of 128 channels, each pair of
+   panels is held in L1 while every group of 6 rows streams past it, the partial sums kept in M. (Row-group
+   first, every row group would stream all the filters from L2: 1 load of 128 bytes per 12 FMAs, which
+   capped the strided ResNet layer and 384 -> 384 at about half the FMA peak.) V's rows are read where they
+   lie; the last group's missing rows repeat its last row, their sums not stored. */
+AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, int C, int Kpad, float *M, int nxi,
+                                   int xi) {
+    int panels = Kpad / 16;
+    ptrdiff_t panel_size = (ptrdiff_t)C * 16;
+    for (int c0 = 0; c0 < C; c0 += PRODUCT_CHANNELS) {
+        int cc = C - c0 < PRODUCT_CHANNELS ? C - c0 : PRODUCT_CHANNELS, more = c0 > 0;
+        for (int kb = 0; kb < panels; kb += 2) {
+            int pair = kb + 1 < panels;
+            const float *u0 = Ux + kb * panel_size + (ptrdiff_t)c0 * 16;
+            for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
+                int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
+                ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
+                const float *row[6];
+                for (int i = 0; i < 6; i++) row[i] = V + (group * GEMM_TILES + (i < rows ? i : rows - 1)) * C + c0;
+                float *out = M + group * GEMM_TILES * Kpad + kb * 16;
+                __m512 acc[6][2];
+                for (int i = 0; i < 6; i++) {
+                    acc[i][0] = more && i < rows ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad) : _mm512_setzero_ps();
+                    acc[i][1] = more && i < rows && pair ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad + 16)
+                                                         : _mm512_setzero_ps();
+                }
+                const float *u = u0;
+                if (pair)
+                    for (int c = 0; c < cc; c++, u += 16) {
+                        __m512 w0 = _mm512_loadu_ps(u), w1 = _mm512_loadu_ps(u + panel_size);
+#pragma GCC unroll 6
+                        for (int i = 0; i < 6; i++) {
+                            __m512 x = _mm512_set1_ps(row[i][c]);
+                            acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
+                        }
+                    }
+                else
+                    for (int c = 0; c < cc; c++, u += 16) {
+                        __m512 w0 = _mm512_loadu_ps(u);
+#pragma GCC unroll 6
+                        for (int i = 0; i < 6; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(row[i][c]), w0, acc[i][0]);
+                    }
+                for (int i = 0; i < rows; i++) {
+                    _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad, acc[i][0]);
+                    if (pair) _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad + 16, acc[i][1]);
+                }
+            }
+        }
+    }
+}
+
 /* M[row, k] = Σ_c V[row, c] · U[panel k/16][c][k%16] for groups of 6 rows (see winograd43.c). Blocks: 6 rows
    x 32 filters (two panels, 12 accumulators); with one panel (16 filters) two groups of 6 rows at once, so
    there are still 12 independent FMA chains (a chain every 4 cycles on 2 pipes needs 8 or more). */
@@ -21,6 +75,10 @@ AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int
     ptrdiff_t panel_size = (ptrdiff_t)C * 16;
     for (int xi = 0; xi < nxi; xi++) {
         const float *Ux = U + (ptrdiff_t)xi * panels * panel_size;
+        if (panels > 1 && (ptrdiff_t)C * Kpad > 8192) { /* the filters exceed 32 KiB */
+            multiply_sliced(V, Ux, ntiles, C, Kpad, M, nxi, xi);
+            continue;
+        }
         int t0 = 0;
         if (panels == 1) /* 12 rows x 16 filters, the rows read where they lie */
             for (; t0 + 2 * GEMM_TILES <= ntiles; t0 += 2 * GEMM_TILES) {

@@ -52,6 +52,7 @@ WINOGRAD_GRID = [
     ((2, 16, 17, 9), (16, 16, 3, 3), dict(padding=1)),   # one panel: 30 tiles = 12 + 12 + 6
     ((2, 40, 11, 13), (48, 40, 3, 3), dict(padding=1)),  # three panels: a pair and one; 40 = 32 + 8 channels
     ((1, 20, 9, 9), (80, 20, 3, 3), dict(padding=1)),    # five panels, packed rows; 20 = 16 + 4 channels
+    ((2, 136, 9, 10), (80, 136, 3, 3), dict(padding=1)),  # filters beyond L1: slices of 128 + 8 channels
 ]
 
 
