@@ -196,6 +196,51 @@ def _duration(seconds: float) -> str:
     return f"{minutes}:{seconds:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
+def _warnings_below(bar):
+    """Show warnings on a line of their own while ``bar`` is on the terminal; returns the
+    ``warnings.showwarning`` to put back afterwards."""
+    shown = warnings.showwarning
+
+    def below_the_bar(*args, **kwargs):
+        bar.end_line()
+        shown(*args, **kwargs)
+
+    warnings.showwarning = below_the_bar
+    return shown
+
+
+class PassProgress:
+    """The bar of one ``evaluate`` or ``predict`` pass, as Keras shows it: updated per batch at ``verbose=1``
+    on a terminal, then `4/4 [====...] - 0s 3ms/step - loss: 0.3000` (``verbose`` 1 or 2; nothing at 0).
+    ``logs`` is a callable, so running metrics are worked out only when a line is drawn."""
+
+    def __init__(self, verbose, total_steps, stream=None):
+        if verbose not in ("auto", 0, 1, 2):  # True and False are 1 and 0
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2; received {verbose!r}")
+        self.verbose = 1 if verbose == "auto" else int(verbose)
+        self.bar = ProgressBar(total_steps or 0, stream or sys.stdout) if self.verbose else None
+        self.step, self.started = 0, time.perf_counter()
+        self._shown_warning = _warnings_below(self.bar) if self.bar else None
+
+    def __enter__(self):
+        return self
+
+    def update(self, logs=dict):
+        self.step += 1
+        if self.verbose == 1 and self.step < self.bar.total and self.bar.interactive:  # finish() draws the last
+            self.bar.update(self.step, logs(), time.perf_counter() - self.started)
+
+    def finish(self, logs=dict):
+        if self.bar and self.step:
+            self.bar.total = self.bar.total or self.step
+            self.bar.update(self.step, logs(), time.perf_counter() - self.started, final=True)
+
+    def __exit__(self, *exc_info):
+        if self.bar:
+            self.bar.end_line()
+            warnings.showwarning = self._shown_warning
+
+
 class ProgbarLogger(Callback):
     """The per-epoch progress bar ``fit`` shows (added by ``fit`` when ``verbose`` is on and the
     callbacks hold none): "Epoch 3/10", then `12/47 [====>....] - 1s 21ms/step - loss: 0.31`, with
@@ -212,14 +257,7 @@ class ProgbarLogger(Callback):
             print(f"Epoch {epoch + 1}/{self.params.get('epochs')}", file=stream, flush=True)
         self._bar = ProgressBar(self.params.get("steps") or 0, stream)
         self._started, self._step = time.perf_counter(), 0
-        shown = self._shown_warning = warnings.showwarning
-        bar = self._bar
-
-        def below_the_bar(*args, **kwargs):  # a warning mid-epoch starts on its own line, not after the bar
-            bar.end_line()
-            shown(*args, **kwargs)
-
-        warnings.showwarning = below_the_bar
+        self._shown_warning = _warnings_below(self._bar)
 
     def on_train_batch_end(self, batch, logs=None):
         self._step = batch + 1

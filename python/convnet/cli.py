@@ -193,7 +193,7 @@ def cmd_evaluate(args):
                                            image_size=tuple(meta["image_size"]), color_mode=meta["color_mode"],
                                            batch_size=args.batch_size, shuffle=False, verbose=not args.json)
     data = dataset if meta["pixel_range"] == 255 else dataset.map(lambda x, y: (x / 255, y))
-    result = model.evaluate(data, verbose=0, return_dict=True)
+    result = model.evaluate(data, verbose=0 if args.json else 1, return_dict=True)
     result["skipped"] = len(dataset.skipped_files)
     result["images"] = len(dataset.file_paths) - result["skipped"]
     if args.json:

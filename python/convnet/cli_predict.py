@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -85,7 +86,9 @@ def predict(args, model, class_names):
     paths = _image_paths(args.images)
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise CommandError(f"--out {args.out!r}: its folder does not exist")
-    probabilities = model.predict(_ImageBatches(paths, model.metadata), verbose=0)  # shared out over MPI ranks
+    # shared out over MPI ranks; a bar only on a terminal (the results may be piped on)
+    shown = 1 if not args.json and sys.stdout.isatty() else 0
+    probabilities = model.predict(_ImageBatches(paths, model.metadata), verbose=shown)
     names = class_names(model)
     top = max(1, min(args.top, len(names)))
     results = []

@@ -101,7 +101,10 @@ def _read_arrays(group, names, expected, source, where):
         if tuple(dataset.shape) != tuple(shape) or dataset.dtype.kind != "f":
             raise ModelFileError(f"{source}: {where} weight {name!r} is {dataset.dtype} {tuple(dataset.shape)}; "
                                  f"the layer needs floats of shape {tuple(shape)}")
-        arrays.append(np.asarray(dataset[()]))
+        array = np.asarray(dataset[()])
+        if array.size and not np.isfinite(array).all():
+            raise ModelFileError(f"{source}: {where} weight {name!r} {tuple(shape)} holds NaN or infinite values")
+        arrays.append(array)
     return arrays
 
 

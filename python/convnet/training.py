@@ -362,9 +362,9 @@ def _empty_batch(model):
     return xs, ys, None
 
 
-def _evaluate(model, data, batch_size, steps):
+def _evaluate(model, data, batch_size, steps, verbose=0):
     """The logs of one pass over ``data``; on MPI ranks each evaluates its share and the logs are
-    reduced (inference needs no step-by-step agreement)."""
+    reduced (inference needs no step-by-step agreement). ``verbose``: the pass's progress bar."""
     strategy = distributed.current()
     if is_array_data(data):
         if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
@@ -381,10 +381,13 @@ def _evaluate(model, data, batch_size, steps):
         source = data if strategy is None else Dealt(data, strategy.rank, strategy.size)
         batches = _batches(model, source, None, None, batch_size, steps=steps)
     totals = Totals(model)
-    for xb, yb, wb in batches.epoch():
-        xs, ys, wb = _standard_batch(model, xb, yb, wb) if batches.stream else (xb, yb, wb)
-        _test_step(model, xs, ys, wb, totals)
-    logs, seen = totals.global_logs(strategy) if strategy is not None else (totals.logs(), totals.samples)
+    with callbacks_module.PassProgress(verbose if distributed.is_chief() else 0, len(batches)) as progress:
+        for xb, yb, wb in batches.epoch():
+            xs, ys, wb = _standard_batch(model, xb, yb, wb) if batches.stream else (xb, yb, wb)
+            _test_step(model, xs, ys, wb, totals)
+            progress.update(totals.logs)
+        logs, seen = totals.global_logs(strategy) if strategy is not None else (totals.logs(), totals.samples)
+        progress.finish(lambda: logs)
     if seen == 0:
         raise ValueError("evaluate received no samples")
     return logs
@@ -404,9 +407,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose="auto", sample_weig
         result = totals.logs()
     else:
         data = x if not is_array_data(x) else ((x, y) if sample_weight is None else (x, y, sample_weight))
-        result = _evaluate(model, data, batch_size, steps)
-    if verbose not in (0, False) and not single_batch and distributed.is_chief():
-        print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        result = _evaluate(model, data, batch_size, steps, verbose)
     if return_dict:
         return result
     values = list(result.values())
@@ -424,11 +425,19 @@ def predict(model, x, batch_size=None, verbose="auto", steps=None, single_batch=
             xs = [a[rows.start:rows.stop] for a in xs]
         batches = [xs] if single_batch else [[a[i : i + batch_size] for a in xs]
                                              for i in range(0, len(xs[0]), batch_size)]
+        total = len(batches)
     else:
         source = x if strategy is None else Dealt(x, strategy.rank, strategy.size)
-        batches = (item[0] for item in Batches(source, steps=steps, batch_size=batch_size).epoch())
-    outputs_per_batch = [model._outputs_to_user(model._run(standardize_inputs(model, xb), training=False)[0])
-                         for xb in batches]
+        stream = Batches(source, steps=steps, batch_size=batch_size)
+        batches, total = (item[0] for item in stream.epoch()), len(stream)
+    outputs_per_batch = []
+    shown = 0 if single_batch or not distributed.is_chief() else verbose
+    with callbacks_module.PassProgress(shown, total) as progress:
+        for xb in batches:
+            outputs_per_batch.append(model._outputs_to_user(model._run(standardize_inputs(model, xb),
+                                                                       training=False)[0]))
+            progress.update()
+        progress.finish()
     if strategy is not None:
         parts = strategy.gather_ordered(outputs_per_batch)
         if is_array_data(x):

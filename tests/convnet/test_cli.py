@@ -48,6 +48,10 @@ def test_train_on_a_folder_then_evaluate_predict_summary(trained, image_folder, 
     result = json.loads(printed)
     assert result["images"] == 36 and result["skipped"] == 1  # broken.png is not counted as evaluated
     assert result["accuracy"] >= 0.9  # colour classes are easy
+    code, printed, _ = run(capsys, "evaluate", out / "model.npz", "--data", image_folder)
+    bar, summary = printed.splitlines()[-2:]  # Keras's bar (its final line, not being a terminal), then ours
+    assert code == 0 and bar.startswith("2/2 [====") and "ms/step - loss: " in bar
+    assert summary.startswith("loss: ") and "(36 images, 1 unreadable skipped)" in summary
 
     red = image_folder / "red" / "red_01.png"
     code, printed, _ = run(capsys, "predict", out / "model.npz", red, image_folder / "blue" / "blue_02.jpg", "--json")

@@ -313,3 +313,20 @@ def test_what_cannot_be_a_weight_is_refused(tmp_path, weight, message):
     with pytest.raises(convnet.ModelFileError, match=message):
         model.load_weights(tmp_path / "w.npz")
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".weights.h5"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_keras_files_with_nan_or_infinite_weights_are_refused(tmp_path, suffix, bad):
+    model = small_model()
+    weights = model.get_weights()
+    weights[0] = weights[0].copy()
+    weights[0].flat[3] = bad
+    model.set_weights(weights)
+    path = tmp_path / f"m{suffix}"
+    (model.save_weights if suffix == ".weights.h5" else model.save)(path)
+    with pytest.raises(convnet.ModelFileError, match=r"layer 'conv' weight .* holds NaN or infinite values"):
+        if suffix == ".weights.h5":
+            small_model().load_weights(path)
+        else:
+            convnet.load_model(path)
