@@ -85,13 +85,18 @@ def test_compare_flags_a_kernel_slowed_on_purpose_and_not_the_same_code(tmp_path
     (tmp_path / "compare.csv").write_text("name,N,C,H,W,K,R,S,padding,groups\n"
                                           "a,4,16,24,24,16,3,3,1,1\nb,2,32,16,16,32,3,3,1,1\ngrouped,2,4,8,8,4,3,3,1,2\n")
     before, again, slowed = tmp_path / "before.json", tmp_path / "again.json", tmp_path / "slowed.json"
+    control = ["--control", "numpy-im2col", "--threshold", "25%"]  # numpy-im2col ran in the same rounds, unchanged
     _slowed_run(before, 1, monkeypatch)
-    _slowed_run(again, 1, monkeypatch)
+    for attempt in range(3):  # a burst of load from another process can still fake a regression: rerun up to twice
+        _slowed_run(again, 1, monkeypatch)
+        capsys.readouterr()
+        if main(["compare", str(before), str(again), *control, "--fail-on-regression", "25%"]) == 0:
+            break
+    else:
+        pytest.fail("the same code was flagged slower in 3 runs of 3: " + capsys.readouterr().out)
+    same = capsys.readouterr().out
     _slowed_run(slowed, 3, monkeypatch)
     capsys.readouterr()
-    control = ["--control", "numpy-im2col", "--threshold", "25%"]  # numpy-im2col ran in the same rounds, unchanged
-    assert main(["compare", str(before), str(again), *control, "--fail-on-regression", "25%"]) == 0
-    same = capsys.readouterr().out
     assert "SLOWER" not in same and "2 rows: 0 significantly slower" in same and "relative to numpy-im2col" in same
     assert main(["compare", str(before), str(slowed), *control, "--fail-on-regression", "25%"]) == 1
     captured = capsys.readouterr()
