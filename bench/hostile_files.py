@@ -128,6 +128,14 @@ def cases(folder) -> dict:
         "huge.keras", json.dumps(_edit_first(json.loads(json.dumps(config)), "filters", 10**9)))
     found[".keras with a Lambda layer"] = keras_with_config(
         "lambda.keras", json.dumps(_edit_first(json.loads(json.dumps(config)), "class_name", "Lambda")))
+    import convnet
+
+    inf_model = convnet.load_model(good_keras)
+    weights = inf_model.get_weights()
+    weights[0] = np.full_like(weights[0], np.inf)
+    inf_model.set_weights(weights)
+    inf_model.save(path("inf.keras"))
+    found[".keras with infinite weights"] = path("inf.keras")
     found["text file named .keras"] = path("text.keras")
     with open(found["text file named .keras"], "w") as f:
         f.write("hello world")
