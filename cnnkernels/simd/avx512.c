@@ -286,6 +286,143 @@ AVX512 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const flo
     }
 }
 
+/* t = B^T d along one axis of 6 vectors (winograd43.c's input_1d, in registers). */
+AVX512 static inline __attribute__((always_inline)) void input_6(const __m512 d[6], __m512 t[6]) {
+    __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+    __m512 a = _mm512_fnmadd_ps(four, d[2], d[4]), b = _mm512_fnmadd_ps(four, d[1], d[3]);
+    __m512 c = _mm512_sub_ps(d[4], d[2]), e = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+    t[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    t[1] = _mm512_add_ps(a, b);
+    t[2] = _mm512_sub_ps(a, b);
+    t[3] = _mm512_add_ps(c, e);
+    t[4] = _mm512_sub_ps(c, e);
+    t[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+/* cnnk_wino43_input for AVX-512 (same layout and formula, see winograd43.c): 16 channels in one register; each
+   input row is loaded once and transformed along the row, the 6 x 6 partial results kept on the stack, then each
+   column transformed and stored straight into V (the portable version's three 36-vector arrays spill). */
+AVX512 void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H,
+                                     int W, const int *img, const int *row0, const int *col0, int ntiles, float *V) {
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * C;
+    __m512 t[6][6];
+    for (int tile = 0; tile < ntiles; tile++) {
+        int r0 = row0[tile], c0 = col0[tile];
+        const float *image = x + img[tile] * image_stride;
+        float *out0 = V + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * C;
+        for (int first = 0; first < C; first += 16) {
+            int count = C - first < 16 ? C - first : 16;
+            __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            for (int i = 0; i < 6; i++) {
+                int r = r0 + i;
+                __m512 d[6];
+                for (int j = 0; j < 6; j++) {
+                    int q = c0 + j;
+                    d[j] = r >= 0 && r < H && q >= 0 && q < W
+                               ? _mm512_maskz_loadu_ps(mask, image + ((ptrdiff_t)r * W + q) * pixel_stride + first)
+                               : _mm512_setzero_ps();
+                }
+                input_6(d, t[i]);
+            }
+            float *out = out0 + first;
+            for (int j = 0; j < 6; j++) {
+                __m512 column[6], u[6];
+                for (int i = 0; i < 6; i++) column[i] = t[i][j];
+                input_6(column, u);
+                for (int i = 0; i < 6; i++) _mm512_mask_storeu_ps(out + (i * 6 + j) * xi_stride, mask, u[i]);
+            }
+        }
+    }
+}
+
+/* o = A^T m along one axis of 6 vectors (winograd43.c's output_1d, in registers). */
+AVX512 static inline __attribute__((always_inline)) void output_6(const __m512 m[6], __m512 o[4]) {
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+/* r[c][k] = r[k][c] for a 16 x 16 block of floats, in registers (4 rounds of 16 shuffles). */
+AVX512 static inline __attribute__((always_inline)) void transpose_16x16(__m512 r[16]) {
+    __m512 a[16], b[16];
+    for (int k = 0; k < 8; k++) { /* per 128-bit lane: [x0 y0 x1 y1], [x2 y2 x3 y3] */
+        a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* b[4k + m], lane L: column 4L + m of rows 4k..4k+3 */
+        b[4 * k] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0x44);
+        b[4 * k + 1] = _mm512_shuffle_ps(a[4 * k], a[4 * k + 2], 0xEE);
+        b[4 * k + 2] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0x44);
+        b[4 * k + 3] = _mm512_shuffle_ps(a[4 * k + 1], a[4 * k + 3], 0xEE);
+    }
+    for (int m = 0; m < 4; m++) { /* column 4L + m: lane L of b[m], b[4 + m], b[8 + m], b[12 + m] */
+        __m512 e0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), e1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+        __m512 e2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44), e3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+        r[m] = _mm512_shuffle_f32x4(e0, e2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(e0, e2, 0xDD);
+        r[8 + m] = _mm512_shuffle_f32x4(e1, e3, 0x88);
+        r[12 + m] = _mm512_shuffle_f32x4(e1, e3, 0xDD);
+    }
+}
+
+/* cnnk_wino43_output for AVX-512 (same layout and formula, see winograd43.c): the 16 output cells of a tile for 16
+   filters are transposed in registers, so each filter's 4 x 4 block is stored as 4 rows of 4 floats, not as 16
+   scalars gathered across the lanes. */
+AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0,
+                                      const int *col0, int ntiles, const float *bias, float *y,
+                                      ptrdiff_t image_stride, int P, int Q) {
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad, PQ = (ptrdiff_t)P * Q;
+    for (int tile = 0; tile < ntiles; tile++) {
+        int r0 = row0[tile], c0 = col0[tile];
+        int rows = P - r0 < 4 ? P - r0 : 4, cols = Q - c0 < 4 ? Q - c0 : 4;
+        float *image = y + img[tile] * image_stride + (ptrdiff_t)r0 * Q + c0;
+        const float *src0 = M + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * Kpad;
+        for (int first = 0; first < K; first += 16) {
+            int count = K - first < 16 ? K - first : 16;
+            const float *src = src0 + first;
+            __m512 t[4][6], cell[16];
+            for (int j = 0; j < 6; j++) { /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j] */
+                __m512 m[6], o[4];
+                for (int r = 0; r < 6; r++) m[r] = _mm512_loadu_ps(src + (r * 6 + j) * xi_stride);
+                output_6(m, o);
+                for (int i = 0; i < 4; i++) t[i][j] = o[i];
+            }
+            __m512 shift = bias ? _mm512_maskz_loadu_ps(count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1),
+                                                        bias + first)
+                                : _mm512_setzero_ps();
+            for (int i = 0; i < 4; i++) { /* rows: cell[i*4 + j] = Σ_r t[i][r] A[r][j] */
+                __m512 o[4];
+                output_6(t[i], o);
+                for (int j = 0; j < 4; j++) cell[i * 4 + j] = _mm512_add_ps(o[j], shift);
+            }
+            transpose_16x16(cell); /* cell[l]: filter first + l's 4 x 4 block, row-major */
+            for (int l = 0; l < count; l++) {
+                float *plane = image + (first + l) * PQ;
+                if (cols == 4) {
+                    for (int i = 0; i < rows; i++) {
+                        __m128 row;
+                        switch (i) { /* the lane index of an extract must be a constant */
+                            case 0: row = _mm512_extractf32x4_ps(cell[l], 0); break;
+                            case 1: row = _mm512_extractf32x4_ps(cell[l], 1); break;
+                            case 2: row = _mm512_extractf32x4_ps(cell[l], 2); break;
+                            default: row = _mm512_extractf32x4_ps(cell[l], 3); break;
+                        }
+                        _mm_storeu_ps(plane + (ptrdiff_t)i * Q, row);
+                    }
+                } else { /* the last column of tiles */
+                    float block[16];
+                    _mm512_storeu_ps(block, cell[l]);
+                    for (int i = 0; i < rows; i++)
+                        for (int j = 0; j < cols; j++) plane[(ptrdiff_t)i * Q + j] = block[i * 4 + j];
+                }
+            }
+        }
+    }
+}
+
 /* 12 independent chains of 16-wide FMAs: the FMA peak of one core, for the benchmark's roof. */
 AVX512 float cnnk_fma_chains_avx512(long rounds) {
     __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-8f);

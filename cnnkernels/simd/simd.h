@@ -28,6 +28,10 @@ void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt,
                         const float *bias, float *y, int P, int Q, int p_begin, int p_end);
 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,
                            const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel);
+void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
+                              const int *img, const int *row0, const int *col0, int ntiles, float *V);
+void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
+                               int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
 float cnnk_fma_chains_avx512(long rounds);
 #endif
 

@@ -72,8 +72,8 @@ static void nchw_to_nhwc_portable(const float *x, int C, int HW, float *out) {
 }
 
 CNNK_CLONES
-void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
-                       const int *img, const int *row0, const int *col0, int ntiles, float *V) {
+static void wino43_input_generic(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
+                                 const int *img, const int *row0, const int *col0, int ntiles, float *V) {
     /* V[((t/6*36 + xi)*6 + t%6)*C + c] = (B^T d B)[xi], d[i][j] = x[img[t], row0[t]+i, col0[t]+j, c] (0 outside):
        per group of 6 tiles, per xi, 6 rows of channels (what the product reads). x is channels-last
        (pixel_stride apart) and the lanes are channels, so every load and store is contiguous, and the
@@ -121,6 +121,18 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
     }
 }
 
+
+void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
+                       const int *img, const int *row0, const int *col0, int ntiles, float *V) {
+    /* see wino43_input_generic for the formula and layout */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        cnnk_wino43_input_avx512(x, image_stride, pixel_stride, C, H, W, img, row0, col0, ntiles, V);
+        return;
+    }
+#endif
+    wino43_input_generic(x, image_stride, pixel_stride, C, H, W, img, row0, col0, ntiles, V);
+}
 
 /* M[((t/6*36 + xi)*6 + t%6)*Kpad + k] = Σ_c V[((t/6*36 + xi)*6 + t%6)*C + c] · U[((xi*Kpad/16 + k/16)*C + c)*16 + k%16]
    for the 36 xi. V comes from cnnk_wino43_input (per 6 tiles and xi, 6 rows of channels); U from
@@ -364,9 +376,24 @@ void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *b
     }
 }
 
-CNNK_CLONES
+static void wino43_output_generic(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
+                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
+
 void cnnk_wino43_output(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
                         int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q) {
+    /* see wino43_output_generic for the formula and layout */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        cnnk_wino43_output_avx512(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q);
+        return;
+    }
+#endif
+    wino43_output_generic(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q);
+}
+
+CNNK_CLONES
+static void wino43_output_generic(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
+                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q) {
     /* y[img[t], k, row0[t]+i, col0[t]+j] = bias[k] + (A^T m A)[i][j], m[xi] = M[((t/6*36 + xi)*6 + t%6)*Kpad + k];
        the lanes are filters; only the cells inside P x Q are written */
     lanes_t m[36], t[24], o[16];
