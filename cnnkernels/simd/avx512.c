@@ -439,6 +439,54 @@ AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int
     }
 }
 
+/* e = A a along one axis, 4 vectors to 6 (winograd43.c's grad_1d, in registers). */
+AVX512 static inline __attribute__((always_inline)) void grad_4to6(const __m512 a[4], __m512 e[6]) {
+    __m512 s02 = _mm512_add_ps(a[0], a[2]), s13 = _mm512_add_ps(a[1], a[3]);
+    __m512 p02 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), a[2], a[0]);
+    __m512 p13 = _mm512_fmadd_ps(_mm512_set1_ps(8.0f), a[3], _mm512_add_ps(a[1], a[1]));
+    e[0] = a[0];
+    e[1] = _mm512_add_ps(s02, s13);
+    e[2] = _mm512_sub_ps(s02, s13);
+    e[3] = _mm512_add_ps(p02, p13);
+    e[4] = _mm512_sub_ps(p02, p13);
+    e[5] = a[3];
+}
+
+/* cnnk_wino43_grad_output for AVX-512 (same layout and formula, see winograd43.c): 16 filters in one register;
+   each row of dy's 4 x 4 tile loaded once (masked past K, zero outside P x Q) and transformed to 6, the 4 x 6
+   partial results on the stack, then each column transformed and stored straight into D. */
+AVX512 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K,
+                                           int P, int Q, const int *img, const int *row0, const int *col0, int ntiles,
+                                           int Kpad, float *D) {
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad;
+    __m512 t[4][6];
+    for (int tile = 0; tile < ntiles; tile++) {
+        int r0 = row0[tile], c0 = col0[tile];
+        const float *image = dy + img[tile] * image_stride;
+        float *out0 = D + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * Kpad;
+        for (int first = 0; first < Kpad; first += 16) {
+            int count = K - first < 16 ? (K - first > 0 ? K - first : 0) : 16;
+            __mmask16 mask = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            for (int i = 0; i < 4; i++) {
+                __m512 a[4];
+                for (int j = 0; j < 4; j++)
+                    a[j] = r0 + i < P && c0 + j < Q
+                               ? _mm512_maskz_loadu_ps(mask, image + ((ptrdiff_t)(r0 + i) * Q + c0 + j) * pixel_stride
+                                                                 + first)
+                               : _mm512_setzero_ps();
+                grad_4to6(a, t[i]);
+            }
+            float *out = out0 + first;
+            for (int j = 0; j < 6; j++) {
+                __m512 column[4], u[6];
+                for (int i = 0; i < 4; i++) column[i] = t[i][j];
+                grad_4to6(column, u);
+                for (int i = 0; i < 6; i++) _mm512_storeu_ps(out + (i * 6 + j) * xi_stride, u[i]);
+            }
+        }
+    }
+}
+
 /* 12 independent chains of 16-wide FMAs: the FMA peak of one core, for the benchmark's roof. */
 AVX512 float cnnk_fma_chains_avx512(long rounds) {
     __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-8f);

@@ -32,6 +32,9 @@ void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t 
                               const int *img, const int *row0, const int *col0, int ntiles, float *V);
 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
                                int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
+void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P,
+                                    int Q, const int *img, const int *row0, const int *col0, int ntiles, int Kpad,
+                                    float *D);
 float cnnk_fma_chains_avx512(long rounds);
 #endif
 

@@ -481,8 +481,26 @@ static inline void grad_1d(const lanes_t a0, const lanes_t a1, const lanes_t a2,
 }
 
 CNNK_CLONES
+static void wino43_grad_output_generic(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P,
+                                       int Q, const int *img, const int *row0, const int *col0, int ntiles, int Kpad,
+                                       float *D);
+
 void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P, int Q,
                              const int *img, const int *row0, const int *col0, int ntiles, int Kpad, float *D) {
+    /* see wino43_grad_output_generic for the formula and layout */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        cnnk_wino43_grad_output_avx512(dy, image_stride, pixel_stride, K, P, Q, img, row0, col0, ntiles, Kpad, D);
+        return;
+    }
+#endif
+    wino43_grad_output_generic(dy, image_stride, pixel_stride, K, P, Q, img, row0, col0, ntiles, Kpad, D);
+}
+
+CNNK_CLONES
+static void wino43_grad_output_generic(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P,
+                                       int Q, const int *img, const int *row0, const int *col0, int ntiles, int Kpad,
+                                       float *D) {
     /* D[((t/6*36 + xi)*6 + t%6)*Kpad + k] = (A e A^T)[xi], e[i][j] = dy[img[t], row0[t]+i, col0[t]+j, k]
        (0 outside P x Q and for k >= K); dy is channels-last, the lanes are filters */
     lanes_t e[16], t[24], u[36];
