@@ -162,6 +162,14 @@ class RMSprop(Optimizer):
 
     def _update(self, variable, gradient, lr):
         velocity = self._slot(variable, "velocity")
+        if not self.centered and self.momentum == 0:  # the common case in place: the same roundings, 2 temporaries
+            work = np.square(gradient)
+            work *= 1 - self.rho
+            velocity *= self.rho
+            velocity += work
+            np.sqrt(np.add(velocity, self.epsilon, out=work), out=work)
+            variable -= np.divide(lr * gradient, work, out=work)
+            return
         velocity[...] = self.rho * velocity + (1 - self.rho) * np.square(gradient)
         if self.centered:
             average = self._slot(variable, "average_gradient")
