@@ -28,8 +28,8 @@ KERNELS = (
     "avg_pool2d_backward",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
-OPTIONAL_KERNELS = ("rows_forward", "direct_forward", "pointwise_forward", "winograd_forward", "winograd_backward_weight",
-                    "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
+OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "pointwise_forward", "winograd_forward",
+                    "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
 _MODULES = {
     "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd"),
     "numba": ("cnnkernels.numba_kernels",),

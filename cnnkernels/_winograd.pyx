@@ -44,6 +44,9 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_im2row_nhwc(const float* x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
                           int dw, int pixel0, int npix, int Q, float* V)
     void cnnk_gemm_rows(const float* V, const float* U, int npix, int CRS, int Kpad, float* M, float* panel)
+    void cnnk_gemm_filters_transposed(const float* w, int K, int C, int R, int S, int CRSpad, float* U)
+    void cnnk_row2im_add_nhwc(const float* M, Py_ssize_t ldm, int H, int W, int C, int R, int S, int sh, int sw,
+                              int pt, int pl, int dh, int dw, int pixel0, int npix, int Q, float* dx)
     void cnnk_rows_to_nchw(const float* M, int npix, int Kpad, int K, const float* bias, float* y, Py_ssize_t PQ,
                            int pixel0)
     void cnnk_wino43_grad_output(const float* dy, Py_ssize_t image_stride, Py_ssize_t pixel_stride, int K, int P,
@@ -384,3 +387,45 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 cnnk_im2row_nhwc(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, V)
                 cnnk_gemm_rows(V, U, count, CRS, Kp, M, M + <Py_ssize_t>block * Kp)
                 cnnk_rows_to_nchw(M, count, Kp, K, bias, ys + (n0 + n) * <Py_ssize_t>K * PQ, PQ, pixel0)
+
+
+def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,
+                       int dh, int dw, int n_threads, float[:, :, :, ::1] dx):
+    """dx[n,c,h,w] = Σ_k,p,q,r,s dy[n,k,p,q] · w[k,c,r,s] · [h = p·sh + r·dh − pt, w = q·sw + s·dw − pl] (one group)
+
+    The adjoint of :func:`rows_forward`: per image, dy's pixels (channels-last) times the filters as
+    panels of 16 patch entries, by the Winograd product's register-blocked kernel, each pixel's row
+    of patch gradients added back where the patch came from (channels-last), then the image
+    transposed to NCHW. Unlike im2col + BLAS, no column matrix of the whole image and no BLAS
+    re-packing. Work items are images (their windows overlap, so one image is one thread's);
+    per thread: dy's and dx's image channels-last and a block of ≤ 240 pixel rows of C·R·S.
+    """
+    cdef int N = dy.shape[0], K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3]
+    cdef int C = dx.shape[1], H = dx.shape[2], W = dx.shape[3], R = w.shape[2], S = w.shape[3]
+    cdef int CRS = C * R * S, CRSp = (CRS + 15) // 16 * 16
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, HW = <Py_ssize_t>H * W
+    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRSp, 1) // 6 * 6, 240))
+    cdef int blocks = <int>((PQ + block - 1) // block), nt = max(1, min(n_threads, N))
+    cdef Py_ssize_t per_thread = K * PQ + C * HW + <Py_ssize_t>block * CRSp + 6 * <Py_ssize_t>K
+    cdef float[::1] space = scratch(<Py_ssize_t>CRSp * K + nt * per_thread, np.float32)
+    cdef float* U = &space[0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dxs = &dx[0, 0, 0, 0]
+    cdef float* dyt
+    cdef float* dxt
+    cdef float* M
+    cdef int n, b, pixel0, count
+    with nogil:
+        cnnk_gemm_filters_transposed(&w[0, 0, 0, 0], K, C, R, S, CRSp, U)
+        for n in prange(N, num_threads=nt, schedule="dynamic"):
+            dyt = U + <Py_ssize_t>CRSp * K + threadid() * per_thread
+            dxt = dyt + K * PQ
+            M = dxt + C * HW
+            cnnk_nchw_to_nhwc(dys + <Py_ssize_t>n * K * PQ, K, <int>PQ, dyt)
+            memset(dxt, 0, C * HW * sizeof(float))
+            for b in range(blocks):
+                pixel0 = b * block
+                count = <int>min(<Py_ssize_t>block, PQ - pixel0)
+                cnnk_gemm_rows(dyt + <Py_ssize_t>pixel0 * K, U, count, K, CRSp, M, M + <Py_ssize_t>block * CRSp)
+                cnnk_row2im_add_nhwc(M, CRSp, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, dxt)
+            cnnk_rows_to_nchw(dxt, <int>HW, C, C, NULL, dxs + <Py_ssize_t>n * C * HW, HW, 0)

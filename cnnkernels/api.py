@@ -237,9 +237,11 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
-    algorithm : {"auto", "winograd", "im2col", "gemm"}
+    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
-        3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G).
+        3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G);
+        im2row serves ``dx`` in float32 with one group (dy's pixels times the filters,
+        each patch's gradient added back), its ``dweight`` is im2col's.
     backend, threads
         As for :func:`conv2d`.
 
@@ -251,9 +253,9 @@ def conv2d_backward(
     """
     ops = kernels(backend)
     x, weight, dtype, geometry = _conv_setup(x, weight, stride, padding, dilation, groups, padding_mode)
-    if algorithm in ("im2row", "direct"):
+    if algorithm == "direct":
         raise ValueError(f"algorithm={algorithm!r} is a forward algorithm; conv2d_backward takes 'auto', "
-                         "'winograd', 'im2col' or 'gemm'")
+                         "'winograd', 'im2col', 'im2row' or 'gemm'")
     with_bias = _args.check_flag("bias", bias)
     input_grad = _args.check_flag("input_grad", input_grad)
     weight_grad = _args.check_flag("weight_grad", weight_grad)
@@ -284,6 +286,9 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
             R, S = weight.shape[2:]
             ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
                                  R - 1 - top, S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dsource)
+        elif plan.backward_data == "im2row":
+            ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
+                                   dsource)
         elif plan.backward_data == "gemm" and plan.simd_gemm:  # dx[n] = Wᵀ dy[n]: a 1×1 convolution of dy
             ops.pointwise_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
                                   geometry.groups, plan.n_threads, dsource)

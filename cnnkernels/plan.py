@@ -18,8 +18,10 @@ direct
 im2col
     channel-major unrolling + BLAS (every geometry, every backend).
 im2row
-    pixel-major unrolling, forward only: in float32 with one group multiplied by the Winograd
-    product's register-blocked kernel (:func:`cnnkernels._winograd.rows_forward`), else by BLAS.
+    pixel-major unrolling: the forward pass in float32 with one group multiplied by the Winograd
+    product's register-blocked kernel (:func:`cnnkernels._winograd.rows_forward`), else by BLAS; and
+    in float32 with one group on the cython backend also the input gradient, as its adjoint
+    (:func:`cnnkernels._winograd.rows_backward_data`: dy's pixels times the filters, added back).
 gemm
     1×1, stride-1, unpadded: the image already is the column matrix (no copy). In float32 on the
     cython backend the forward and backward-data products run on our register-blocked kernel
@@ -151,14 +153,25 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
     # backward data: the adjoint of a stride-1 convolution is a convolution of dy with the rotated,
     # transposed filters, so Winograd serves it with the roles of channels and filters swapped;
     # backward weight: dw = Gᵀ[Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ)]G
+    simd = backend == "cython" and str(dtype) == "float32"
+    rows_adjoint = simd and groups == 1 and not pointwise
     if algorithm in ("winograd", "gemm", "im2col"):
-        backward_data = algorithm  # (direct and im2row are forward algorithms)
+        backward_data = algorithm  # (direct is a forward algorithm)
+    elif algorithm == "im2row":
+        backward_data = "im2row" if rows_adjoint else "im2col"
     elif not_winograd is None and _worth_winograd(Kg, Cg):
         backward_data = "winograd"
+    elif pointwise:
+        backward_data = "gemm"
     else:
-        backward_data = "gemm" if pointwise else "im2col"
+        # measured (1 thread, AVX-512): 1.8x faster than im2col + OpenBLAS's col2im on the strided ResNet layer
+        # (64 channels), 1.1-1.2x on 5x5 layers with 16-32 channels, but 2-5x slower with 3 (its patch
+        # gradients are added back C floats at a time)
+        backward_data = "im2row" if rows_adjoint and Cg >= 16 else "im2col"
     if algorithm in ("winograd", "gemm", "im2col"):
         backward_weight = algorithm
+    elif algorithm == "im2row":
+        backward_weight = "im2col"
     elif not_winograd is None and _worth_winograd(Cg, Kg) and Cg * Kg <= 128 * 128:
         # measured (1 thread): Winograd 2.4x faster than im2col with 32 channels -> 16 filters, 1.3x at
         # 64 -> 64, 1.14x at 128 -> 128, but 0.6x at 256 -> 256 and 384 -> 384 (its per-thread
@@ -173,7 +186,6 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         from . import _winograd
 
         workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, block, n_threads)
-    simd = backend == "cython" and str(dtype) == "float32"
     simd_im2row = forward == "im2row" and simd and groups == 1
     return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row,
                     simd and pointwise)

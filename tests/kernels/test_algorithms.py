@@ -89,10 +89,12 @@ def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geomet
     ((1, 7, 12, 12), (9, 7, 3, 3), dict(dilation=2, padding="same")),
     ((2, 16, 10, 10), (8, 16, 5, 5), dict(stride=3, padding=2)),
     ((2, 32, 7, 9), (24, 32, 1, 1), dict()),
+    ((3, 6, 11, 8), (10, 6, 3, 3), dict(stride=2, padding=((0, 2), (1, 1)))),  # windows past the image's end
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype):
-    """float32: pixel-major patches times the SIMD micro-kernel; float64: BLAS."""
+    """float32: pixel-major patches times the SIMD micro-kernel, and the input gradient as its adjoint (patch
+    gradients added back); float64: BLAS."""
     rng = np.random.default_rng(13)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
@@ -101,6 +103,15 @@ def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype
                          **geometry)
     assert_close(ck.conv2d(x, w, b, algorithm="im2row", backend=backend, **geometry), expected.astype(dtype),
                  dtype, "im2row")
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    planned = ck.conv2d_plan(x_shape, w_shape, dtype=dtype, backend=backend, algorithm="im2row", **geometry)
+    simd = dtype == np.float32 and backend == "cython" and w_shape[2:] != (1, 1)
+    assert (planned.backward_data, planned.backward_weight) == ("im2row" if simd else "im2col", "im2col")
+    dx, _, _ = ck.conv2d_backward(dy, x, w, algorithm="im2row", backend=backend, weight_grad=False, bias=False,
+                                  **geometry)
+    reference_dx = ck.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                                      backend="numpy", weight_grad=False, bias=False, **geometry)[0]
+    assert_close(dx, reference_dx.astype(dtype), dtype, f"dx ({planned.backward_data})")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -156,7 +167,7 @@ def test_winograd_on_random_layers_of_real_sizes(backend):
     (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="fft"),
      "received algorithm='fft'"),
     (lambda: ck.conv2d_backward(np.ones((1, 4, 4, 4), np.float32), np.ones((1, 8, 6, 6), np.float32),
-                                np.ones((4, 8, 3, 3), np.float32), algorithm="im2row"), "forward algorithm"),
+                                np.ones((4, 8, 3, 3), np.float32), algorithm="direct"), "forward algorithm"),
     (lambda: ck.conv2d_plan((1, 8, 6), (4, 8, 3, 3)), "x_shape must be 4 positive ints"),
 ])
 def test_an_algorithm_that_cannot_run_says_why(call, message):
@@ -176,6 +187,7 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((32, 32, 20, 20), (16, 32, 3, 3), padding="same").forward == "winograd"
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward != "winograd"  # 3 channels
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_data == "im2col"
+    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).backward_data == "im2row"
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).forward == "im2row"
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1, dtype="float64").forward == "im2col"
     assert chosen((8, 64, 56, 56), (128, 32, 3, 3), stride=2, padding=1, groups=2).forward == "im2col"
