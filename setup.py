@@ -73,7 +73,7 @@ def extensions():
     # The Winograd transforms are C compiled per ISA inside one object (target_clones).
     modules.append(Extension("cnnkernels._winograd", ["cnnkernels/_winograd.pyx", "cnnkernels/simd/winograd43.c",
                                                       "cnnkernels/simd/direct.c", "cnnkernels/simd/avx512.c",
-                                                      "cnnkernels/simd/rows.c"],
+                                                      "cnnkernels/simd/rows.c", "cnnkernels/simd/winograd43_grad.c"],
                              include_dirs=["cnnkernels"]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
     # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.

@@ -10,12 +10,6 @@
 #include "simd.h"
 #include "winograd43.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNK_NO_CLONES)
-#define CNNK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CNNK_CLONES
-#endif
-
 void cnnk_gemm_filters_transposed(const float *w, int K, int C, int R, int S, int CRSpad, float *U) {
     /* U[((j/16)*K + k)*16 + j%16] = w[k, c, r, s] with j = (r*S + s)*C + c (zero for j >= C·R·S): panels of 16
        patch entries over the K filters, what cnnk_gemm_rows multiplies dy's rows by */

@@ -4,11 +4,21 @@
 
 #include <stddef.h>
 
+#define WINO_LANES 16 /* the portable transforms work on 16 tiles or channels at once, one per SIMD lane */
 #define GEMM_TILES 6 /* rows of a product's register block: 6 tiles x 16 filters = 12 AVX2 accumulators */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(CNNK_NO_CLONES)
 #define CNNK_HAVE_X86_SIMD 1
 #endif
+
+/* Plain-C kernels compiled once per ISA (AVX-512, AVX2+FMA, baseline), the loader picking the best the CPU has. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(CNNK_NO_CLONES)
+#define CNNK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CNNK_CLONES
+#endif
+
+typedef float lanes_t[WINO_LANES];
 
 /* What cnnk_simd_level() returns: the best kernels this CPU runs (CNNKERNELS_SIMD=avx2 or =portable caps it). */
 enum { CNNK_PORTABLE = 0, CNNK_AVX2 = 1, CNNK_AVX512 = 2 };
