@@ -9,7 +9,8 @@
    compiler vectorises them; each exported function is compiled once per ISA
    (AVX-512, AVX2+FMA, baseline) and the loader picks the best the CPU has
    (GCC target_clones). No -march flag is needed, and other compilers and
-   architectures get the portable version.
+   architectures get the portable version. On AVX-512 the transforms and products
+   written with intrinsics in avx512.c run instead (chosen here, cnnk_simd_level).
 
    Arguments arrive validated from cnnkernels: tiles lie in the output, pointers are
    valid, counts are positive. */
