@@ -55,7 +55,8 @@ AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, 
                     for (int c = 0; c < cc; c++, u += 16) {
                         __m512 w0 = _mm512_loadu_ps(u);
 #pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(row[i][c]), w0, acc[i][0]);
+                        for (int i = 0; i < 6; i++)
+                            acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(row[i][c]), w0, acc[i][0]);
                     }
                 for (int i = 0; i < rows; i++) {
                     _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad, acc[i][0]);
@@ -129,7 +130,8 @@ AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int
                     for (int c = 0; c < C; c++, u += 16, p += channel_step) {
                         __m512 w0 = _mm512_loadu_ps(u);
 #pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * row_step]), w0, acc[i][0]);
+                        for (int i = 0; i < 6; i++)
+                            acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * row_step]), w0, acc[i][0]);
                     }
                 for (int i = 0; i < rows; i++) {
                     float *out = Mx + (ptrdiff_t)i * Kpad + kb * 16;
@@ -180,6 +182,27 @@ AVX512 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntil
     }
 }
 
+/* acc[i] += taps[i] · (v0, v1) for the `block` filters of a register block (a constant after inlining). */
+AVX512 static inline __attribute__((always_inline)) void fma_block(__m512 acc[12][2], const float *taps, __m512 v0,
+                                                                   __m512 v1, const int block) {
+#pragma GCC unroll 12
+    for (int i = 0; i < block; i++) {
+        __m512 a = _mm512_set1_ps(taps[i]);
+        acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
+    }
+}
+
+/* y[(k0 + i)·PQ + 0..31] = acc[i] for the block's filters below K, the pixels past the row's end masked off. */
+AVX512 static inline __attribute__((always_inline)) void store_block(float *y, ptrdiff_t PQ, int k0, int K,
+                                                                     __m512 acc[12][2], __mmask16 mask0,
+                                                                     __mmask16 mask1, const int block) {
+    for (int i = 0; i < block && k0 + i < K; i++) {
+        _mm512_mask_storeu_ps(y + (k0 + i) * PQ, mask0, acc[i][0]);
+        _mm512_mask_storeu_ps(y + (k0 + i) * PQ + 16, mask1, acc[i][1]);
+    }
+}
+
 /* One block of `block` filters (12 or 6, a constant after inlining) x 32 pixels of output row p from q0. */
 AVX512 static inline __attribute__((always_inline)) void direct_block(
         const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S, const float *bias,
@@ -191,20 +214,11 @@ AVX512 static inline __attribute__((always_inline)) void direct_block(
             const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
             const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
             for (int s = 0; s < S; s++, taps += K6) {
-                __m512 v0 = _mm512_maskz_loadu_ps(mask0, row + s), v1 = _mm512_maskz_loadu_ps(mask1, row + s + 16);
-#pragma GCC unroll 12
-                for (int i = 0; i < block; i++) {
-                    __m512 a = _mm512_set1_ps(taps[i]);
-                    acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
-                }
+                fma_block(acc, taps, _mm512_maskz_loadu_ps(mask0, row + s), _mm512_maskz_loadu_ps(mask1, row + s + 16),
+                          block);
             }
         }
-    for (int i = 0; i < block && k0 + i < K; i++) {
-        float *out = y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0;
-        _mm512_mask_storeu_ps(out, mask0, acc[i][0]);
-        _mm512_mask_storeu_ps(out + 16, mask1, acc[i][1]);
-    }
+    store_block(y + (ptrdiff_t)p * Q + q0, PQ, k0, K, acc, mask0, mask1, block);
 }
 
 /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] (see direct.c): 32 pixels of a row x 12
@@ -247,20 +261,9 @@ AVX512 static inline __attribute__((always_inline)) void pointwise_block(
         }
     }
     const float *v = panel;
-    for (int c = 0; c < C; c++, v += 32, taps += block) {
-        __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < block; i++) {
-            __m512 a = _mm512_set1_ps(taps[i]);
-            acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
-        }
-    }
-    for (int i = 0; i < block && k0 + i < K; i++) {
-        float *out = y + (k0 + i) * PQ;
-        _mm512_mask_storeu_ps(out, mask0, acc[i][0]);
-        _mm512_mask_storeu_ps(out + 16, mask1, acc[i][1]);
-    }
+    for (int c = 0; c < C; c++, v += 32, taps += block)
+        fma_block(acc, taps, _mm512_loadu_ps(v), _mm512_loadu_ps(v + 16), block);
+    store_block(y, PQ, k0, K, acc, mask0, mask1, block);
 }
 
 #define POINTWISE_CHANNELS 128 /* a panel of 32 pixels x 128 channels (16 KiB) and a block's taps stay in L1 */
@@ -376,7 +379,8 @@ AVX512 static inline __attribute__((always_inline)) void transpose_16x16(__m512 
     }
     for (int m = 0; m < 4; m++) { /* column 4L + m: lane L of b[m], b[4 + m], b[8 + m], b[12 + m] */
         __m512 e0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44), e1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
-        __m512 e2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44), e3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+        __m512 e2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+        __m512 e3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
         r[m] = _mm512_shuffle_f32x4(e0, e2, 0x88);
         r[4 + m] = _mm512_shuffle_f32x4(e0, e2, 0xDD);
         r[8 + m] = _mm512_shuffle_f32x4(e1, e3, 0x88);
@@ -406,9 +410,8 @@ AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int
                 output_6(m, o);
                 for (int i = 0; i < 4; i++) t[i][j] = o[i];
             }
-            __m512 shift = bias ? _mm512_maskz_loadu_ps(count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1),
-                                                        bias + first)
-                                : _mm512_setzero_ps();
+            __mmask16 filters = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            __m512 shift = bias ? _mm512_maskz_loadu_ps(filters, bias + first) : _mm512_setzero_ps();
             for (int i = 0; i < 4; i++) { /* rows: cell[i*4 + j] = Σ_r t[i][r] A[r][j] */
                 __m512 o[4];
                 output_6(t[i], o);

@@ -185,7 +185,8 @@ static void pointwise_avx2(const float *x, int C, ptrdiff_t PQ, const float *wt,
         }
         for (int k0 = 0; k0 < K6; k0 += 6) {
             __m256 acc[6][2];
-            for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm256_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
+            for (int i = 0; i < 6; i++)
+                acc[i][0] = acc[i][1] = _mm256_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
             const float *v = panel, *taps = wt + (ptrdiff_t)k0 * C;
             for (int c = 0; c < C; c++, v += 16, taps += 6) {
                 __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
