@@ -76,3 +76,18 @@ def test_busy_table_compares_two_threads_with_one():
             for impl, n, busy in (("ours", 1, 2.0), ("ours", 2, 1.5), ("torch", 1, 2.0), ("torch", 2, 8.0))]
     table = format_rows(rows, 2)
     assert "ours 0.75   torch 4.00" in table
+
+
+def test_accuracy_rows_name_each_algorithm_with_its_error():
+    import cnnkernels
+    from bench import accuracy
+    from bench.shapes import Conv
+
+    if "cython" not in cnnkernels.backends():
+        pytest.skip("the algorithms are the cython backend's")
+    problem = Conv("small", 2, 16, 9, 9, 16, 3, 3, stride=1, padding=1)
+    found = {row["algorithm"]: row for row in accuracy.rows([problem])}
+    assert set(found) == {"winograd", "direct", "im2row", "im2col"}  # gemm needs 1x1
+    assert 0 < found["winograd"]["y"] < 1e-5 and found["winograd"]["dw"] < 1e-5  # the tests' Winograd bound
+    assert all(row["y"] < 1e-6 for name, row in found.items() if name != "winograd")
+    assert found["direct"]["dx"] is None and found["im2row"]["passes"] == ("im2row", "im2row", "im2col")
