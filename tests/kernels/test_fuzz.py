@@ -3,7 +3,7 @@ a counted failure, not a dead test run), with an overflow profile: geometry valu
 whose products or sums (stride × size, dilation × kernel, kh × kw, padding + size) overflow 32 bits.
 
 Every call must raise ValueError / TypeError, or return what tests/naive.py computes. The normal
-suite runs a short profile; ``CNNKERNELS_FUZZ_CALLS=10000`` (CI, against the debug build) a long one.
+suite runs a short profile; ``CNNKERNELS_FUZZ_CALLS=5000`` (CI, against the debug build) a long one.
 """
 
 import collections
