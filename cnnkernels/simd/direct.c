@@ -56,6 +56,19 @@ static void direct_portable(const float *xp, int C, int Hp, int Wp, const float 
 }
 
 #ifdef CNNK_HAVE_X86_SIMD
+/* acc[i] += taps[i] · (v0, v1) for a register block's 6 filters (AVX2: 12 accumulators of 8). */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void fma6_avx2(__m256 acc[6][2], const float *taps, __m256 v0, __m256 v1) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        __m256 a = _mm256_broadcast_ss(taps + i);
+        acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
+    }
+}
+#endif
+
+#ifdef CNNK_HAVE_X86_SIMD
 __attribute__((target("avx2,fma")))
 static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
                         const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
@@ -80,15 +93,8 @@ static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt,
                     for (int r = 0; r < R; r++) {
                         const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
                         const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
-                        for (int s = 0; s < S; s++, taps += K6) {
-                            __m256 v0 = _mm256_loadu_ps(row + s), v1 = _mm256_loadu_ps(row + s + 8);
-#pragma GCC unroll 6
-                            for (int i = 0; i < 6; i++) {
-                                __m256 a = _mm256_broadcast_ss(taps + i);
-                                acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
-                                acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
-                            }
-                        }
+                        for (int s = 0; s < S; s++, taps += K6)
+                            fma6_avx2(acc, taps, _mm256_loadu_ps(row + s), _mm256_loadu_ps(row + s + 8));
                     }
                 for (int i = 0; i < 6 && k0 + i < K; i++) {
                     float *out = y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0;
@@ -188,15 +194,8 @@ static void pointwise_avx2(const float *x, int C, ptrdiff_t PQ, const float *wt,
             for (int i = 0; i < 6; i++)
                 acc[i][0] = acc[i][1] = _mm256_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
             const float *v = panel, *taps = wt + (ptrdiff_t)k0 * C;
-            for (int c = 0; c < C; c++, v += 16, taps += 6) {
-                __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
-#pragma GCC unroll 6
-                for (int i = 0; i < 6; i++) {
-                    __m256 a = _mm256_broadcast_ss(taps + i);
-                    acc[i][0] = _mm256_fmadd_ps(a, v0, acc[i][0]);
-                    acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
-                }
-            }
+            for (int c = 0; c < C; c++, v += 16, taps += 6)
+                fma6_avx2(acc, taps, _mm256_loadu_ps(v), _mm256_loadu_ps(v + 8));
             for (int i = 0; i < 6 && k0 + i < K; i++) {
                 float *out = y + (k0 + i) * PQ + q0;
                 _mm256_maskstore_ps(out, mask0, acc[i][0]);
