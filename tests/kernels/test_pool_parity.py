@@ -82,3 +82,24 @@ def test_nan_propagates_through_max_pool(backend):
     assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 5.0
     dx = cnnkernels.max_pool2d_backward(np.ones_like(y), x, (1, 2), backend=backend)
     np.testing.assert_array_equal(dx[0, 0, 0], [0.0, 1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_2x2_window_of_special_values_matches_the_reference(backend, dtype):
+    """The 2×2, stride-2 windows have a loop of their own: every one of the 5⁴ windows over
+    {0, 1, NaN, inf, −inf} (ties, NaN in each cell, NaN after a tie) must give the reference's
+    maximum, first-maximum index and gradient route. One odd row and column are left over."""
+    values = np.array([0.0, 1.0, np.nan, np.inf, -np.inf])
+    windows = np.array(list(itertools.product(range(5), repeat=4)))  # (625, 4): cells a, b / c, d
+    x = np.zeros((1, 2, 5, 2 * len(windows) + 1), dtype)
+    x[0, :, 0, 0:-1:2], x[0, :, 0, 1:-1:2] = values[windows[:, 0]], values[windows[:, 1]]
+    x[0, :, 1, 0:-1:2], x[0, :, 1, 1:-1:2] = values[windows[:, 2]], values[windows[:, 3]]
+    x[0, 1, 2:4] = x[0, 0, :2]  # the second row of windows, in another channel
+    dy = np.arange(1, 1 + 2 * 2 * len(windows), dtype=dtype).reshape(1, 2, 2, len(windows))
+    y, indices = cnnkernels.max_pool2d(x, 2, return_indices=True, backend=backend)
+    want_y, want_indices = cnnkernels.max_pool2d(x, 2, return_indices=True, backend="numpy")
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(cnnkernels.max_pool2d(x, 2, backend=backend), want_y)
+    np.testing.assert_array_equal(indices, want_indices)
+    np.testing.assert_array_equal(cnnkernels.max_pool2d_backward(dy, x, 2, backend=backend),
+                                  cnnkernels.max_pool2d_backward(dy, x, 2, backend="numpy"))
