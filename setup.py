@@ -68,7 +68,7 @@ def extensions():
             f"cnnkernels.{name}",
             [f"cnnkernels/{name}.pyx"],
         )
-        for name in ("_conv", "_pool")
+        for name in ("_conv", "_pool", "_norm")
     ]
     # The Winograd transforms are C compiled per ISA inside one object (target_clones).
     modules.append(Extension("cnnkernels._winograd", ["cnnkernels/_winograd.pyx", "cnnkernels/simd/winograd43.c",

@@ -1,4 +1,4 @@
-"""cnnkernels: convolution and pooling kernels, forward and backward, for NumPy.
+"""cnnkernels: convolution, pooling and batch-normalisation kernels, forward and backward, for NumPy.
 
 NCHW layout, weights (K, C/groups, R, S); signatures mirror
 ``torch.nn.functional``. Backends: ``cython`` (compiled, OpenMP + BLAS),
@@ -21,6 +21,7 @@ from .pooling import (
     sum_pool2d,
     sum_pool2d_backward,
 )
+from .normalization import batch_norm, batch_norm_backward, channel_moments
 from .transposed import conv_transpose2d, conv_transpose2d_backward
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
 from .plan import ConvPlan
@@ -38,6 +39,9 @@ __all__ = [
     "avg_pool2d",
     "avg_pool2d_backward",
     "backends",
+    "batch_norm",
+    "batch_norm_backward",
+    "channel_moments",
     "conv2d",
     "conv2d_backward",
     "conv2d_plan",

@@ -329,3 +329,44 @@ def check_flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool; received {name}={value!r}")
     return bool(value)
+
+
+def as_channels_input(name: str, array) -> np.ndarray:
+    """A float32/float64 array of shape (N, C, *spatial) (2-D to 5-D, as PyTorch's batch_norm takes),
+    C-contiguous and native, with at least one value per channel."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; received {type(array).__name__}")
+    if not 2 <= array.ndim <= 5:
+        raise ValueError(f"{name} must be (N, C) or (N, C, *spatial) with 1-3 spatial axes; received "
+                         f"{name}.ndim={array.ndim} with shape {array.shape}")
+    array = as_input(name, array, array.ndim)
+    if array.size == 0:
+        raise ValueError(f"{name} must hold at least one value per channel; received shape {array.shape}")
+    if array.size // array.shape[1] >= 2**53:  # the float64 count of each channel's values stays exact
+        raise ValueError(f"{name} has too many values per channel; received shape {array.shape}")
+    return array
+
+
+def channel_vector(name: str, vector, channels: int, *, writable: bool = False) -> np.ndarray:
+    """A float32/float64 ndarray of shape (channels,); a running statistic that is updated in place
+    must be a writable ndarray itself (no copy could carry the update back)."""
+    if not isinstance(vector, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; received {type(vector).__name__}")
+    if vector.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64; received dtype={vector.dtype}")
+    if vector.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},), one value per channel; received shape "
+                         f"{vector.shape}")
+    if writable and not vector.flags.writeable:
+        raise ValueError(f"{name} is updated in place and must be writable; received a read-only array")
+    return vector
+
+
+def check_real(name: str, value, low: float, high: float | None = None, *, open_low: bool = False) -> float:
+    """A real number in [low, high] (or (low, high] with ``open_low``), as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; received {name}={value!r}")
+    if not math.isfinite(value) or value < low or (open_low and value == low) or (high is not None and value > high):
+        bounds = f"{'(' if open_low else '['}{low}, {'inf)' if high is None else f'{high}]'}"
+        raise ValueError(f"{name} must lie in {bounds}; received {name}={value!r}")
+    return float(value)

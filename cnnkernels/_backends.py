@@ -26,13 +26,16 @@ KERNELS = (
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "channel_moments",
+    "channel_affine",
+    "batch_norm_backward",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
 OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "pointwise_forward", "winograd_forward",
                     "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
 _MODULES = {
-    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd"),
-    "numba": ("cnnkernels.numba_kernels",),
+    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm"),
+    "numba": ("cnnkernels.numba_kernels", "cnnkernels.numba_norm"),
     "numpy": ("cnnkernels.reference",),
 }
 

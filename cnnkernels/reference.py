@@ -161,3 +161,32 @@ def avg_pool2d_backward(dy, kh, kw, sh, sw, pt, pl, h_end, w_end, divisor_mode, 
         for s in range(kw):
             dxp[:, :, r : r + (P - 1) * sh + 1 : sh, s : s + (Q - 1) * sw + 1 : sw] += share
     dx[...] = dxp[:, :, pt : pt + H, pl : pl + W]
+
+
+# ---------------------------------------------------------------------------- batch normalisation
+# x, dy, y and dx are (N, C, L) views; the per-channel vectors are float64.
+
+
+def channel_moments(x, n_threads, mean, variance):
+    """mean[c] = Σ x[:, c] / (N·L);  variance[c] = Σ (x[:, c] − mean[c])² / (N·L)"""
+    wide = x.astype(np.float64)
+    mean[...] = wide.mean(axis=(0, 2))
+    with np.errstate(invalid="ignore"):  # inf − inf: NaN is data here
+        variance[...] = np.square(wide - mean[:, None]).mean(axis=(0, 2))
+
+
+def channel_affine(x, scale, shift, n_threads, y):
+    """y[n,c,i] = x[n,c,i]·scale[c] + shift[c]"""
+    y[...] = x * scale[:, None].astype(x.dtype) + shift[:, None].astype(x.dtype)
+
+
+def batch_norm_backward(dy, x, mean, inv_std, gamma, batch_statistics, n_threads, dx, sums):
+    """sums = (Σ dy, Σ dy·x̂) per channel with x̂ = (x − mean)·inv_std; dx = γ·inv_std·(dy − Σdy/m − x̂·Σdy·x̂/m)
+    (m = N·L) when the statistics were the batch's, else γ·inv_std·dy; an empty dx is skipped"""
+    x_hat = (x - mean[:, None]) * inv_std[:, None]
+    sums[0] = dy.sum(axis=(0, 2), dtype=np.float64)
+    sums[1] = (dy * x_hat).sum(axis=(0, 2))
+    if dx.size:
+        count = dy.shape[0] * dy.shape[2]
+        centred = dy - sums[0][:, None] / count - x_hat * (sums[1][:, None] / count) if batch_statistics else dy
+        dx[...] = (gamma * inv_std)[:, None] * centred

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import cnnkernels
+
 from .. import initializers, regularizers
 from .base import Layer, internal_array, user_shape, user_view
 
@@ -71,50 +73,49 @@ class BatchNormalization(Layer):
         return mean, strategy.sum(np.square(centred).sum(axis=axes, dtype=np.float64)) / self._count
 
     def forward(self, x, training=False):
-        axes = self._axes(x)
         # an empty batch (an MPI rank that has run out) has no statistics of its own
         training = training and self.trainable and (len(x) > 0 or self._strategy() is not None)
         if training:
-            mean, variance = self._batch_statistics(x, axes)
+            if self._strategy() is None:
+                mean, variance = cnnkernels.channel_moments(x)
+            else:
+                mean, variance = self._batch_statistics(x, self._axes(x))
             self.state["moving_mean"][...] = self.state["moving_mean"] * self.momentum + mean * (1 - self.momentum)
             self.state["moving_variance"][...] = (self.state["moving_variance"] * self.momentum
                                                   + variance * (1 - self.momentum))
         else:
             mean, variance = self.state["moving_mean"], self.state["moving_variance"]
-        self._training = training
-        self._inv_std = self._per_channel(1.0 / np.sqrt(variance + self.epsilon), x).astype(x.dtype)
-        x_hat = x - self._per_channel(mean, x).astype(x.dtype)
-        x_hat *= self._inv_std
-        self._x_hat = x_hat
-        y = x_hat * self._per_channel(self.params["gamma"], x) if self.scale else x_hat.copy()
-        if self.center:
-            y += self._per_channel(self.params["beta"], x)
-        return y
+        self._x, self._mean, self._variance, self._training = x, mean, variance, training
+        if x.size == 0:
+            return np.empty_like(x)
+        # the batch's own statistics as the "running" ones: cnnkernels normalises, Keras's momentum rule is ours
+        return cnnkernels.batch_norm(x, np.asarray(mean, x.dtype), np.asarray(variance, x.dtype),
+                                     self.params.get("gamma"), self.params.get("beta"), eps=self.epsilon)
 
     def backward(self, dy):
-        """dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the batch; Σdy and Σdy·x̂ are also
-        β's and γ's gradients, so the whole pass reads dy and x̂ a few times, with no other temporaries."""
-        axes = self._axes(dy)
-        gamma = self._per_channel(self.params["gamma"], dy) if self.scale else dy.dtype.type(1)
-        sum_dy = dy.sum(axis=axes)
-        subscripts = "nchw,nchw->c" if dy.ndim == 4 else "nc,nc->c"
-        sum_dy_x_hat = np.einsum(subscripts, dy, self._x_hat)
+        """dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the batch (over every rank's when
+        synchronized); Σdy and Σdy·x̂ are also β's and γ's gradients (this rank's: the trainer sums them)."""
+        gamma = self.params.get("gamma")
+        strategy = self._strategy() if self._training else None
+        if dy.size == 0:
+            sum_dy = sum_dy_x_hat = np.zeros(dy.shape[1], dy.dtype)
+            dx = np.zeros_like(dy)
+        else:
+            dx, sum_dy_x_hat, sum_dy = cnnkernels.batch_norm_backward(
+                dy, self._x, np.asarray(self._mean, dy.dtype), np.asarray(self._variance, dy.dtype), gamma,
+                eps=self.epsilon, training=self._training, input_grad=strategy is None)
         if self.center:
             self.grads["beta"] = sum_dy
         if self.scale:
             self.grads["gamma"] = sum_dy_x_hat
-        if not self._training:  # the statistics were constants
-            return dy * (gamma * self._inv_std)
-        sums = np.stack([sum_dy, sum_dy_x_hat])
-        strategy = self._strategy()
-        if strategy is None:
-            count = dy.size // dy.shape[1]
-        else:  # the means are the global batch's: dy already holds this rank's share of the global loss
-            sums, count = strategy.sum(sums.ravel()).reshape(sums.shape).astype(dy.dtype), self._count
-        dx = self._x_hat * self._per_channel(-sums[1] / count, dy)
-        dx += dy
-        dx -= self._per_channel(sums[0] / count, dy)
-        dx *= gamma * self._inv_std
+        if strategy is not None:  # the means are the global batch's (dy holds this rank's share of the loss)
+            sums = strategy.sum(np.concatenate([sum_dy, sum_dy_x_hat]))
+            mean_dy, mean_dy_x_hat = sums.reshape(2, -1) / self._count
+            inv_std = 1.0 / np.sqrt(np.asarray(self._variance, np.float64) + self.epsilon)
+            x_hat = (self._x - self._per_channel(np.asarray(self._mean, np.float64), dy)) * self._per_channel(inv_std, dy)
+            factor = inv_std if gamma is None else gamma * inv_std
+            dx = ((dy - self._per_channel(mean_dy, dy) - x_hat * self._per_channel(mean_dy_x_hat, dy))
+                  * self._per_channel(factor, dy)).astype(dy.dtype)
         return dx
 
     def get_config(self):
