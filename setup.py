@@ -75,6 +75,8 @@ def extensions():
                                                       "cnnkernels/simd/direct.c", "cnnkernels/simd/avx512.c",
                                                       "cnnkernels/simd/rows.c", "cnnkernels/simd/winograd43_grad.c"],
                              include_dirs=["cnnkernels"]))
+    modules.append(Extension("cnnkernels._activations", ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],
+                             include_dirs=["cnnkernels"]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
     # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.
     return cythonize(modules, compiler_directives=DIRECTIVES, force=True)

@@ -1,4 +1,4 @@
-"""cnnkernels: convolution, pooling and batch-normalisation kernels, forward and backward, for NumPy.
+"""cnnkernels: convolution, pooling, batch-normalisation and activation kernels, forward and backward, for NumPy.
 
 NCHW layout, weights (K, C/groups, R, S); signatures mirror
 ``torch.nn.functional``. Backends: ``cython`` (compiled, OpenMP + BLAS),
@@ -21,6 +21,7 @@ from .pooling import (
     sum_pool2d,
     sum_pool2d_backward,
 )
+from .activations import leaky_relu, leaky_relu_backward, relu, relu_backward
 from .normalization import batch_norm, batch_norm_backward, channel_moments
 from .transposed import conv_transpose2d, conv_transpose2d_backward
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
@@ -48,12 +49,16 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose2d_backward",
     "get_backend",
+    "leaky_relu",
+    "leaky_relu_backward",
     "get_num_threads",
     "max_pool2d",
     "max_pool2d_backward",
     "max_unpool2d",
     "max_unpool2d_backward",
     "numpy_blas_single_threaded",
+    "relu",
+    "relu_backward",
     "set_backend",
     "set_num_threads",
     "sum_pool2d",

@@ -29,13 +29,16 @@ KERNELS = (
     "channel_moments",
     "channel_affine",
     "batch_norm_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
 OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "pointwise_forward", "winograd_forward",
                     "winograd_backward_weight", "conv2d_forward_columns", "conv2d_forward_rows", "simd_isa")
 _MODULES = {
-    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm"),
-    "numba": ("cnnkernels.numba_kernels", "cnnkernels.numba_norm"),
+    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm",
+               "cnnkernels._activations"),
+    "numba": ("cnnkernels.numba_kernels", "cnnkernels.numba_norm", "cnnkernels.numba_activations"),
     "numpy": ("cnnkernels.reference",),
 }
 

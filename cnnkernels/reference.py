@@ -190,3 +190,19 @@ def batch_norm_backward(dy, x, mean, inv_std, gamma, batch_statistics, n_threads
         count = dy.shape[0] * dy.shape[2]
         centred = dy - sums[0][:, None] / count - x_hat * (sums[1][:, None] / count) if batch_statistics else dy
         dx[...] = (gamma * inv_std)[:, None] * centred
+
+
+# ---------------------------------------------------------------------------- activations (flat arrays)
+
+
+def leaky_relu_forward(x, negative_slope, n_threads, y):
+    """y = x if x > 0 else negative_slope·x, and max(x, 0) at slope 0"""
+    y[...] = np.maximum(x, 0) if negative_slope == 0 else np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dy, x, negative_slope, n_threads, dx):
+    """dx = dy if x > 0 else negative_slope·dy; at slope 0 exactly 0 where x <= 0, else dy (NaN x too)"""
+    if negative_slope == 0:
+        dx[...] = np.where(x <= 0, 0, dy)
+    else:
+        dx[...] = np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))

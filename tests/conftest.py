@@ -48,10 +48,11 @@ def every_call_splits(monkeypatch):
     machines, where the thread count adapts to the load: here every call that asks for
     several threads gets them, so the parallel paths are what the tests check.
     (tests/kernels/test_threads.py checks both rules with them on.)"""
-    from cnnkernels import _threads, normalization, plan
+    from cnnkernels import _threads, activations, normalization, plan
 
     monkeypatch.setattr(_threads, "MIN_FLOPS_PER_THREAD", 1)
     monkeypatch.setattr(normalization, "MIN_VALUES_PER_THREAD", 1)
+    monkeypatch.setattr(activations, "MIN_VALUES_PER_THREAD", 1)
     monkeypatch.setattr(_threads, "MIN_POOL_CELLS_PER_THREAD", 1)
     monkeypatch.setenv("CNNKERNELS_DYNAMIC_THREADS", "0")
     plan.make_plan.cache_clear()

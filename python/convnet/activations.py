@@ -16,6 +16,8 @@ import math
 import numpy as np
 from scipy import special
 
+import cnnkernels
+
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 LEAKY_SLOPE = 0.2  # keras.activations.leaky_relu's default (the LeakyReLU layer's is 0.3)
 
@@ -88,15 +90,22 @@ def _silu_derivative(x):
     return s * (1 + x * (1 - s))
 
 
+def _compiled_pair(dy, y) -> bool:
+    """Whether cnnkernels' one-pass gradients take these (a float64 loss gradient may meet float32)."""
+    return dy.dtype == y.dtype and dy.dtype in (np.float32, np.float64) and dy.shape == y.shape
+
+
 def backward(name: str, y, dy, x=None):
     """dL/dx from y = f(x) and dL/dy (and x itself for the names in :data:`NEEDS_INPUT`)."""
     if name == "linear":
         return dy
     if name == "relu":
-        return dy * (y > 0)
+        return cnnkernels.relu_backward(dy, y) if _compiled_pair(dy, y) else dy * (y > 0)
     if name == "relu6":
         return dy * ((y > 0) & (y < 6))
     if name == "leaky_relu":
+        if _compiled_pair(dy, y):
+            return cnnkernels.leaky_relu_backward(dy, y, LEAKY_SLOPE)
         return dy * np.where(y > 0, _c(y, 1), _c(y, LEAKY_SLOPE))
     if name == "elu":
         return dy * np.where(y > 0, _c(y, 1), y + 1)
