@@ -71,11 +71,12 @@ def extensions():
         for name in ("_conv", "_pool", "_norm")
     ]
     # The Winograd transforms are C compiled per ISA inside one object (target_clones).
-    modules.append(Extension("cnnkernels._winograd", ["cnnkernels/_winograd.pyx", "cnnkernels/simd/winograd43.c",
-                                                      "cnnkernels/simd/direct.c", "cnnkernels/simd/avx512.c",
-                                                      "cnnkernels/simd/rows.c", "cnnkernels/simd/winograd43_grad.c"],
+    simd = ["winograd43.c", "direct.c", "direct_flat.c", "avx512.c", "rows.c", "winograd43_grad.c"]
+    modules.append(Extension("cnnkernels._winograd",
+                             ["cnnkernels/_winograd.pyx", *(f"cnnkernels/simd/{name}" for name in simd)],
                              include_dirs=["cnnkernels"]))
-    modules.append(Extension("cnnkernels._activations", ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],
+    modules.append(Extension("cnnkernels._activations",
+                             ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],
                              include_dirs=["cnnkernels"]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
     # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.

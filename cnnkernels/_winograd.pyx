@@ -55,6 +55,8 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_wino43_filter_grad(const float* dU, int K, int C, int k_begin, int k_end, float* dw)
     void cnnk_direct_pack_filters(const float* w, int K, int C, int R, int S, int K6, float* wt)
     void cnnk_direct_pad_image(const float* x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float* xp)
+    int cnnk_direct_flat(int Q, int S)
+    int CNNK_DIRECT_FLAT_TAIL
     void cnnk_direct_forward(const float* xp, int C, int Hp, int Wp, const float* wt, int K, int K6, int R, int S,
                              const float* bias, float* y, int P, int Q, int p_begin, int p_end)
     int cnnk_pointwise_padded_filters(int K)
@@ -277,15 +279,19 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
-    cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + 16
+    # short rows run as flat pixel runs on AVX-512 (rows Q + S - 1 apart, see simd/direct_flat.c)
+    cdef bint flat = cnnk_direct_flat(Q, S)
+    cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + (0 if flat else 16)
     cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
     cdef int blocks = (P + rows - 1) // rows
     cdef int nt = max(1, n_threads)
     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
     cdef int chunk = chunk_images(padded, N)
-    cdef float[::1] space = scratch(chunk * padded + <Py_ssize_t>C * R * S * K6, np.float32)
+    cdef Py_ssize_t tail = CNNK_DIRECT_FLAT_TAIL
+    cdef float[::1] space = scratch(chunk * padded + tail + <Py_ssize_t>C * R * S * K6, np.float32)
     cdef float* xp = &space[0]
-    cdef float* wt = xp + chunk * padded
+    cdef float* wt = xp + chunk * padded + tail
+    memset(xp + chunk * padded, 0, tail * sizeof(float))  # read by the flat runs' last lanes, whose sums are dropped
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]

@@ -112,12 +112,28 @@ static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt,
 }
 #endif
 
+int cnnk_direct_flat(int Q, int S) {
+    /* whether the flat-run kernel serves this row length: AVX-512, and fewer lanes wasted than by whole rows
+       (Q + S - 1 lanes a row against Q rounded up to 32) */
+#ifdef CNNK_HAVE_X86_SIMD
+    return cnnk_simd_level() == CNNK_AVX512 && Q + S - 1 < (Q + 31) / 32 * 32;
+#else
+    (void)Q, (void)S;
+    return 0;
+#endif
+}
+
 void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
                          const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
     /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, one image;
-       xp is padded so every read is inside it (Wp >= Q + S - 1 + 16) */
+       xp is padded so every read is inside it: Wp >= Q + S - 1 + 16, or Wp = Q + S - 1 and a tail of
+       CNNK_DIRECT_FLAT_TAIL floats where cnnk_direct_flat(Q, S) says so */
 #ifdef CNNK_HAVE_X86_SIMD
     int level = cnnk_simd_level();
+    if (level == CNNK_AVX512 && Wp == Q + S - 1) {
+        cnnk_direct_flat_avx512(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+        return;
+    }
     if (level == CNNK_AVX512) {
         cnnk_direct_avx512(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
         return;

@@ -36,6 +36,8 @@ void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int C, int
 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
 void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
                         const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
+                             const float *bias, float *y, int P, int Q, int p_begin, int p_end);
 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,
                            const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel);
 void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,

@@ -19,6 +19,8 @@ void cnnk_wino43_filter_grad(const float *dU, int K, int C, int k_begin, int k_e
 
 void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt);
 void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp);
+#define CNNK_DIRECT_FLAT_TAIL 64 /* floats after the last padded image that the flat-run kernel may read */
+int cnnk_direct_flat(int Q, int S);
 void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
 

@@ -1,0 +1,59 @@
+/* The AVX-512 direct kernel over flat pixel runs: for layers whose output rows are short (a 20-pixel row
+   filled 20 of a block's 32 lanes, row by row).
+
+   With the padded image's row pitch Wp = Q + S - 1, output pixel (p, q) at flat index j = p·Wp + q reads
+   xp[c, j + r·Wp + s]: contiguous in j across rows. So a block takes 32 consecutive j, and only the S - 1
+   columns past each row's end are computed for nothing (2 of 22 lanes at Q = 20 instead of 12 of 32). The
+   block's outputs go to y by up to three masked stores per filter, one per output row it touches. Reads run
+   at most 31 floats past the last channel's plane: the caller pads the buffer by CNNK_DIRECT_FLAT_TAIL. */
+#include "simd.h"
+
+#ifdef CNNK_HAVE_X86_SIMD
+#include "avx512_blocks.h"
+
+/* `block` filters (12 or 6) x the 32 flat pixels from j0, then each output row's share stored */
+AVX512 static inline __attribute__((always_inline)) void flat_block(
+        const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
+        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0, const int block) {
+    __m512 acc[12][2];
+    for (int i = 0; i < block; i++) acc[i][0] = acc[i][1] = _mm512_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) {
+            const float *run = xp + c * plane + j0 + (ptrdiff_t)r * Wp;
+            const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
+            for (int s = 0; s < S; s++, taps += K6)
+                fma_block(acc, taps, _mm512_loadu_ps(run + s), _mm512_loadu_ps(run + s + 16), block);
+        }
+    ptrdiff_t last = (j_end - j0 < 32 ? j_end : j0 + 32) - 1;
+    for (ptrdiff_t p = j0 / Wp; p <= last / Wp; p++) {
+        ptrdiff_t lo = p * Wp - j0, hi = lo + Q; /* the row's real pixels, as lanes */
+        if (lo < 0) lo = 0;
+        if (hi > last - j0 + 1) hi = last - j0 + 1;
+        if (hi <= lo) continue;
+        unsigned int lanes = (hi >= 32 ? 0xFFFFFFFFu : (1u << hi) - 1) & ~((1u << lo) - 1);
+        /* lane l holds pixel (p, j0 + l - p·Wp); masked-off lanes are never touched */
+        store_block(y + p * Q + (j0 - p * Wp), PQ, k0, K, acc, (__mmask16)(lanes & 0xFFFF), (__mmask16)(lanes >> 16),
+                    block);
+    }
+}
+
+/* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, with xp's
+   rows Wp = Q + S - 1 apart: 32 flat pixels x 12 filters per block (then 6 where K6 is not a multiple of 12) */
+AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R,
+                                    int S, const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+    ptrdiff_t PQ = (ptrdiff_t)P * Q, plane = (ptrdiff_t)Hp * Wp;
+    ptrdiff_t j_end = (ptrdiff_t)(p_end - 1) * Wp + Q;
+    for (ptrdiff_t j0 = (ptrdiff_t)p_begin * Wp; j0 < j_end; j0 += 32) {
+        int k0 = 0;
+        if (R == 3 && S == 3) { /* the common kernel, its 9 taps unrolled (constants after inlining) */
+            for (; k0 + 12 <= K6; k0 += 12)
+                flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, 12);
+            if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, 6);
+            continue;
+        }
+        for (; k0 + 12 <= K6; k0 += 12)
+            flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, 12);
+        if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, 6);
+    }
+}
+#endif
