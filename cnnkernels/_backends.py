@@ -27,6 +27,7 @@ KERNELS = (
     "avg_pool2d_forward",
     "avg_pool2d_backward",
     "channel_moments",
+    "channel_sums",
     "channel_affine",
     "batch_norm_backward",
     "leaky_relu_forward",

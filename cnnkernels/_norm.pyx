@@ -94,6 +94,18 @@ def channel_moments(const floating[:, :, ::1] x, int n_threads, double[::1] mean
             variance[c] = total / count
 
 
+def channel_sums(const floating[:, :, ::1] x, int n_threads, double[::1] sums):
+    """sums[c] = Σ x[:, c]  (a convolution's bias gradient, summed in float64)"""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], n, c
+    cdef double total
+    with nogil:
+        for c in prange(C, num_threads=max(1, n_threads), schedule="static"):
+            total = 0
+            for n in range(N):
+                total = total + strip_sum(&x[n, c, 0], L, 0.0)
+            sums[c] = total
+
+
 def channel_affine(const floating[:, :, ::1] x, const double[::1] scale, const double[::1] shift, int n_threads,
                    floating[:, :, ::1] y):
     """y[n,c,i] = x[n,c,i]·scale[c] + shift[c]  (y may be x)"""

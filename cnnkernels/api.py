@@ -16,6 +16,8 @@ from . import _args, _threads, plan as _plan
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
 
+# values per thread of the bias gradient's sums (as cnnkernels.normalization's channel moments, measured)
+MIN_SUMMED_PER_THREAD = 32_768
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}
 
 
@@ -261,7 +263,7 @@ def conv2d_backward(
     weight_grad = _args.check_flag("weight_grad", weight_grad)
     N, K = x.shape[0], weight.shape[0]
     dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
-    dbias = dy.sum(axis=(0, 2, 3)) if with_bias else None
+    dbias = _channel_sums(ops, dy, threads) if with_bias else None
     dx = dweight = None
     if N == 0:
         dx = np.zeros(x.shape, dtype) if input_grad else None
@@ -274,6 +276,18 @@ def conv2d_backward(
         dx, dweight = _run_backward(ops, _threads_now(plan), dy, x, source, weight, geometry, padding_mode, top, left,
                                     input_grad, weight_grad)
     return dx, dweight, dbias
+
+
+def _channel_sums(ops, dy, threads):
+    """Σ dy over all axes but 1 (the bias gradient): in float64, on the backend's threads (NumPy's sum took
+    0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer)."""
+    sums = np.empty(dy.shape[1])
+    if dy.size:
+        n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
+        ops.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], -1), _threads.under_load(n_threads), sums)
+    else:
+        sums[...] = 0
+    return sums.astype(dy.dtype)
 
 
 def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad):

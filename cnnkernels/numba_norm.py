@@ -33,6 +33,18 @@ def _channel_moments(x, mean, variance):
 
 
 @cached_njit(**_PARALLEL)
+def _channel_sums(x, sums):
+    """sums[c] = Σ x[:, c]"""
+    N, C, L = x.shape
+    for c in prange(C):
+        total = 0.0
+        for n in range(N):
+            for i in range(L):
+                total += x[n, c, i]
+        sums[c] = total
+
+
+@cached_njit(**_PARALLEL)
 def _channel_affine(x, scale, shift, y):
     """y[n,c,i] = x[n,c,i]·scale[c] + shift[c]"""
     N, C, L = x.shape
@@ -70,5 +82,6 @@ def _batch_norm_backward(dy, x, mean, inv_std, gamma, batch_statistics, dx, sums
 
 
 channel_moments = _on_threads(_channel_moments, outputs=2)  # (mean, variance)
+channel_sums = _on_threads(_channel_sums)
 channel_affine = _on_threads(_channel_affine)
 batch_norm_backward = _on_threads(_batch_norm_backward, outputs=2)  # (dx, sums)

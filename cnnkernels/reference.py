@@ -175,6 +175,11 @@ def channel_moments(x, n_threads, mean, variance):
         variance[...] = np.square(wide - mean[:, None]).mean(axis=(0, 2))
 
 
+def channel_sums(x, n_threads, sums):
+    """sums[c] = Σ x[:, c]"""
+    sums[...] = x.sum(axis=(0, 2), dtype=np.float64)
+
+
 def channel_affine(x, scale, shift, n_threads, y):
     """y[n,c,i] = x[n,c,i]·scale[c] + shift[c]"""
     y[...] = x * scale[:, None].astype(x.dtype) + shift[:, None].astype(x.dtype)
