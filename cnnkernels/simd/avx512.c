@@ -259,11 +259,11 @@ AVX512 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const flo
         for (int c0 = 0; c0 < C; c0 += POINTWISE_CHANNELS) {
             int cc = C - c0 < POINTWISE_CHANNELS ? C - c0 : POINTWISE_CHANNELS;
             const float *in = x + c0 * PQ + q0;
-            int ahead = q0 + 64 <= q_end; /* the next pixels' rows, to L2 while these are multiplied: 128 rows */
+            int ahead = q0 + 96 <= q_end; /* the pixels two blocks on, to L2 while these multiply (one block on: 6 % slower) */
             for (int c = 0; c < cc; c++, in += PQ) { /* a plane apart defeat the hardware's stream prefetchers */
                 if (ahead) {
-                    _mm_prefetch((const char *)(in + 32), _MM_HINT_T1);
-                    _mm_prefetch((const char *)(in + 48), _MM_HINT_T1);
+                    _mm_prefetch((const char *)(in + 64), _MM_HINT_T1);
+                    _mm_prefetch((const char *)(in + 80), _MM_HINT_T1);
                 }
                 _mm512_storeu_ps(panel + c * 32, _mm512_maskz_loadu_ps(mask0, in));
                 _mm512_storeu_ps(panel + c * 32 + 16, _mm512_maskz_loadu_ps(mask1, in + 16));
