@@ -259,7 +259,7 @@ AVX512 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const flo
         for (int c0 = 0; c0 < C; c0 += POINTWISE_CHANNELS) {
             int cc = C - c0 < POINTWISE_CHANNELS ? C - c0 : POINTWISE_CHANNELS;
             const float *in = x + c0 * PQ + q0;
-            int ahead = q0 + 96 <= q_end; /* the pixels two blocks on, to L2 while these multiply (one block on: 6 % slower) */
+            int ahead = q0 + 96 <= q_end; /* two blocks on, to L2 while these multiply (one block on: 6 % slower) */
             for (int c = 0; c < cc; c++, in += PQ) { /* a plane apart defeat the hardware's stream prefetchers */
                 if (ahead) {
                     _mm_prefetch((const char *)(in + 64), _MM_HINT_T1);
