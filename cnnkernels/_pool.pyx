@@ -91,8 +91,8 @@ cdef inline floating window_max(const floating* plane, int W, Window window) noe
 
 cdef inline int first_max_2x2(const floating* top_row, const floating* bottom_row, int q) noexcept nogil:
     """Which of window q's cells (0, 1 on the top row, 2, 3 below) is its first maximum, as first_max
-    (the first NaN wins). Counted from comparisons, without branches, so that loops over q vectorise:
-    on random data the branches of first_max's selects were mispredicted about once per window."""
+    (the first NaN wins). Counted from comparisons, without branches: on random data the compiler's
+    branches for first_max's selects were mispredicted about once per window (2x slower, measured)."""
     cdef floating a = top_row[2 * q], b = top_row[2 * q + 1], c = bottom_row[2 * q], d = bottom_row[2 * q + 1]
     cdef floating top = a if a > b else b
     cdef bint nan_a = a != a, nan_b = b != b, nan_c = c != c
@@ -121,8 +121,8 @@ cdef inline void max_2x2_row(const floating* top_row, const floating* bottom_row
 
 cdef inline bint plain_2x2(int kh, int kw, int sh, int sw, int pt, int pl, int dh, int dw,
                            int H, int W, int P, int Q) noexcept nogil:
-    """A 2x2, stride-2 pooling whose windows all lie inside the input (the common case, with a loop of
-    its own: clipping each window cost 5x the arithmetic, measured)."""
+    """A 2x2, stride-2 pooling whose windows all lie inside the input: the common case, with loops of
+    its own (measured on the tutorial's pool: forward 4x faster than clipping each window)."""
     return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and pt == 0 and pl == 0 and dh == 1 and dw == 1
             and 2 * P <= H and 2 * Q <= W)
 

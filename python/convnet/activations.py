@@ -100,7 +100,7 @@ def backward(name: str, y, dy, x=None):
     if name == "linear":
         return dy
     if name == "relu":
-        return cnnkernels.relu_backward(dy, y) if _compiled_pair(dy, y) else dy * (y > 0)
+        return cnnkernels.relu_backward(dy, y) if _compiled_pair(dy, y) else dy * ~(y <= 0)  # dy at a NaN, as it
     if name == "relu6":
         return dy * ((y > 0) & (y < 6))
     if name == "leaky_relu":

@@ -95,6 +95,7 @@ class BatchNormalization(Layer):
     def backward(self, dy):
         """dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the batch (over every rank's when
         synchronized); Σdy and Σdy·x̂ are also β's and γ's gradients (this rank's: the trainer sums them)."""
+        dy = np.asarray(dy, self._x.dtype)  # a float64 loss gradient may reach a float32 layer
         gamma = self.params.get("gamma")
         strategy = self._strategy() if self._training else None
         if dy.size == 0:
