@@ -347,6 +347,16 @@ def as_channels_input(name: str, array) -> np.ndarray:
     return array
 
 
+def check_like(name: str, array: np.ndarray, reference: np.ndarray, reference_name: str = "x") -> np.ndarray:
+    """``array`` (a gradient) must have ``reference``'s dtype and shape."""
+    if array.dtype != reference.dtype:
+        raise TypeError(f"{name} must have dtype {reference.dtype}, like {reference_name}; "
+                        f"received dtype={array.dtype}")
+    if array.shape != reference.shape:
+        raise ValueError(f"{name} must have {reference_name}'s shape {reference.shape}; received shape {array.shape}")
+    return array
+
+
 def channel_vector(name: str, vector, channels: int, *, writable: bool = False) -> np.ndarray:
     """A float32/float64 ndarray of shape (channels,); a running statistic that is updated in place
     must be a writable ndarray itself (no copy could carry the update back)."""

@@ -89,17 +89,22 @@ cdef inline floating window_max(const floating* plane, int W, Window window) noe
     return <floating>NAN if nan_seen else top
 
 
+cdef inline floating max_of_four(floating a, floating b, floating c, floating d) noexcept nogil:
+    """The largest of a, b, c, d by selects (NaN aside: the callers test for it)."""
+    cdef floating top = a if a > b else b
+    top = top if top > c else c
+    return top if top > d else d
+
+
 cdef inline int first_max_2x2(const floating* top_row, const floating* bottom_row, int q) noexcept nogil:
     """Which of window q's cells (0, 1 on the top row, 2, 3 below) is its first maximum, as first_max
     (the first NaN wins). Counted from comparisons, without branches: on random data the compiler's
     branches for first_max's selects were mispredicted about once per window (2x slower, measured)."""
     cdef floating a = top_row[2 * q], b = top_row[2 * q + 1], c = bottom_row[2 * q], d = bottom_row[2 * q + 1]
-    cdef floating top = a if a > b else b
+    cdef floating top = max_of_four(a, b, c, d)
     cdef bint nan_a = a != a, nan_b = b != b, nan_c = c != c
     cdef bint clean = not (nan_a | nan_b | nan_c | (d != d))
     cdef bint not_a, not_b, not_c
-    top = top if top > c else c
-    top = top if top > d else d
     not_a = not (nan_a | (clean & (a == top)))
     not_b = not (nan_b | (clean & (b == top)))
     not_c = not (nan_c | (clean & (c == top)))
@@ -109,14 +114,11 @@ cdef inline int first_max_2x2(const floating* top_row, const floating* bottom_ro
 cdef inline void max_2x2_row(const floating* top_row, const floating* bottom_row, int Q,
                              floating* out) noexcept nogil:
     """out[q] = max of window q's four cells (NaN if one is), branch-free so that it vectorises."""
-    cdef floating a, b, c, d, top
+    cdef floating a, b, c, d
     cdef int q
     for q in range(Q):
         a, b, c, d = top_row[2 * q], top_row[2 * q + 1], bottom_row[2 * q], bottom_row[2 * q + 1]
-        top = a if a > b else b
-        top = top if top > c else c
-        top = top if top > d else d
-        out[q] = <floating>NAN if (a != a) | (b != b) | (c != c) | (d != d) else top
+        out[q] = <floating>NAN if (a != a) | (b != b) | (c != c) | (d != d) else max_of_four(a, b, c, d)
 
 
 cdef inline bint plain_2x2(int kh, int kw, int sh, int sw, int pt, int pl, int dh, int dw,

@@ -36,12 +36,8 @@ def _run(kernel, arrays, negative_slope, threads):
 
 
 def _gradient_pair(dy, x):
-    x, dy = _input("x", x), _input("dy", dy)
-    if dy.dtype != x.dtype:
-        raise TypeError(f"dy must have dtype {x.dtype}, like x; received dtype={dy.dtype}")
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have x's shape {x.shape}; received shape {dy.shape}")
-    return dy, x
+    x = _input("x", x)
+    return _args.check_like("dy", _input("dy", dy), x), x
 
 
 def leaky_relu(x, negative_slope=0.01, *, backend=None, threads=None):

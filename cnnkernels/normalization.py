@@ -151,11 +151,7 @@ def batch_norm_backward(dy, x, mean, var, weight=None, eps=1e-5, training=True, 
     """
     x = _args.as_channels_input("x", x)
     C = x.shape[1]
-    dy = _args.as_channels_input("dy", dy)
-    if dy.dtype != x.dtype:
-        raise TypeError(f"dy must have dtype {x.dtype}, like x; received dtype={dy.dtype}")
-    if dy.shape != x.shape:
-        raise ValueError(f"dy must have x's shape {x.shape}; received shape {dy.shape}")
+    dy = _args.check_like("dy", _args.as_channels_input("dy", dy), x)
     mean, var = _args.channel_vector("mean", mean, C), _args.channel_vector("var", var, C)
     if weight is not None:
         _args.channel_vector("weight", weight, C)
