@@ -108,7 +108,8 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
     ops = kernels(backend)
     for name, shape in (("x_shape", x_shape), ("weight_shape", weight_shape)):
         if not (isinstance(shape, (tuple, list)) and len(shape) == 4 and all(_args._is_int(v) and v > 0 for v in shape)):
-            raise ValueError(f"{name} must be 4 positive ints; received {name}={shape!r}")
+            received = f"an array of shape {shape.shape}" if isinstance(shape, np.ndarray) else repr(shape)
+            raise ValueError(f"{name} must be a tuple of 4 positive ints; received {name}={received}")
     if np.dtype(dtype) not in _args.FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64; received dtype={dtype!r}")
     geometry = _args.conv_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation, groups, padding_mode)

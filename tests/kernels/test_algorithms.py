@@ -168,7 +168,10 @@ def test_winograd_on_random_layers_of_real_sizes(backend):
      "received algorithm='fft'"),
     (lambda: ck.conv2d_backward(np.ones((1, 4, 4, 4), np.float32), np.ones((1, 8, 6, 6), np.float32),
                                 np.ones((4, 8, 3, 3), np.float32), algorithm="direct"), "forward algorithm"),
-    (lambda: ck.conv2d_plan((1, 8, 6), (4, 8, 3, 3)), "x_shape must be 4 positive ints"),
+    (lambda: ck.conv2d_plan((1, 8, 6), (4, 8, 3, 3)), "x_shape must be a tuple of 4 positive ints"),
+    # an array where its shape belongs is described, not printed
+    (lambda: ck.conv2d_plan(np.ones((1, 8, 6, 6), np.float32), (4, 8, 3, 3)),
+     "received x_shape=an array of shape (1, 8, 6, 6)$"),
 ])
 def test_an_algorithm_that_cannot_run_says_why(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
