@@ -404,6 +404,8 @@ AVX512 static inline __attribute__((always_inline)) void transpose_16x16(__m512 
 /* cnnk_wino43_output for AVX-512 (same layout and formula, see winograd43.c): the 16 output cells of a tile for 16
    filters are transposed in registers, so each filter's 4 x 4 block is stored as 4 rows of 4 floats, not as 16
    scalars gathered across the lanes. */
+#define OUTPUT_AHEAD 2
+
 AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0,
                                       const int *col0, int ntiles, const float *bias, float *y,
                                       ptrdiff_t image_stride, int P, int Q) {
@@ -416,6 +418,14 @@ AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int
         for (int first = 0; first < K; first += 16) {
             int count = K - first < 16 ? K - first : 16;
             const float *src = src0 + first;
+            if (tile + OUTPUT_AHEAD < ntiles) { /* y's rows of a tile on (see the comment above) */
+                int ahead = tile + OUTPUT_AHEAD;
+                const float *at = y + img[ahead] * image_stride + (ptrdiff_t)row0[ahead] * Q + col0[ahead] + 3;
+                int last = K - first < 16 ? K - first : 16, rows_ahead = P - row0[ahead] < 4 ? P - row0[ahead] : 4;
+                for (int l = 0; l < last; l++)
+                    for (int i = 0; i < rows_ahead; i++)
+                        _mm_prefetch((const char *)(at + (first + l) * PQ + (ptrdiff_t)i * Q), _MM_HINT_T0);
+            }
             __m512 t[4][6], cell[16];
             for (int j = 0; j < 6; j++) { /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j] */
                 __m512 m[6], o[4];
