@@ -11,14 +11,23 @@
 #ifdef CNNK_HAVE_X86_SIMD
 #include "avx512_blocks.h"
 
+#define FLAT_AHEAD 64 /* flat pixels: y's lines are fetched two runs before they are written */
+
 /* `block` filters (12 or 6) x the 32 flat pixels from j0, then each output row's share stored */
 AVX512 static inline __attribute__((always_inline)) void flat_block(
         const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
-        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0, const int block) {
+        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0,
+        const float *y_ahead, const int block) {
     __m512 acc[12][2];
     for (int i = 0; i < block; i++) acc[i][0] = acc[i][1] = _mm512_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
+    int steps = C * R, step = 0, fetched = 0, last_filter = K - k0 < block ? K - k0 : block;
     for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) {
+        for (int r = 0; r < R; r++, step++) {
+            /* y's lines a few runs on, this block's filters spread over the taps (a burst stalls the loop) */
+            for (int until = y_ahead ? (step + 1) * last_filter / steps : 0; fetched < until; fetched++) {
+                _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ), _MM_HINT_T0);
+                _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ + 16), _MM_HINT_T0);
+            }
             const float *run = xp + c * plane + j0 + (ptrdiff_t)r * Wp;
             const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
             for (int s = 0; s < S; s++, taps += K6)
@@ -45,15 +54,18 @@ AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, cons
     ptrdiff_t j_end = (ptrdiff_t)(p_end - 1) * Wp + Q;
     for (ptrdiff_t j0 = (ptrdiff_t)p_begin * Wp; j0 < j_end; j0 += 32) {
         int k0 = 0;
+        /* where the run FLAT_AHEAD floats on writes y (its first pixel; past its row's end, the next row's) */
+        ptrdiff_t ahead = j0 + FLAT_AHEAD, p_ahead = ahead / Wp, q_ahead = ahead % Wp;
+        const float *y_ahead = ahead < j_end ? y + p_ahead * Q + (q_ahead < Q ? q_ahead : Q) : NULL;
         if (R == 3 && S == 3) { /* the common kernel, its 9 taps unrolled (constants after inlining) */
             for (; k0 + 12 <= K6; k0 += 12)
-                flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, 12);
-            if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, 6);
+                flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
+            if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
             continue;
         }
         for (; k0 + 12 <= K6; k0 += 12)
-            flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, 12);
-        if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, 6);
+            flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
+        if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
     }
 }
 #endif
