@@ -13,7 +13,7 @@
 
 #define FLAT_AHEAD 64 /* flat pixels: y's lines are fetched two runs before they are written */
 
-/* `block` filters (12 or 6) x the 32 flat pixels from j0, then each output row's share stored */
+/* `block` filters (12, 8, 6 or 4) x the 32 flat pixels from j0, then each output row's share stored */
 AVX512 static inline __attribute__((always_inline)) void flat_block(
         const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
         const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0,
@@ -46,8 +46,21 @@ AVX512 static inline __attribute__((always_inline)) void flat_block(
     }
 }
 
+/* the K - k0 < 12 filters left, in the narrowest block that holds them (K = 32 ends on 8, not 12: 11 % fewer
+   products); blocks stay within the K6 packed taps, zero past K */
+AVX512 static inline __attribute__((always_inline)) void flat_tail(
+        const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
+        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0,
+        const float *y_ahead) {
+    int left = K - k0;
+    if (left > 8) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
+    else if (left > 6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 8);
+    else if (left > 4) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
+    else if (left > 0) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 4);
+}
+
 /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, with xp's
-   rows Wp = Q + S - 1 apart: 32 flat pixels x 12 filters per block (then 6 where K6 is not a multiple of 12) */
+   rows Wp = Q + S - 1 apart: 32 flat pixels x 12 filters per block (then 8, 6 or 4 for the rest) */
 AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R,
                                     int S, const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
     ptrdiff_t PQ = (ptrdiff_t)P * Q, plane = (ptrdiff_t)Hp * Wp;
@@ -58,14 +71,14 @@ AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, cons
         ptrdiff_t ahead = j0 + FLAT_AHEAD, p_ahead = ahead / Wp, q_ahead = ahead % Wp;
         const float *y_ahead = ahead < j_end ? y + p_ahead * Q + (q_ahead < Q ? q_ahead : Q) : NULL;
         if (R == 3 && S == 3) { /* the common kernel, its 9 taps unrolled (constants after inlining) */
-            for (; k0 + 12 <= K6; k0 += 12)
+            for (; k0 + 12 <= K; k0 += 12)
                 flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-            if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
+            flat_tail(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead);
             continue;
         }
-        for (; k0 + 12 <= K6; k0 += 12)
+        for (; k0 + 12 <= K; k0 += 12)
             flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-        if (k0 < K6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
+        flat_tail(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead);
     }
 }
 #endif

@@ -212,6 +212,10 @@ def test_the_plan_picks_by_shape(backend):
     ((2, 8, 9, 31), (13, 8, 1, 1), dict(padding=1)),
     ((1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1, padding_mode="replicate")),
     ((1, 3, 7, 37), (30, 3, 3, 3), dict(padding=1)),  # 12 + 12 + 6 filters; 16 + 16 + 5 pixels
+    # the flat runs' (AVX-512, short rows) last filter block: 12 + 8 at 20, 12 + 12 at 21, 12 + 4 at 16
+    ((2, 3, 10, 14), (20, 3, 3, 3), dict(padding=1)),
+    ((2, 3, 10, 14), (21, 3, 3, 3), dict(padding=1)),
+    ((1, 2, 12, 12), (16, 2, 3, 3), dict(padding=1)),
 ])
 def test_direct_kernel_matches_the_reference(backend, x_shape, w_shape, geometry):
     rng = np.random.default_rng(11)
