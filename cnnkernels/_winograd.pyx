@@ -10,8 +10,8 @@ transformed (V = Bᵀ d B: 36 × tiles × Cg), multiplied by the transformed fil
 (U: 36 panels of Cg × 16 filters) in 36 products by our register-blocked kernel (6 tiles
 × 16 filters; each 6-tile group packed once into an L1-resident panel), and transformed back (Aᵀ M A) into y. The C kernels
 (cnnkernels/simd/winograd43.c) are compiled per ISA and chosen at load time.
-Workspace: the channels-last copy of a chunk of images (≤ 2²² floats = 16 MiB, or one
-image), 36·G·Cg·Kp floats of filters, and 36·block·(Cg + Kp) + 6·Cg per thread — bounded
+Workspace: the channels-last copy of a chunk of images (≤ 2¹⁸ floats = 1 MiB, or one
+image, or the images of 2·threads·block tiles), 36·G·Cg·Kp floats of filters, and 36·block·(Cg + Kp) + 6·Cg per thread — bounded
 by the layer, not the batch.
 
 Error: the transforms multiply and add values up to 8× (Aᵀ) and 5× (Bᵀ) and divide
@@ -101,14 +101,29 @@ def chunk_tiles(int images, int P, int Q, int pt, int pl):
 
 
 # Images are copied (channels-last, or padded) a chunk at a time: at most this many floats
-# (16 MiB), or one image when an image is larger, so scratch memory is bounded by the layer
-# whatever the batch.
-CHUNK_FLOATS = 1 << 22
+# (1 MiB, so a chunk's copy is still in L2 when its tiles are transformed: ResNet 3x3, 1 thread,
+# interleaved with PyTorch, 11.0 -> 8.5-9.9 ms against 16 MiB chunks), or one image when an
+# image is larger, or the images that give every thread a few work items: scratch memory is
+# bounded by the layer, not the batch.
+CHUNK_FLOATS = 1 << 18
 
 
-cdef inline int chunk_images(Py_ssize_t per_image, int N) noexcept:
-    """Images per chunk: as many as fit in CHUNK_FLOATS, at least one."""
-    return <int>max(1, min(N, CHUNK_FLOATS // max(per_image, 1)))
+cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_image,
+                             Py_ssize_t items_wanted) noexcept:
+    """Images per chunk: as many as fit in CHUNK_FLOATS, at least one, and at least enough that
+    their ``items_per_image`` work items reach ``items_wanted`` (L5, 16 x 384 x 13 x 13, in chunks
+    of 4 images had one 64-tile item for 2 threads: 27 -> 49 ms)."""
+    cdef Py_ssize_t fit = CHUNK_FLOATS // max(per_image, 1)
+    cdef Py_ssize_t busy = (items_wanted + max(items_per_image, 1) - 1) // max(items_per_image, 1)
+    cdef Py_ssize_t most = max(1, min(N, max(fit, busy)))
+    cdef Py_ssize_t chunks = (N + most - 1) // most
+    return <int>((N + chunks - 1) // chunks)  # chunks of equal size: a short last one leaves threads idle
+
+
+cdef inline int winograd_chunk(Py_ssize_t per_image, int N, int P, int Q, int groups, int block, int nt) noexcept:
+    """Images per chunk of a Winograd pass: its work items are (block of tiles, group)."""
+    cdef Py_ssize_t tiles = <Py_ssize_t>((P + 3) // 4) * ((Q + 3) // 4) * groups
+    return chunk_images(per_image, N, tiles, 2 * <Py_ssize_t>nt * max(block, 1))
 
 
 cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept nogil:
@@ -121,11 +136,12 @@ cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept no
     return min(block, ((T + items - 1) // items + 5) // 6 * 6)
 
 
-def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int block, int n_threads):
+def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int P, int Q, int block, int n_threads):
     """Floats of scratch memory :func:`winograd_forward` uses (see the module docstring)."""
     cdef int Kp = (K // groups + 15) // 16 * 16
     cdef Py_ssize_t image = <Py_ssize_t>C * H * W
-    return (chunk_images(image, N) * image + 36 * <Py_ssize_t>groups * Cg * Kp
+    return (winograd_chunk(image, N, P, Q, groups, block, max(1, n_threads)) * image
+            + 36 * <Py_ssize_t>groups * Cg * Kp
             + n_threads * (36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg))
 
 
@@ -136,13 +152,13 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
     cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W, out_size = <Py_ssize_t>K * P * Q
-    cdef int chunk = chunk_images(image_size, N)
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
     cdef int nt = max(1, n_threads)
+    cdef int chunk = winograd_chunk(image_size, N, P, Q, groups, plan_block, nt)
     cdef int block = plan_block  # per chunk: balanced_block(); the scratch is sized by plan_block
     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
-    cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, block, nt), np.float32)
+    cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, P, Q, block, nt), np.float32)
     cdef float* xt = &space[0]  # one chunk of x, channels-last
     cdef float* U = xt + chunk * image_size
     cdef const float* xs = &x[0, 0, 0, 0]
@@ -203,9 +219,9 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
-    cdef int chunk = chunk_images(x_size + dy_size, N)
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
     cdef int nt = max(1, n_threads)
+    cdef int chunk = winograd_chunk(x_size + dy_size, N, P, Q, groups, plan_block, nt)
     cdef int block = plan_block  # per chunk: balanced_block(); the scratch is sized by plan_block
     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
@@ -275,7 +291,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     images are copied zero-padded a chunk at a time (so the kernel reads without bounds
     checks), the filters are stored tap-major, and a register block of 16 output pixels ×
     6 filters runs over the C·R·S taps (cnnkernels/simd). Workspace: a chunk of padded
-    images (≤ 16 MiB, or one image) + C·R·S·⌈K/6⌉·6 floats.
+    images (≤ 1 MiB, or one image, or enough for two work items per thread) + C·R·S·⌈K/6⌉·6 floats.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
@@ -286,7 +302,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     cdef int blocks = (P + rows - 1) // rows
     cdef int nt = max(1, n_threads)
     cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
-    cdef int chunk = chunk_images(padded, N)
+    cdef int chunk = chunk_images(padded, N, blocks, 4 * nt)
     cdef Py_ssize_t tail = CNNK_DIRECT_FLAT_TAIL
     cdef float[::1] space = scratch(chunk * padded + tail + <Py_ssize_t>C * R * S * K6, np.float32)
     cdef float* xp = &space[0]
@@ -360,10 +376,10 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef int Kp = (K + 15) // 16 * 16, CRS = C * R * S
     cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W
-    cdef int chunk = chunk_images(image_size, N)
     cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, 240))
     cdef int blocks = <int>((PQ + block - 1) // block)
     cdef int nt = max(1, n_threads)
+    cdef int chunk = chunk_images(image_size, N, blocks, 4 * nt)
     cdef Py_ssize_t per_thread = <Py_ssize_t>block * (CRS + Kp) + 6 * <Py_ssize_t>CRS
     cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + nt * per_thread, np.float32)
     cdef float* xt = &space[0]

@@ -203,7 +203,7 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
     if forward == "winograd":
         from . import _winograd
 
-        workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, block, n_threads)
+        workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, P, Q, block, n_threads)
     simd_im2row = forward == "im2row" and simd and groups == 1
     return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row,
                     simd and pointwise)
