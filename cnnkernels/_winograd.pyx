@@ -133,6 +133,8 @@ cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept no
     cdef int items = (T + block - 1) // block
     if items * groups < 2 * nt:
         items = max(items, min((2 * nt + groups - 1) // groups, T // 48))
+    if groups == 1 and items > nt and T // (items + nt - 1) >= 48:
+        items = (items + nt - 1) // nt * nt  # as many items for each thread: 7 of 57 tiles kept 2 threads 4:3
     return min(block, ((T + items - 1) // items + 5) // 6 * 6)
 
 
