@@ -11,8 +11,8 @@ transformed (V = Bᵀ d B: 36 × tiles × Cg), multiplied by the transformed fil
 × 16 filters; each 6-tile group packed once into an L1-resident panel), and transformed back (Aᵀ M A) into y. The C kernels
 (cnnkernels/simd/winograd43.c) are compiled per ISA and chosen at load time.
 Workspace: the channels-last copy of a chunk of images (≤ 2¹⁸ floats = 1 MiB, or one
-image, or the images of 2·threads·block tiles), 36·G·Cg·Kp floats of filters, and 36·block·(Cg + Kp) + 6·Cg per thread — bounded
-by the layer, not the batch.
+image, or the images of 2·threads·block tiles), 36·G·Cg·Kp floats of filters, and
+36·block·(Cg + Kp) + 6·Cg per thread — bounded by the layer, not the batch.
 
 Error: the transforms multiply and add values up to 8× (Aᵀ) and 5× (Bᵀ) and divide
 by 6 and 24 (G), so rounding errors grow beyond the direct sum's: measured against
@@ -293,7 +293,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     images are copied zero-padded a chunk at a time (so the kernel reads without bounds
     checks), the filters are stored tap-major, and a register block of 16 output pixels ×
     6 filters runs over the C·R·S taps (cnnkernels/simd). Workspace: a chunk of padded
-    images (≤ 1 MiB, or one image, or enough for two work items per thread) + C·R·S·⌈K/6⌉·6 floats.
+    images (≤ 1 MiB, or one image, or enough for 4 work items per thread) + C·R·S·⌈K/6⌉·6 floats.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
