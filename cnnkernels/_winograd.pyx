@@ -11,7 +11,7 @@ transformed (V = Bᵀ d B: 36 × tiles × Cg), multiplied by the transformed fil
 × 16 filters; each 6-tile group packed once into an L1-resident panel), and transformed back (Aᵀ M A) into y. The C kernels
 (cnnkernels/simd/winograd43.c) are compiled per ISA and chosen at load time.
 Workspace: the channels-last copy of a chunk of images (≤ 2¹⁸ floats = 1 MiB, or one
-image, or the images of 2·threads·block tiles), 36·G·Cg·Kp floats of filters, and
+image, or the images of 4·threads·block tiles), 36·G·Cg·Kp floats of filters, and
 36·block·(Cg + Kp) + 6·Cg per thread — bounded by the layer, not the batch.
 
 Error: the transforms multiply and add values up to 8× (Aᵀ) and 5× (Bᵀ) and divide
@@ -121,9 +121,10 @@ cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_i
 
 
 cdef inline int winograd_chunk(Py_ssize_t per_image, int N, int P, int Q, int groups, int block, int nt) noexcept:
-    """Images per chunk of a Winograd pass: its work items are (block of tiles, group)."""
+    """Images per chunk of a Winograd pass, whose work items are (block of tiles, group): 4 per thread
+    (ResNet 3x3 at 2 threads in chunks of one image, 5 items each, ran 3:2 between barriers)."""
     cdef Py_ssize_t tiles = <Py_ssize_t>((P + 3) // 4) * ((Q + 3) // 4) * groups
-    return chunk_images(per_image, N, tiles, 2 * <Py_ssize_t>nt * max(block, 1))
+    return chunk_images(per_image, N, tiles, 4 * <Py_ssize_t>nt * max(block, 1))
 
 
 cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept nogil:
@@ -133,7 +134,7 @@ cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept no
     cdef int items = (T + block - 1) // block
     if items * groups < 2 * nt:
         items = max(items, min((2 * nt + groups - 1) // groups, T // 48))
-    if groups == 1 and items > nt and T // (items + nt - 1) >= 48:
+    if groups == 1 and items > nt and T // (items + nt - 1) >= 36:
         items = (items + nt - 1) // nt * nt  # as many items for each thread: 7 of 57 tiles kept 2 threads 4:3
     return min(block, ((T + items - 1) // items + 5) // 6 * 6)
 
