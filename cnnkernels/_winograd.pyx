@@ -113,8 +113,8 @@ cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_i
     """Images per chunk: as many as fit in CHUNK_FLOATS, at least one, and at least enough that
     their ``items_per_image`` work items reach ``items_wanted`` (L5, 16 x 384 x 13 x 13, in chunks
     of 4 images had one 64-tile item for 2 threads: 27 -> 49 ms)."""
-    cdef Py_ssize_t fit = CHUNK_FLOATS // max(per_image, 1)
-    cdef Py_ssize_t busy = (items_wanted + max(items_per_image, 1) - 1) // max(items_per_image, 1)
+    cdef Py_ssize_t fit = CHUNK_FLOATS // max(per_image, 1), items = max(items_per_image, 1)
+    cdef Py_ssize_t busy = (items_wanted + items - 1) // items
     cdef Py_ssize_t most = max(1, min(N, max(fit, busy)))
     cdef Py_ssize_t chunks = (N + most - 1) // most
     return <int>((N + chunks - 1) // chunks)  # chunks of equal size: a short last one leaves threads idle

@@ -46,12 +46,15 @@ AVX512 static inline __attribute__((always_inline)) void flat_block(
     }
 }
 
-/* the K - k0 < 12 filters left, in the narrowest block that holds them (K = 32 ends on 8, not 12: 11 % fewer
-   products); blocks stay within the K6 packed taps, zero past K */
-AVX512 static inline __attribute__((always_inline)) void flat_tail(
+/* every filter for the 32 flat pixels from j0: blocks of 12, then the K - k0 < 12 left in the narrowest block
+   that holds them (K = 32 ends on 8, not 12: 11 % fewer products); blocks stay within the K6 packed taps, zero
+   past K */
+AVX512 static inline __attribute__((always_inline)) void flat_filters(
         const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
-        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0,
-        const float *y_ahead) {
+        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, const float *y_ahead) {
+    int k0 = 0;
+    for (; k0 + 12 <= K; k0 += 12)
+        flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
     int left = K - k0;
     if (left > 8) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
     else if (left > 6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 8);
@@ -66,19 +69,13 @@ AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, cons
     ptrdiff_t PQ = (ptrdiff_t)P * Q, plane = (ptrdiff_t)Hp * Wp;
     ptrdiff_t j_end = (ptrdiff_t)(p_end - 1) * Wp + Q;
     for (ptrdiff_t j0 = (ptrdiff_t)p_begin * Wp; j0 < j_end; j0 += 32) {
-        int k0 = 0;
         /* where the run FLAT_AHEAD floats on writes y (its first pixel; past its row's end, the next row's) */
         ptrdiff_t ahead = j0 + FLAT_AHEAD, p_ahead = ahead / Wp, q_ahead = ahead % Wp;
         const float *y_ahead = ahead < j_end ? y + p_ahead * Q + (q_ahead < Q ? q_ahead : Q) : NULL;
-        if (R == 3 && S == 3) { /* the common kernel, its 9 taps unrolled (constants after inlining) */
-            for (; k0 + 12 <= K; k0 += 12)
-                flat_block(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-            flat_tail(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, k0, y_ahead);
-            continue;
-        }
-        for (; k0 + 12 <= K; k0 += 12)
-            flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-        flat_tail(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead);
+        if (R == 3 && S == 3) /* the common kernel, its 9 taps unrolled (constants after inlining) */
+            flat_filters(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, y_ahead);
+        else
+            flat_filters(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, y_ahead);
     }
 }
 #endif
