@@ -58,6 +58,16 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def is_plain(value) -> bool:
+    """Whether ``value`` is made of plain ``int``, ``str`` and ``None`` in tuples only: an argument that
+    validates as any equal value does, so its validation can be cached by value (True == 1 and 1.0 == 1
+    hash alike, but are not valid alike)."""
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return True
+    return kind is tuple and all(is_plain(v) for v in value)
+
+
 def as_pair(name: str, value, *, minimum: int) -> tuple[int, int]:
     """Return ``value`` as a pair of ints ``>= minimum`` (an int, or a 1-tuple as PyTorch expands it, means both)."""
     if _is_int(value):
@@ -94,6 +104,8 @@ def as_input(name: str, array, ndim: int) -> np.ndarray:
     Non-contiguous, Fortran-ordered and negative-stride arrays are copied; a
     contiguous array (read-only or not) is passed through without a copy.
     """
+    if type(array) is np.ndarray and array.ndim == ndim and array.dtype in FLOAT_DTYPES and array.flags.c_contiguous:
+        return array  # every check at once: this runs before each kernel, often with cold caches
     array = check_array(name, array, ndim)
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))

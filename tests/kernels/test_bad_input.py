@@ -86,3 +86,22 @@ def test_unknown_backend_is_rejected(name):
 def test_bad_thread_count(n):
     with pytest.raises((ValueError, TypeError), match=repr(n)):
         cnnkernels.set_num_threads(n)
+
+
+@pytest.mark.parametrize("name, bad", [("stride", True), ("stride", 1.0), ("stride", (1.0, 1)), ("padding", True),
+                                       ("padding", np.int64(-1)), ("dilation", True), ("groups", True),
+                                       ("groups", 1.0)])
+def test_validation_cached_for_an_equal_value_still_checks_the_type(backend, name, bad):
+    """True == 1 and 1.0 == 1 hash alike: a geometry validated (and cached) for 1 must not pass them."""
+    expected = conv(X, W, **{name: 1}, backend=backend)
+    assert expected.shape[0] == 2
+    with pytest.raises((TypeError, ValueError), match=repr(bad).replace("(", r"\(").replace(")", r"\)")):
+        conv(X, W, **{name: bad}, backend=backend)
+    with pytest.raises((TypeError, ValueError)):
+        conv_back(np.zeros_like(expected), X, W, **{name: bad}, backend=backend)
+
+
+def test_list_arguments_run_as_their_tuples(backend):
+    """Lists are not cached (unhashable), but validate and run as the equal tuples do."""
+    got = conv(X, W, stride=[1, 2], padding=[1, 0], dilation=[1, 1], backend=backend)
+    np.testing.assert_array_equal(got, conv(X, W, stride=(1, 2), padding=(1, 0), dilation=(1, 1), backend=backend))
