@@ -78,6 +78,10 @@ def extensions():
     modules.append(Extension("cnnkernels._activations",
                              ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],
                              include_dirs=["cnnkernels"]))
+    import numpy
+
+    modules.append(Extension("cnnkernels._memory", ["cnnkernels/_memory.pyx", "cnnkernels/simd/block_cache.c"],
+                             include_dirs=["cnnkernels", numpy.get_include()]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;
     # regenerating it also makes build_ext recompile, so a switch of mode never reuses a stale build.
     return cythonize(modules, compiler_directives=DIRECTIVES, force=True)

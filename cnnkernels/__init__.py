@@ -26,6 +26,7 @@ from .normalization import batch_norm, batch_norm_backward, channel_moments
 from .transposed import conv_transpose2d, conv_transpose2d_backward
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
 from .plan import ConvPlan
+from .memory import cached_memory, caching_allocator, release_cached_memory, set_cache_limit
 from ._threads import get_num_threads, numpy_blas_single_threaded, set_num_threads, threads
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ __all__ = [
     "backends",
     "batch_norm",
     "batch_norm_backward",
+    "cached_memory",
+    "caching_allocator",
     "channel_moments",
     "conv2d",
     "conv2d_backward",
@@ -57,9 +60,11 @@ __all__ = [
     "max_unpool2d",
     "max_unpool2d_backward",
     "numpy_blas_single_threaded",
+    "release_cached_memory",
     "relu",
     "relu_backward",
     "set_backend",
+    "set_cache_limit",
     "set_num_threads",
     "sum_pool2d",
     "sum_pool2d_backward",

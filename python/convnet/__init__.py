@@ -33,7 +33,7 @@ def __getattr__(name):
     if name in _NAMES:
         value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
     elif name == "clear_session":
-        from .layers.base import reset_names as value
+        from .layers.base import clear_session as value
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # the next lookup is a plain attribute

@@ -12,7 +12,7 @@ import functools
 
 import numpy as np
 
-from cnnkernels import numpy_blas_single_threaded
+from cnnkernels import caching_allocator, numpy_blas_single_threaded
 
 from . import callbacks as callbacks_module
 from . import constraints, distributed, losses, optimizers
@@ -24,11 +24,13 @@ from .batches import Batches, Dealt, as_list, combined_weights, is_array_data
 
 def _kernels_own_the_cores(function):
     """NumPy's BLAS single-threaded while the model runs: the parallel kernels own the cores
-    (see :func:`cnnkernels.numpy_blas_single_threaded`)."""
+    (see :func:`cnnkernels.numpy_blas_single_threaded`); and the arrays of its steps from the
+    caching allocator, so a step does not fault in again the pages the last one freed
+    (:func:`cnnkernels.caching_allocator`; ``convnet.clear_session()`` releases them)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with numpy_blas_single_threaded():
+        with numpy_blas_single_threaded(), caching_allocator():
             return function(*args, **kwargs)
 
     return wrapper

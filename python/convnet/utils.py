@@ -13,6 +13,7 @@ import random
 import numpy as np
 
 from .data import ImageFileError, image_dataset_from_directory
+from .layers.base import clear_session
 
 INTERPOLATIONS = {"nearest": "NEAREST", "bilinear": "BILINEAR", "bicubic": "BICUBIC", "hamming": "HAMMING",
                   "box": "BOX", "lanczos": "LANCZOS"}
@@ -179,5 +180,5 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False, 
                 show_trainable=show_trainable)
 
 
-__all__ = ["PyDataset", "Sequence", "array_to_img", "get_file", "image_dataset_from_directory",
+__all__ = ["PyDataset", "Sequence", "array_to_img", "clear_session", "get_file", "image_dataset_from_directory",
            "img_to_array", "load_img", "normalize", "plot_model", "save_img", "set_random_seed", "to_categorical"]

@@ -18,6 +18,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from cnnkernels import release_cached_memory
+
 _name_counts: defaultdict[str, int] = defaultdict(int)
 REGISTRY: dict[str, type] = {}
 
@@ -38,8 +40,17 @@ def _snake(name: str) -> str:
 
 
 def reset_names() -> None:
-    """Start automatic layer names afresh (conv2d, conv2d_1, ...); ``convnet.clear_session()``."""
+    """Start automatic layer names afresh (conv2d, conv2d_1, ...)."""
     _name_counts.clear()
+
+
+def clear_session(free_memory=True) -> None:
+    """Keras's ``clear_session``: automatic layer names start afresh (conv2d, conv2d_1, ...), and with
+    ``free_memory`` the array blocks the training loop's caching allocator holds go back to the OS
+    (:func:`cnnkernels.release_cached_memory`)."""
+    reset_names()
+    if free_memory:
+        release_cached_memory()
 
 
 def check_positive_int(name: str, value) -> int:

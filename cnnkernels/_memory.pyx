@@ -1,0 +1,49 @@
+"""The caching allocator's Python face (simd/block_cache.c): its NumPy memory handler and its cache.
+
+:mod:`cnnkernels.memory` makes it the allocator of a ``with`` block.
+"""
+
+from cpython.pycapsule cimport PyCapsule_New
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "simd/block_cache.h" nogil:
+    int cnnk_block_cache_init()
+    void* cnnk_block_cache_handler()
+    size_t cnnk_block_cache_release()
+    size_t cnnk_block_cache_bytes()
+    size_t cnnk_block_cache_set_limit(size_t limit)
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
+if cnnk_block_cache_init() != 0:
+    raise MemoryError("cnnkernels: could not allocate the block cache's lock")
+
+#: The handler's name, as NumPy's ``get_handler_name(array)`` gives it for an array whose data it holds
+NAME = "cnnkernels_block_cache"
+_HANDLER = PyCapsule_New(cnnk_block_cache_handler(), "mem_handler", NULL)
+
+
+def set_handler(handler=None):
+    """Make ``handler`` (a "mem_handler" capsule; None: the block cache) NumPy's allocator in this context;
+    returns the one it replaces."""
+    return PyDataMem_SetHandler(_HANDLER if handler is None else handler)
+
+
+def release() -> int:
+    """Give every cached block back to the system; returns the bytes released."""
+    return cnnk_block_cache_release()
+
+
+def cached_bytes() -> int:
+    """Bytes of freed blocks the cache holds."""
+    return cnnk_block_cache_bytes()
+
+
+def set_limit(size_t limit) -> int:
+    """The most bytes the cache may hold (releasing all if it holds more); returns the previous limit."""
+    return cnnk_block_cache_set_limit(limit)
+
