@@ -1,7 +1,10 @@
 """The caching allocator's Python face (simd/block_cache.c): its NumPy memory handler and its cache.
 
-:mod:`cnnkernels.memory` makes it the allocator of a ``with`` block.
+:mod:`cnnkernels.memory` makes it the allocator of a ``with`` block; the kernels make their outputs
+with :func:`empty` and :func:`zeros`, from the cache whatever the caller's allocator.
 """
+
+import numpy as np
 
 from cpython.pycapsule cimport PyCapsule_New
 
@@ -31,6 +34,24 @@ def set_handler(handler=None):
     """Make ``handler`` (a "mem_handler" capsule; None: the block cache) NumPy's allocator in this context;
     returns the one it replaces."""
     return PyDataMem_SetHandler(_HANDLER if handler is None else handler)
+
+
+cdef object _from_cache(make, shape, dtype):
+    previous = PyDataMem_SetHandler(_HANDLER)
+    try:
+        return make(shape, dtype)
+    finally:
+        PyDataMem_SetHandler(previous)
+
+
+def empty(shape, dtype):
+    """``np.empty(shape, dtype)`` with its data from the block cache."""
+    return _from_cache(np.empty, shape, dtype)
+
+
+def zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` with its data from the block cache."""
+    return _from_cache(np.zeros, shape, dtype)
 
 
 def release() -> int:

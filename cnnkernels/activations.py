@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, _threads
+from . import _args, _threads, memory
 from ._backends import kernels
 
 # values per thread: measured (relu_backward, float32), 2 threads take 1.4x longer than 1 at 64k values
@@ -28,7 +28,7 @@ def _slope(negative_slope) -> float:
 
 
 def _run(kernel, arrays, negative_slope, threads):
-    out = np.empty_like(arrays[0])
+    out = memory.empty(arrays[0].shape, arrays[0].dtype)
     n_threads = _threads.for_work(_threads.resolve(threads), float(out.size), MIN_VALUES_PER_THREAD)
     if out.size:
         kernel(*(a.reshape(-1) for a in arrays), negative_slope, _threads.under_load(n_threads), out.reshape(-1))

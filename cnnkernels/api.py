@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from . import _args, _threads, plan as _plan
+from . import _args, _threads, memory, plan as _plan
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
 
@@ -225,7 +225,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
             raise TypeError(f"bias must have dtype {dtype}, like x; received dtype={bias.dtype}")
         if bias.shape != (K,):
             raise ValueError(f"bias must have shape ({K},); received shape {bias.shape}")
-    y = np.empty((x.shape[0], K, *geometry.out_hw), dtype)
+    y = memory.empty((x.shape[0], K, *geometry.out_hw), dtype)
     if x.shape[0] == 0:
         return y
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
@@ -297,8 +297,8 @@ def conv2d_backward(
     dbias = _channel_sums(ops, dy, threads) if with_bias else None
     dx = dweight = None
     if N == 0:
-        dx = np.zeros(x.shape, dtype) if input_grad else None
-        dweight = np.zeros(weight.shape, dtype) if weight_grad else None
+        dx = memory.zeros(x.shape, dtype) if input_grad else None
+        dweight = memory.zeros(weight.shape, dtype) if weight_grad else None
         return dx, dweight, dbias
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     with _running(ops, _backward_calls_blas(ops, plan, input_grad, weight_grad)):
@@ -322,7 +322,7 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
     dx = dweight = None
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if input_grad:
-        dsource = np.empty(source.shape, dtype)
+        dsource = memory.empty(source.shape, dtype)
         if plan.backward_data == "winograd":
             R, S = weight.shape[2:]
             ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
@@ -337,7 +337,7 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
             ops.conv2d_backward_data(dy, weight, *conv_args, dsource)
         dx = dsource if source is x else _fold_padding(dsource, geometry, padding_mode, x.shape[2:])
     if weight_grad:
-        dweight = np.empty(weight.shape, dtype)
+        dweight = memory.empty(weight.shape, dtype)
         if plan.backward_weight == "winograd":
             ops.winograd_backward_weight(dy, source, top, left, geometry.groups, plan.tile_block, plan.n_threads,
                                          dweight)

@@ -7,18 +7,31 @@ a 12 ms step of the tutorial model (20x20x3, batch 32, 1 thread). Inside
 64 KiB to 64 MiB (rounded up to a page) for the next array of that size, as PyTorch's caching
 allocators do. The cache holds at most :func:`set_cache_limit` bytes (1 GiB by default) of freed
 blocks, and keeps them after the block ends, for the next step; :func:`release_cached_memory`
-gives them back. Arrays made inside the block stay valid after it; they go back to the cache,
-or to the OS, whenever they are freed. Without the compiled extension the block changes nothing.
+gives them back (a block of a size not seen lately displaces the sizes used longest ago).
+Arrays made inside the block stay valid after it; they go back to the cache, or to the OS,
+whenever they are freed. Without the compiled extension the block changes nothing.
+
+The kernels' own outputs (convolution, pooling, normalization and activation results and
+gradients) come from the cache always, as PyTorch's come from its allocator: a loop that calls
+a kernel and drops its last result reuses that result's block (tutorial conv1 forward, called
+in turn with PyTorch's: 0.97 -> 0.47 ms, 370 -> 0 page faults a call). ``set_cache_limit(0)``
+makes every freed block go back to the OS at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 try:
     from . import _memory
 except ImportError:  # the compiled extension did not build: NumPy's own allocator serves
     _memory = None
+
+#: ``np.empty`` / ``np.zeros`` for the kernels' outputs: from the block cache where it is built
+empty = np.empty if _memory is None else _memory.empty
+zeros = np.zeros if _memory is None else _memory.zeros
 
 
 @contextlib.contextmanager

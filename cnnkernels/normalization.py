@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, _threads
+from . import _args, _threads, memory
 from ._backends import kernels
 
 # values per thread: measured (channel_moments, float32), 2 threads about even with 1 at 16k values,
@@ -111,7 +111,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         mean, variance = np.asarray(running_mean, np.float64), np.asarray(running_var, np.float64)
     scale = _vector(weight, C, 1.0) / np.sqrt(variance + eps)
     shift = _vector(bias, C, 0.0) - mean * scale
-    y = np.empty_like(x)
+    y = memory.empty(x.shape, x.dtype)
     ops.channel_affine(planes, scale, shift, n_threads, _as_planes(y))
     return y
 
@@ -158,7 +158,7 @@ def batch_norm_backward(dy, x, mean, var, weight=None, eps=1e-5, training=True, 
     eps = _args.check_real("eps", eps, 0.0, open_low=True)
     training = _args.check_flag("training", training)
     input_grad = _args.check_flag("input_grad", input_grad)
-    dx = np.empty_like(x) if input_grad else np.empty((0, *x.shape[1:]), x.dtype)
+    dx = memory.empty(x.shape, x.dtype) if input_grad else np.empty((0, *x.shape[1:]), x.dtype)
     sums = np.empty((2, C))
     inv_std = 1.0 / np.sqrt(np.asarray(var, np.float64) + eps)
     kernels(backend).batch_norm_backward(_as_planes(dy), _as_planes(x), np.asarray(mean, np.float64), inv_std,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _args, _threads
+from . import _args, _threads, memory
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
 from .reference import DIVISOR_ONE, DIVISOR_VALID, DIVISOR_WINDOW
@@ -72,8 +72,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     ops = kernels(backend)
     x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
     return_indices = _args.check_flag("return_indices", return_indices)
-    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
-    indices = np.empty(y.shape, np.int64) if return_indices else _NO_INDICES
+    y = memory.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
+    indices = memory.empty(y.shape, np.int64) if return_indices else _NO_INDICES
     if x.shape[0]:
         ops.max_pool2d_forward(x, *_window(geometry), *geometry.dilation, _pool_threads(threads, x.shape, geometry),
                                y, indices)
@@ -93,7 +93,7 @@ def max_pool2d_backward(dy, x, kernel_size, stride=None, padding=0, dilation=1, 
     ops = kernels(backend)
     x, geometry = _setup(x, kernel_size, stride, padding, dilation, ceil_mode)
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
-    dx = np.empty(x.shape, x.dtype)
+    dx = memory.empty(x.shape, x.dtype)
     if x.shape[0]:
         ops.max_pool2d_backward(dy, x, *_window(geometry), *geometry.dilation,
                                 _pool_threads(threads, x.shape, geometry), dx)
@@ -115,7 +115,7 @@ def _override(divisor_override):
 def _mean_pool(x, kernel_size, stride, padding, ceil_mode, divisor_mode, backend, threads):
     ops = kernels(backend)
     x, geometry = _setup(x, kernel_size, stride, padding, ceil_mode=ceil_mode)
-    y = np.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
+    y = memory.empty((*x.shape[:2], *geometry.out_hw), x.dtype)
     if x.shape[0]:
         ops.avg_pool2d_forward(x, *_window(geometry), *geometry.padded_end, divisor_mode,
                                _pool_threads(threads, x.shape, geometry), y)
@@ -126,7 +126,7 @@ def _mean_pool_backward(dy, x, kernel_size, stride, padding, ceil_mode, divisor_
     ops = kernels(backend)
     x, geometry = _setup(x, kernel_size, stride, padding, ceil_mode=ceil_mode, copy=False)  # shape and dtype only
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *geometry.out_hw), x.dtype)
-    dx = np.empty(x.shape, x.dtype)
+    dx = memory.empty(x.shape, x.dtype)
     if x.shape[0]:
         ops.avg_pool2d_backward(dy, *_window(geometry), *geometry.padded_end, divisor_mode,
                                 _pool_threads(threads, x.shape, geometry), dx)
@@ -217,7 +217,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     ``(P−1)·sh − pt − pb + kh`` high (likewise wide) unless ``output_size`` says otherwise.
     """
     x, flat, size = _unpool_setup(x, indices, kernel_size, stride, padding, output_size)
-    y = np.zeros((*x.shape[:2], size[0] * size[1]), x.dtype)
+    y = memory.zeros((*x.shape[:2], size[0] * size[1]), x.dtype)
     np.put_along_axis(y, flat, x.reshape(*x.shape[:2], -1), axis=2)
     return y.reshape(*x.shape[:2], *size)
 
@@ -306,8 +306,8 @@ def _adaptive_argmax(x, size):
     """Max of each adaptive window and the flat h·W + w of its first maximum (the first NaN wins)."""
     N, C, H, W = x.shape
     (h0, h1), (w0, w1) = _bounds(H, size[0]), _bounds(W, size[1])
-    y = np.empty((N, C, *size), x.dtype)
-    where = np.empty((N, C, *size), np.int64)
+    y = memory.empty((N, C, *size), x.dtype)
+    where = memory.empty((N, C, *size), np.int64)
     for i, (a, b) in enumerate(zip(h0, h1)):
         for j, (c, d) in enumerate(zip(w0, w1)):
             window = x[:, :, a:b, c:d].reshape(N, C, -1)
@@ -340,6 +340,6 @@ def adaptive_max_pool2d_backward(dy, x, output_size, *, backend=None, threads=No
     dy = _args.check_grad("dy", dy, (*x.shape[:2], *size), x.dtype)
     _, where = _adaptive_argmax(x, size)
     N, C, H, W = x.shape
-    dx = np.zeros((N * C, H * W), x.dtype)
+    dx = memory.zeros((N * C, H * W), x.dtype)
     np.add.at(dx, (np.arange(N * C)[:, None], where.reshape(N * C, -1)), dy.reshape(N * C, -1))
     return dx.reshape(x.shape)

@@ -189,6 +189,16 @@ def test_bootstrap_interval_brackets_the_median():
     assert 1.6 < low <= 2.0 <= high < 2.4
 
 
+def test_interleaved_rounds_rotate_the_order():
+    from bench.core import interleaved
+
+    order = []
+    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = interleaved(calls, 4, budget_s=None)
+    assert order == list("abc" "bca" "cab" "abc")  # each call opens a round in turn
+    assert {name: len(values) for name, values in times.items()} == {"a": 4, "b": 4, "c": 4}
+
+
 def test_pytest_benchmark_takes_impl_too():
     pytest.importorskip("pytest_benchmark")
     done = subprocess.run([sys.executable, "-m", "pytest", "bench/", "--benchmark-only", "--bench-set", "quick",

@@ -138,3 +138,40 @@ def test_kernels_run_on_cached_arrays():
         for _ in range(3):
             got = cnnkernels.conv2d(x, w, padding=1)
             np.testing.assert_array_equal(got, expected)
+
+
+def test_a_new_size_displaces_the_sizes_used_longest_ago():
+    previous = cnnkernels.set_cache_limit(2 * 256 * 1024)
+    try:
+        with cnnkernels.caching_allocator():
+            old, newer = np.empty(BLOCK, np.float32), np.empty((256, 256), np.int32)
+            del old, newer
+            assert cnnkernels.cached_memory() == 2 * 256 * 1024
+            large = np.empty((512, 256), np.float32)  # needs both blocks' room
+            del large
+            assert cnnkernels.cached_memory() == 512 * 1024
+    finally:
+        cnnkernels.set_cache_limit(previous)
+    # 64 sizes fit the table; a 65th displaces the first (the one used longest ago)
+    cnnkernels.release_cached_memory()
+    pages = [16 + i for i in range(65)]
+    with cnnkernels.caching_allocator():
+        arrays = [np.empty(count * 4096, np.uint8) for count in pages]
+        while arrays:
+            del arrays[0]
+    assert cnnkernels.cached_memory() == sum(pages[1:]) * 4096
+
+
+def test_kernel_outputs_come_from_the_cache_whatever_the_allocator():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 8, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    y = cnnkernels.conv2d(x, w, padding=1)
+    dx, dw, _ = cnnkernels.conv2d_backward(y, x, w, padding=1, bias=False)
+    outputs = [y, dx, dw, cnnkernels.relu(y), cnnkernels.max_pool2d(y, 2)]
+    assert [get_handler_name(a) for a in outputs if a.nbytes >= 1 << 16] == ["cnnkernels_block_cache"] * 4
+    address = y.ctypes.data
+    del y, outputs
+    again = cnnkernels.conv2d(x, w, padding=1)  # the freed output's block serves the next call
+    assert again.ctypes.data == address
+    np.testing.assert_allclose(again, cnnkernels.conv2d(x, w, padding=1, backend="numpy"), rtol=1e-4, atol=1e-4)
