@@ -61,6 +61,7 @@ class BuildExt(build_ext):
 
 
 def extensions():
+    import numpy
     from Cython.Build import cythonize
 
     modules = [
@@ -78,8 +79,6 @@ def extensions():
     modules.append(Extension("cnnkernels._activations",
                              ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],
                              include_dirs=["cnnkernels"]))
-    import numpy
-
     modules.append(Extension("cnnkernels._memory", ["cnnkernels/_memory.pyx", "cnnkernels/simd/block_cache.c"],
                              include_dirs=["cnnkernels", numpy.get_include()]))
     # force: the generated C depends on DEBUG, which Cython's timestamp check cannot see;

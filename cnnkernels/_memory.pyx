@@ -25,8 +25,6 @@ cdef extern from "numpy/arrayobject.h":
 if cnnk_block_cache_init() != 0:
     raise MemoryError("cnnkernels: could not allocate the block cache's lock")
 
-#: The handler's name, as NumPy's ``get_handler_name(array)`` gives it for an array whose data it holds
-NAME = "cnnkernels_block_cache"
 _HANDLER = PyCapsule_New(cnnk_block_cache_handler(), "mem_handler", NULL)
 
 
@@ -65,6 +63,7 @@ def cached_bytes() -> int:
 
 
 def set_limit(size_t limit) -> int:
-    """The most bytes the cache may hold (releasing all if it holds more); returns the previous limit."""
+    """The most bytes the cache may hold (freeing the sizes used longest ago beyond it); returns the previous
+    limit."""
     return cnnk_block_cache_set_limit(limit)
 

@@ -19,12 +19,10 @@
 #define CACHE_MAX ((size_t)64 << 20)
 #define PAGE ((size_t)4096)
 #define BINS 64 /* distinct cached sizes; a block of a 65th size goes back to malloc */
-#define MAGIC 0x636e6e6b626c6b31ULL
 
 typedef struct {
     void *raw;    /* what malloc returned */
     size_t size;  /* usable bytes (a multiple of PAGE for cacheable blocks) */
-    uint64_t magic;
 } header_t;
 
 typedef struct {
@@ -54,62 +52,71 @@ static void *from_system(size_t size, int zeroed) {
     header_t *header = header_of((void *)data);
     header->raw = raw;
     header->size = size;
-    header->magic = MAGIC;
     return (void *)data;
 }
 
-static void *from_cache(size_t size) {
-    void *data = NULL;
-    cnnk_lock(&lock);
+/* The bin holding blocks of `size`, or NULL. It and the three below run with the lock held. */
+static bin_t *bin_of(size_t size) {
     for (int i = 0; i < BINS; i++)
-        if (bins[i].size == size && bins[i].head != NULL) {
-            data = bins[i].head;
-            bins[i].head = *(void **)data;
-            bins[i].count--;
-            bins[i].used = ++tick;
-            cached_bytes -= size;
-            break;
-        }
-    cnnk_unlock(&lock);
-    return data;
+        if (bins[i].size == size && bins[i].count > 0) return &bins[i];
+    return NULL;
 }
 
-/* Free every block of the bin used longest ago, other than `keep` (called with the lock held); 0 if none. */
+static bin_t *empty_bin(void) {
+    for (int i = 0; i < BINS; i++)
+        if (bins[i].count == 0) return &bins[i];
+    return NULL;
+}
+
+/* Give every block of `bin` back to the system; returns their bytes. */
+static size_t free_bin(bin_t *bin) {
+    size_t freed = bin->count * bin->size;
+    while (bin->head != NULL) {
+        void *data = bin->head;
+        bin->head = *(void **)data;
+        free(header_of(data)->raw);
+    }
+    bin->count = 0;
+    cached_bytes -= freed;
+    return freed;
+}
+
+/* Free the bin used longest ago, other than `keep`; 0 if there is none. */
 static int evict_oldest(const bin_t *keep) {
     bin_t *oldest = NULL;
     for (int i = 0; i < BINS; i++)
         if (&bins[i] != keep && bins[i].count > 0 && (oldest == NULL || bins[i].used < oldest->used))
             oldest = &bins[i];
     if (oldest == NULL) return 0;
-    while (oldest->head != NULL) {
-        void *data = oldest->head;
-        oldest->head = *(void **)data;
-        header_of(data)->magic = 0;
-        free(header_of(data)->raw);
-        cached_bytes -= oldest->size;
-    }
-    oldest->count = 0;
+    free_bin(oldest);
     return 1;
+}
+
+static void *from_cache(size_t size) {
+    void *data = NULL;
+    cnnk_lock(&lock);
+    bin_t *bin = bin_of(size);
+    if (bin != NULL) {
+        data = bin->head;
+        bin->head = *(void **)data;
+        bin->count--;
+        bin->used = ++tick;
+        cached_bytes -= size;
+    }
+    cnnk_unlock(&lock);
+    return data;
 }
 
 static int to_cache(void *data, size_t size) {
     int kept = 0;
     cnnk_lock(&lock);
     if (size <= cache_limit) {
-        bin_t *bin = NULL;
-        for (int i = 0; i < BINS && bin == NULL; i++)
-            if (bins[i].size == size && bins[i].count > 0) bin = &bins[i];
+        bin_t *bin = bin_of(size);
         while (cached_bytes + size > cache_limit && evict_oldest(bin))
             ; /* the sizes used longest ago make room */
-        if (bin == NULL) {
-            for (int i = 0; i < BINS && bin == NULL; i++)
-                if (bins[i].count == 0) bin = &bins[i];
-            if (bin == NULL && evict_oldest(NULL))
-                for (int i = 0; i < BINS && bin == NULL; i++)
-                    if (bins[i].count == 0) bin = &bins[i];
-            if (bin != NULL) bin->size = size;
-        }
+        if (bin == NULL && (bin = empty_bin()) == NULL && evict_oldest(NULL)) bin = empty_bin();
         if (bin != NULL && cached_bytes + size <= cache_limit) {
+            bin->size = size;
             *(void **)data = bin->head;
             bin->head = data;
             bin->count++;
@@ -145,7 +152,6 @@ static void cache_free(void *ctx, void *data, size_t size) {
     if (data == NULL) return;
     header_t *header = header_of(data);
     if (cacheable(header->size) && to_cache(data, header->size)) return;
-    header->magic = 0;
     free(header->raw);
 }
 
@@ -170,18 +176,7 @@ int cnnk_block_cache_init(void) { return cnnk_lock_init(&lock); }
 size_t cnnk_block_cache_release(void) {
     size_t released = 0;
     cnnk_lock(&lock);
-    for (int i = 0; i < BINS; i++) {
-        while (bins[i].head != NULL) {
-            void *data = bins[i].head;
-            bins[i].head = *(void **)data;
-            header_t *header = header_of(data);
-            header->magic = 0;
-            free(header->raw);
-            released += bins[i].size;
-        }
-        bins[i].count = 0;
-    }
-    cached_bytes = 0;
+    for (int i = 0; i < BINS; i++) released += free_bin(&bins[i]);
     cnnk_unlock(&lock);
     return released;
 }
@@ -197,8 +192,8 @@ size_t cnnk_block_cache_set_limit(size_t limit) {
     cnnk_lock(&lock);
     size_t previous = cache_limit;
     cache_limit = limit;
-    int over = cached_bytes > limit;
+    while (cached_bytes > limit && evict_oldest(NULL))
+        ; /* what it holds beyond the new limit, the sizes used longest ago first */
     cnnk_unlock(&lock);
-    if (over) cnnk_block_cache_release();
     return previous;
 }

@@ -97,6 +97,18 @@ def test_release_and_limit():
         cnnkernels.set_cache_limit(previous)
 
 
+def test_a_lower_limit_frees_the_sizes_used_longest_ago_first():
+    with cnnkernels.caching_allocator():
+        old, recent = np.empty((256, 256), np.float32), np.empty((512, 256), np.float32)
+        del old, recent  # freed in this order: the 256 KiB size is the one used longest ago
+    assert cnnkernels.cached_memory() == 768 * 1024
+    previous = cnnkernels.set_cache_limit(512 * 1024)
+    try:
+        assert cnnkernels.cached_memory() == 512 * 1024
+    finally:
+        cnnkernels.set_cache_limit(previous)
+
+
 @pytest.mark.parametrize("limit", [-1, 1.5, True, "1GB"])
 def test_bad_limit(limit):
     with pytest.raises(ValueError, match=repr(limit)):

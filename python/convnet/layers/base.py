@@ -39,16 +39,11 @@ def _snake(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def reset_names() -> None:
-    """Start automatic layer names afresh (conv2d, conv2d_1, ...)."""
-    _name_counts.clear()
-
-
 def clear_session(free_memory=True) -> None:
     """Keras's ``clear_session``: automatic layer names start afresh (conv2d, conv2d_1, ...), and with
     ``free_memory`` the array blocks the training loop's caching allocator holds go back to the OS
     (:func:`cnnkernels.release_cached_memory`)."""
-    reset_names()
+    _name_counts.clear()
     if free_memory:
         release_cached_memory()
 
