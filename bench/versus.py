@@ -8,6 +8,7 @@ layout. Then the tutorial model's training step, the same way. PyTorch's thread 
 set before each of its calls (another library in the process may have moved it).
 
     python -m bench.versus --threads 1,2 [--rounds 15] [--json FILE]
+    python -m bench.versus --layers resnet-3x3-s2,tut-conv1 --no-training   # some rows only
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ def _interleaved(calls: dict, rounds: int) -> dict:
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
-def conv_rows(threads: int, rounds: int):
+def conv_rows(threads: int, rounds: int, names=None):
+    """The speed set's layers (those named, if ``names`` is given), one result row each."""
     import torch
 
     rng = np.random.default_rng(0)
     for problem in SETS["speed"].problems:
+        if names is not None and problem.name not in names:
+            continue
         x = rng.standard_normal((problem.N, problem.C, problem.H, problem.W)).astype(np.float32)
         w = rng.standard_normal((problem.K, problem.C, problem.R, problem.S)).astype(np.float32) / problem.C
         b = np.zeros(problem.K, np.float32)
@@ -110,7 +114,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per layer (default 15)")
     parser.add_argument("--json", metavar="FILE", help="write the rows as JSON")
+    known = [problem.name for problem in SETS["speed"].problems]
+    parser.add_argument("--layers", help=f"comma-separated layers to run (default all: {','.join(known)})")
+    parser.add_argument("--no-training", action="store_true", help="skip the training-step row")
     args = parser.parse_args(argv)
+    names = None if args.layers is None else args.layers.split(",")
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        parser.error(f"unknown layers {unknown}; the speed set has {known}")
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -123,10 +134,12 @@ def main(argv=None) -> int:
         print(f"\n== {threads} thread(s): ours ÷ the faster of PyTorch NCHW and channels_last, medians of "
               f"{args.rounds} interleaved rounds ==")
         print(f"{'layer':<44} {'fwd ms':>8} {'÷torch':>7} {'fwd+bwd ms':>11} {'÷torch':>7} {'GFLOP/s':>8}  algorithm")
-        for row in conv_rows(threads, args.rounds):
+        for row in conv_rows(threads, args.rounds, names):
             results["conv"].append(row)
             print(f"{row['layer']:<44} {row['forward_ms']:>8.2f} {row['forward_ratio']:>7.2f} {row['both_ms']:>11.2f} "
                   f"{row['both_ratio']:>7.2f} {row['forward_gflops']:>8.1f}  {row['algorithm']}", flush=True)
+        if args.no_training:
+            continue
         row = training_row(threads, args.rounds)
         results["training"].append(row)
         rates = row["images_per_s"]

@@ -53,12 +53,15 @@ cdef extern from "simd/winograd43.h" nogil:
                                  float* D)
     void cnnk_wino43_weight_multiply(const float* D, const float* V, int ntiles, int Kpad, int K, int C, float* dU)
     void cnnk_wino43_filter_grad(const float* dU, int K, int C, int k_begin, int k_end, float* dw)
-    void cnnk_direct_pack_filters(const float* w, int K, int C, int R, int S, int K6, float* wt)
-    void cnnk_direct_pad_image(const float* x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float* xp)
-    int cnnk_direct_flat(int Q, int S)
+    void cnnk_direct_phase_image(const float* x, int C, int H, int W, int sh, int sw, int pt, int pl,
+                                 const int* row_phase, int row_phases, const int* col_phase, int col_phases, int i0,
+                                 int Hph, int Wp, float* xp, float* row)
+    int cnnk_direct_row_floats(int W, int pl, int sw, int Wp)
+    int cnnk_direct_flat(int Q, int jmax)
     int CNNK_DIRECT_FLAT_TAIL
-    void cnnk_direct_forward(const float* xp, int C, int Hp, int Wp, const float* wt, int K, int K6, int R, int S,
-                             const float* bias, float* y, int P, int Q, int p_begin, int p_end)
+    void cnnk_direct_forward(const float* xp, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
+                             const float* wt, int K, int Kpad, const float* bias, float* y, int P, int Q, int p_begin,
+                             int p_end, int flat)
     int cnnk_pointwise_padded_filters(int K)
     void cnnk_pointwise_pack_filters(const float* w, int K, int C, int Kpad, float* wt)
     void cnnk_pointwise_forward(const float* x, int C, Py_ssize_t PQ, const float* wt, int K, int Kpad,
@@ -106,6 +109,8 @@ def chunk_tiles(int images, int P, int Q, int pt, int pl):
 # image is larger, or the images that give every thread a few work items: scratch memory is
 # bounded by the layer, not the batch.
 CHUNK_FLOATS = 1 << 18
+# The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
+BAND_FLOATS = 1 << 20
 
 
 cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_image,
@@ -285,49 +290,86 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
                                     dws + <Py_ssize_t>g * Kg * Cg * 9)
 
 
-def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,
-                   int n_threads, float[:, :, :, ::1] y):
-    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, c, p + r − pt, q + s − pl] · w[k,c,r,s]: stride 1, dilation 1, one group
+@functools.lru_cache(maxsize=256)
+def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int pl, int dh, int dw, int N, int nt,
+                  Py_ssize_t band_floats):
+    """How :func:`direct_forward` lays out and splits this geometry (see simd/direct.c), computed once:
+    (flat, Wp, rows, blocks, Hband, cstride, band, row phases, column phases, tap offsets). The taps
+    (r, s) read row phase (r·dh) mod sh, (r·dh) div sh rows on, and column phase (s·dw) mod sw,
+    (s·dw) div sw columns on; a band of `rows` output rows reads Hband = rows + the largest row offset
+    rows of each phase, Wp floats a row; `band` floats per thread."""
+    row_phase = sorted({r * dh % sh for r in range(R)})
+    col_phase = sorted({s * dw % sw for s in range(S)})
+    taps = [(row_phase.index(r * dh % sh), col_phase.index(s * dw % sw), r * dh // sh, s * dw // sw)
+            for r in range(R) for s in range(S)]
+    imax = max(tap[2] for tap in taps)
+    jmax = max(tap[3] for tap in taps)
+    # short rows and strided layers run as flat pixel runs on AVX-512 (rows Q + jmax apart, see simd/direct_flat.c)
+    flat = bool(cnnk_direct_flat(Q, jmax))
+    Wp = Q + jmax + (0 if flat else 16)
+    phases = len(row_phase) * len(col_phase)
+    rows = max(1, min(P, band_floats // (C * phases * Wp) - imax))  # output rows per band
+    wanted = (4 * nt + N - 1) // N  # bands per image that give every thread 4 work items
+    rows = max(1, min(rows, (P + wanted - 1) // wanted))
+    Hband = rows + imax
+    cstride = phases * Hband * Wp
+    # per thread: the band's layout, the flat runs' tail, a padded image row
+    band = C * cstride + CNNK_DIRECT_FLAT_TAIL + cnnk_direct_row_floats(W, pl, sw, Wp)
+    offset = np.array([((ia * len(col_phase) + ib) * Hband + i) * Wp + j for ia, ib, i, j in taps], np.intc)
+    tables = [np.array(row_phase, np.intc), np.array(col_phase, np.intc), offset]
+    for table in tables:
+        table.flags.writeable = False
+    return (flat, Wp, rows, (P + rows - 1) // rows, Hband, cstride, band, *tables)
+
+
+def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
+                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
 
     A direct kernel for layers with few input channels (a 3-channel first layer), where the
-    unrolled matrix would be thin and Winograd's transforms would cost more than they save:
-    images are copied zero-padded a chunk at a time (so the kernel reads without bounds
-    checks), the filters are stored tap-major, and a register block of 16 output pixels ×
-    6 filters runs over the C·R·S taps (cnnkernels/simd). Workspace: a chunk of padded
-    images (≤ 1 MiB, or one image, or enough for 4 work items per thread) + C·R·S·⌈K/6⌉·6 floats.
+    unrolled matrix would be thin and Winograd's transforms would cost more than they save, and for
+    strided layers. A work item is a band of output rows of one image: its thread lays out the input
+    rows the band reads, zero-padded and split into their stride phases (polyphase: phase (a, b) holds
+    the pixels at rows a + i·sh, columns b + j·sw), so that each tap reads at one fixed offset from its
+    output pixel and the kernel needs no bounds checks or strided loads, then runs a register block of
+    32 output pixels × 12 filters (AVX-512; 16 × 6 on AVX2) over the C·R·S taps (cnnkernels/simd), the
+    filters stored tap-major in blocks of filters. Workspace: C·R·S·K floats, and per thread one band's
+    layout, at most BAND_FLOATS floats (or one output row's inputs).
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
-    # short rows run as flat pixel runs on AVX-512 (rows Q + S - 1 apart, see simd/direct_flat.c)
-    cdef bint flat = cnnk_direct_flat(Q, S)
-    cdef int K6 = (K + 5) // 6 * 6, Hp = P + R - 1, Wp = Q + S - 1 + (0 if flat else 16)
-    cdef int rows = max(1, min(P, 4096 // max(Q, 1)))  # output rows per work item
-    cdef int blocks = (P + rows - 1) // rows
-    cdef int nt = max(1, n_threads)
-    cdef Py_ssize_t padded = <Py_ssize_t>C * Hp * Wp
-    cdef int chunk = chunk_images(padded, N, blocks, 4 * nt)
+    cdef int T = R * S, Kpad = cnnk_pointwise_padded_filters(K), nt = max(1, n_threads)
+    cdef bint flat
+    cdef int Wp, rows, blocks, Hband
+    cdef Py_ssize_t cstride, band
+    cdef const int[::1] rows_of
+    cdef const int[::1] cols_of
+    cdef const int[::1] offset
+    flat, Wp, rows, blocks, Hband, cstride, band, rows_of, cols_of, offset = direct_layout(
+        C, W, P, Q, R, S, sh, sw, pl, dh, dw, N, nt, BAND_FLOATS)
+    cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
     cdef Py_ssize_t tail = CNNK_DIRECT_FLAT_TAIL
-    cdef float[::1] space = scratch(chunk * padded + tail + <Py_ssize_t>C * R * S * K6, np.float32)
-    cdef float* xp = &space[0]
-    cdef float* wt = xp + chunk * padded + tail
-    memset(xp + chunk * padded, 0, tail * sizeof(float))  # read by the flat runs' last lanes, whose sums are dropped
+    cdef float[::1] space = scratch(<Py_ssize_t>C * T * Kpad + nt * band, np.float32)
+    cdef float* wt = &space[0]
+    cdef float* xp = wt + <Py_ssize_t>C * T * Kpad
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
-    cdef Py_ssize_t item
-    cdef int n, n0, images, p0
+    cdef Py_ssize_t item, image = <Py_ssize_t>C * H * W, out = <Py_ssize_t>K * P * Q
+    cdef int n, p0, t
+    cdef float* laid_out
     with nogil:
-        cnnk_direct_pack_filters(&w[0, 0, 0, 0], K, C, R, S, K6, wt)
-    for n0 in range(0, N, chunk):
-        images = min(chunk, N - n0)
-        with nogil:
-            for n in prange(images, num_threads=nt, schedule="dynamic"):
-                cnnk_direct_pad_image(xs + (n0 + n) * <Py_ssize_t>C * H * W, C, H, W, pt, pl, Hp, Wp, xp + n * padded)
-            for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
-                n = <int>(item // blocks)
-                p0 = <int>(item % blocks) * rows
-                cnnk_direct_forward(xp + n * padded, C, Hp, Wp, wt, K, K6, R, S, bias,
-                                    ys + (n0 + n) * <Py_ssize_t>K * P * Q, P, Q, p0, min(p0 + rows, P))
+        cnnk_pointwise_pack_filters(&w[0, 0, 0, 0], K, C * T, Kpad, wt)
+        for t in range(nt):  # read by the flat runs' last lanes, whose sums are dropped
+            memset(xp + t * band + C * cstride, 0, tail * sizeof(float))
+        for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+            n = <int>(item // blocks)
+            p0 = <int>(item % blocks) * rows
+            laid_out = xp + threadid() * band
+            cnnk_direct_phase_image(xs + n * image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases, &cols_of[0],
+                                    col_phases, p0, Hband, Wp, laid_out, laid_out + C * cstride + tail)
+            cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
+                                Q, 0, min(rows, P - p0), flat)
 
 
 def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int groups,

@@ -160,7 +160,7 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "direct":
-        ops.direct_forward(x, weight, bias, top, left, plan.n_threads, y)
+        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "gemm" and plan.simd_gemm:
         ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
     elif plan.simd_im2row:

@@ -180,46 +180,53 @@ AVX512 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntil
     }
 }
 
-/* One block of `block` filters (12 or 6, a constant after inlining) x 32 pixels of output row p from q0. */
+/* One block of `block` filters (12, 8 or 4, a constant after inlining) x 32 pixels of output row p from q0;
+   its taps, tap by tap, `block` floats each, from wt. */
 AVX512 static inline __attribute__((always_inline)) void direct_block(
-        const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S, const float *bias,
-        float *y, ptrdiff_t PQ, int Q, int p, int q0, int k0, __mmask16 mask0, __mmask16 mask1, const int block) {
+        const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T, const float *wt, int K,
+        const float *bias, float *y, ptrdiff_t PQ, int Q, int p, int q0, int k0, __mmask16 mask0, __mmask16 mask1,
+        const int block) {
     __m512 acc[12][2];
     for (int i = 0; i < block; i++) acc[i][0] = acc[i][1] = _mm512_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) {
-            const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
-            const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
-            for (int s = 0; s < S; s++, taps += K6) {
-                fma_block(acc, taps, _mm512_maskz_loadu_ps(mask0, row + s), _mm512_maskz_loadu_ps(mask1, row + s + 16),
-                          block);
-            }
-        }
+    const float *at = xp + (ptrdiff_t)p * Wp + q0, *taps = wt;
+    for (int c = 0; c < C; c++, at += cstride)
+        for (int t = 0; t < T; t++, taps += block)
+            fma_block(acc, taps, _mm512_maskz_loadu_ps(mask0, at + offset[t]),
+                      _mm512_maskz_loadu_ps(mask1, at + offset[t] + 16), block);
     store_block(y + (ptrdiff_t)p * Q + q0, PQ, k0, K, acc, mask0, mask1, block);
 }
 
-/* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] (see direct.c): 32 pixels of a row x 12
-   filters (24 accumulators: 2 loads and 12 broadcasts per 24 FMAs; with 16 pixels the broadcasts and the
-   misaligned row loads outnumbered the FMAs, measured 57 % of a 3-channel layer in the loads), then 6 filters
-   where K6 is not a multiple of 12; a row's last pixels masked (the masked loads never read past them). */
-AVX512 void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                               const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+/* y[k, p, q] = bias[k] + Σ_c,t xp[c·cstride + p·Wp + q + offset[t]] · wt[c, t, k] (see direct.c): 32 pixels of
+   a row x 12 filters (24 accumulators: 2 loads and 12 broadcasts per 24 FMAs; with 16 pixels the broadcasts and
+   the misaligned row loads outnumbered the FMAs, measured 57 % of a 3-channel layer in the loads), the last
+   block 8 or 4 filters; a row's last pixels masked (the masked loads never read past them). */
+AVX512 static inline __attribute__((always_inline)) void direct_filters(
+        const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, const int T, const float *wt, int K,
+        int Kpad, const float *bias, float *y, ptrdiff_t PQ, int Q, int p, int q0, __mmask16 mask0,
+        __mmask16 mask1) {
+    ptrdiff_t CT = (ptrdiff_t)C * T;
+    int k0 = 0;
+    for (; k0 + 12 <= Kpad; k0 += 12)
+        direct_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 12);
+    if (Kpad - k0 == 8)
+        direct_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 8);
+    else if (Kpad - k0 == 4)
+        direct_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 4);
+}
+
+AVX512 void cnnk_direct_avx512(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                               const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q,
+                               int p_begin, int p_end) {
     ptrdiff_t PQ = (ptrdiff_t)P * Q;
     for (int p = p_begin; p < p_end; p++)
         for (int q0 = 0; q0 < Q; q0 += 32) {
             int left = Q - q0;
             __mmask16 mask0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             __mmask16 mask1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-            int k0 = 0;
-            if (R == 3 && S == 3) { /* the common kernel, its 9 taps unrolled (constants after inlining) */
-                for (; k0 + 12 <= K6; k0 += 12)
-                    direct_block(xp, C, Hp, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 12);
-                if (k0 < K6) direct_block(xp, C, Hp, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 6);
-                continue;
-            }
-            for (; k0 + 12 <= K6; k0 += 12)
-                direct_block(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 12);
-            if (k0 < K6) direct_block(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, PQ, Q, p, q0, k0, mask0, mask1, 6);
+            if (T == 9) /* 3x3, the common kernel: its 9 taps unrolled */
+                direct_filters(xp, C, cstride, Wp, offset, 9, wt, K, Kpad, bias, y, PQ, Q, p, q0, mask0, mask1);
+            else
+                direct_filters(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, PQ, Q, p, q0, mask0, mask1);
         }
 }
 

@@ -1,8 +1,14 @@
-/* Direct convolution for few input channels (first layers), and the machine's FMA peak.
+/* Direct convolution for few input channels (first layers) and strided layers, and the machine's FMA peak.
 
-   y[k, p, q] = bias[k] + Σ_c,r,s x[c, p + r, q + s] · w[k, c, r, s] at stride 1, dilation 1, on an image padded
-   once so the register blocks need no bounds checks. The AVX-512 block is in avx512.c; the ISA is the one
-   winograd43.c chose (cnnk_simd_level). Arguments arrive validated from cnnkernels. */
+   y[k, p, q] = bias[k] + Σ_c,t xp[c, p·Wp + q + offset[t]] · w[k, c, t] over an image laid out once so the
+   register blocks need neither bounds checks nor strides: the image split into its stride phases (polyphase),
+   phase (a, b) holding x[c, i·sh + a − pt, j·sw + b − pl] at (i, j), each plane Wp floats a row. Tap t = (r, s)
+   of the filter then reads phase ((r·dh) mod sh, (s·dw) mod sw) at row p + r·dh div sh, column q + s·dw div sw,
+   one fixed offset from the output pixel's position: every stride and dilation runs as a stride-1 sum over
+   a table of T = R·S offsets (at stride 1 the one phase is the padded image, offset[t] = r·dh·Wp + s·dw).
+   The AVX-512 blocks are in avx512.c and direct_flat.c; the ISA is the one winograd43.c chose
+   (cnnk_simd_level). The filters are packed as the 1x1 kernel's (cnnk_pointwise_pack_filters over C·R·S
+   "channels"). Arguments arrive validated from cnnkernels. */
 
 #include <stddef.h>
 #include <string.h>
@@ -15,44 +21,89 @@
 #include <immintrin.h>
 #endif
 
-void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt) {
-    /* wt[((c*R + r)*S + s)*K6 + k] = w[k, c, r, s], zero for K <= k < K6 */
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++)
-            for (int s = 0; s < S; s++)
-                for (int k = 0; k < K6; k++)
-                    wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k] = k < K ? w[(((ptrdiff_t)k * C + c) * R + r) * S + s] : 0.0f;
+#ifdef CNNK_HAVE_X86_SIMD
+__attribute__((target("avx512f")))
+static void take_even_avx512(const float *src, int count, float *dst) {
+    /* dst[j] = src[2j] for j < count, reading up to src[2·count + 30]: two loads and one two-source permute per
+       16 floats */
+    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int j = 0;
+    for (; j + 16 <= count; j += 16)
+        _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), evens,
+                                                         _mm512_loadu_ps(src + 2 * j + 16)));
+    if (j < count)
+        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << (count - j)) - 1),
+                              _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), evens,
+                                                     _mm512_loadu_ps(src + 2 * j + 16)));
+}
+#endif
+
+static void take_every(const float *src, int step, int count, float *dst) {
+    /* dst[j] = src[j·step] for j < count, reading up to src[step·count + 30] */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (step == 2 && cnnk_simd_level() == CNNK_AVX512) {
+        take_even_avx512(src, count, dst);
+        return;
+    }
+#endif
+    for (int j = 0; j < count; j++) dst[j] = src[(ptrdiff_t)j * step];
 }
 
-void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp) {
-    /* xp[c, h + pt, w + pl] = x[c, h, w]; zero elsewhere (the kernel then needs no bounds checks) */
-    memset(xp, 0, sizeof(float) * (size_t)C * Hp * Wp);
-    for (int c = 0; c < C; c++)
-        for (int h = 0; h < H; h++) {
-            int row = h + pt;
-            if (row < 0 || row >= Hp) continue;
-            int w0 = pl < 0 ? -pl : 0, w1 = W < Wp - pl ? W : Wp - pl;
-            if (w1 > w0) memcpy(xp + ((ptrdiff_t)c * Hp + row) * Wp + w0 + pl, x + ((ptrdiff_t)c * H + h) * W + w0,
-                                sizeof(float) * (size_t)(w1 - w0));
-        }
+int cnnk_direct_row_floats(int W, int pl, int sw, int Wp) {
+    /* the scratch row cnnk_direct_phase_image needs: an image row padded to every phase's reach, and slack */
+    int reach = Wp * sw + sw + 32;
+    return reach > W + pl ? reach : W + pl;
 }
 
-typedef void (*direct_fn)(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                          const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+void cnnk_direct_phase_image(const float *x, int C, int H, int W, int sh, int sw, int pt, int pl,
+                             const int *row_phase, int row_phases, const int *col_phase, int col_phases, int i0,
+                             int Hph, int Wp, float *xp, float *row) {
+    /* xp[c, ia, ib, i, j] = x[c, (i0 + i)·sh + row_phase[ia] − pt, j·sw + col_phase[ib] − pl], zero outside x:
+       rows i0 <= i < i0 + Hph of the phases the filter's taps read, Wp floats a row. At stride 1 the rows are
+       copied in place; otherwise each image row is first padded in `row` (cnnk_direct_row_floats), so that
+       every phase is one strided pass without edges. */
+    int reach = cnnk_direct_row_floats(W, pl, sw, Wp);
+    if (sw > 1) memset(row, 0, sizeof(float) * (size_t)reach);
+    for (int c = 0; c < C; c++)
+        for (int ia = 0; ia < row_phases; ia++)
+            for (int i = 0; i < Hph; i++) {
+                int h = (i0 + i) * sh + row_phase[ia] - pt;
+                float *dst = xp + (((ptrdiff_t)c * row_phases + ia) * col_phases * Hph + i) * Wp;
+                ptrdiff_t plane = (ptrdiff_t)Hph * Wp;
+                if (h < 0 || h >= H) {
+                    for (int ib = 0; ib < col_phases; ib++) memset(dst + ib * plane, 0, sizeof(float) * (size_t)Wp);
+                    continue;
+                }
+                const float *src = x + ((ptrdiff_t)c * H + h) * W;
+                if (sw == 1) { /* one phase: the row shifted by pl, zeros around it */
+                    int lo = pl < Wp ? pl : Wp, hi = W + pl < Wp ? W + pl : Wp;
+                    memset(dst, 0, sizeof(float) * (size_t)lo);
+                    if (hi > lo) memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
+                    memset(dst + hi, 0, sizeof(float) * (size_t)(Wp - hi));
+                    continue;
+                }
+                memcpy(row + pl, src, sizeof(float) * (size_t)W); /* row's zeros around it stay zero */
+                for (int ib = 0; ib < col_phases; ib++) take_every(row + col_phase[ib], sw, Wp, dst + ib * plane);
+            }
+}
 
-static void direct_portable(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                            const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    (void)Hp;
-    for (int k = 0; k < K; k++)
+static void direct_portable(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                            const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
+                            int p_end) {
+    int G = cnnk_filter_group(), CT = C * T;
+    for (int k = 0; k < K; k++) {
+        /* filter k's taps: its group's block, then its lane in the block */
+        int g0 = k / G * G, width = Kpad - g0 < G ? Kpad - g0 : G;
+        const float *taps = wt + (ptrdiff_t)g0 * CT + (k - g0);
         for (int p = p_begin; p < p_end; p++)
             for (int q = 0; q < Q; q++) {
                 float sum = bias ? bias[k] : 0.0f;
-                for (int c = 0; c < C; c++)
-                    for (int r = 0; r < R; r++)
-                        for (int s = 0; s < S; s++)
-                            sum += xp[((ptrdiff_t)c * Hp + p + r) * Wp + q + s] * wt[(((ptrdiff_t)c * R + r) * S + s) * K6 + k];
+                const float *at = xp + (ptrdiff_t)p * Wp + q;
+                for (int c = 0; c < C; c++, at += cstride)
+                    for (int t = 0; t < T; t++) sum += at[offset[t]] * taps[((ptrdiff_t)c * T + t) * width];
                 y[((ptrdiff_t)k * P + p) * Q + q] = sum;
             }
+    }
 }
 
 #ifdef CNNK_HAVE_X86_SIMD
@@ -66,36 +117,31 @@ static inline void fma6_avx2(__m256 acc[6][2], const float *taps, __m256 v0, __m
         acc[i][1] = _mm256_fmadd_ps(a, v1, acc[i][1]);
     }
 }
-#endif
 
-#ifdef CNNK_HAVE_X86_SIMD
 __attribute__((target("avx2,fma")))
-static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                        const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
+static void direct_avx2(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                        const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
+                        int p_end) {
     /* register block: 16 output pixels of one row x 6 filters (12 accumulators); one tap = 2 loads of
-       the padded input row, 6 broadcasts of filter taps, 12 FMAs. Rows of Q not a multiple of 16 end
-       with a masked store. */
-    (void)Hp;
-    ptrdiff_t PQ = (ptrdiff_t)P * Q;
+       the laid-out row, 6 broadcasts of filter taps, 12 FMAs. Rows of Q not a multiple of 16 end
+       with a masked store (the rows are padded by 16 floats, so the loads stay inside). */
+    ptrdiff_t PQ = (ptrdiff_t)P * Q, CT = (ptrdiff_t)C * T;
     for (int p = p_begin; p < p_end; p++) {
         for (int q0 = 0; q0 < Q; q0 += 16) {
             int left = Q - q0;
             __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
             __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
             __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lanes);
-            for (int k0 = 0; k0 < K6; k0 += 6) {
+            for (int k0 = 0; k0 < Kpad; k0 += 6) {
                 __m256 acc[6][2];
                 for (int i = 0; i < 6; i++) {
                     float b = bias && k0 + i < K ? bias[k0 + i] : 0.0f;
                     acc[i][0] = acc[i][1] = _mm256_set1_ps(b);
                 }
-                for (int c = 0; c < C; c++)
-                    for (int r = 0; r < R; r++) {
-                        const float *row = xp + ((ptrdiff_t)c * Hp + p + r) * Wp + q0;
-                        const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
-                        for (int s = 0; s < S; s++, taps += K6)
-                            fma6_avx2(acc, taps, _mm256_loadu_ps(row + s), _mm256_loadu_ps(row + s + 8));
-                    }
+                const float *taps = wt + k0 * CT, *at = xp + (ptrdiff_t)p * Wp + q0;
+                for (int c = 0; c < C; c++, at += cstride)
+                    for (int t = 0; t < T; t++, taps += 6)
+                        fma6_avx2(acc, taps, _mm256_loadu_ps(at + offset[t]), _mm256_loadu_ps(at + offset[t] + 8));
                 for (int i = 0; i < 6 && k0 + i < K; i++) {
                     float *out = y + (k0 + i) * PQ + (ptrdiff_t)p * Q + q0;
                     if (left >= 16) {
@@ -112,38 +158,41 @@ static void direct_avx2(const float *xp, int C, int Hp, int Wp, const float *wt,
 }
 #endif
 
-int cnnk_direct_flat(int Q, int S) {
-    /* whether the flat-run kernel serves this row length: AVX-512, and fewer lanes wasted than by whole rows
-       (Q + S - 1 lanes a row against Q rounded up to 32) */
+int cnnk_direct_flat(int Q, int jmax) {
+    /* whether the flat-run kernel serves rows of Q outputs whose taps reach jmax columns on: AVX-512, and fewer
+       lanes wasted than by whole rows (Q + jmax lanes a row against Q rounded up to 32) */
 #ifdef CNNK_HAVE_X86_SIMD
-    return cnnk_simd_level() == CNNK_AVX512 && Q + S - 1 < (Q + 31) / 32 * 32;
+    return cnnk_simd_level() == CNNK_AVX512 && Q + jmax < (Q + 31) / 32 * 32;
 #else
-    (void)Q, (void)S;
+    (void)Q, (void)jmax;
     return 0;
 #endif
 }
 
-void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                         const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    /* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, one image;
-       xp is padded so every read is inside it: Wp >= Q + S - 1 + 16, or Wp = Q + S - 1 and a tail of
-       CNNK_DIRECT_FLAT_TAIL floats where cnnk_direct_flat(Q, S) says so */
+void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                         const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
+                         int p_end, int flat) {
+    /* y[k, p, q] = bias[k] + Σ_c,t xp[c·cstride + p·Wp + q + offset[t]] · wt[c, t, k] for p_begin <= p < p_end,
+       one image laid out by cnnk_direct_phase_image; wt from cnnk_pointwise_pack_filters (Kpad =
+       cnnk_pointwise_padded_filters(K)). Every read is inside xp: its rows have 16 floats to spare, or, where
+       `flat` (cnnk_direct_flat said so), the buffer has CNNK_DIRECT_FLAT_TAIL floats past its end */
 #ifdef CNNK_HAVE_X86_SIMD
     int level = cnnk_simd_level();
-    if (level == CNNK_AVX512 && Wp == Q + S - 1) {
-        cnnk_direct_flat_avx512(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+    if (level == CNNK_AVX512 && flat) {
+        cnnk_direct_flat_avx512(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, P, Q, p_begin, p_end);
         return;
     }
     if (level == CNNK_AVX512) {
-        cnnk_direct_avx512(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+        cnnk_direct_avx512(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, P, Q, p_begin, p_end);
         return;
     }
     if (level == CNNK_AVX2) {
-        direct_avx2(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+        direct_avx2(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, P, Q, p_begin, p_end);
         return;
     }
 #endif
-    direct_portable(xp, C, Hp, Wp, wt, K, K6, R, S, bias, y, P, Q, p_begin, p_end);
+    (void)flat;
+    direct_portable(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, P, Q, p_begin, p_end);
 }
 
 
@@ -156,7 +205,8 @@ static inline ptrdiff_t pointwise_tap(int k, int c, int C, int Kpad, int G) {
     return (ptrdiff_t)g0 * C + (ptrdiff_t)c * width + (k - g0);
 }
 
-static int pointwise_group(void) {
+int cnnk_filter_group(void) {
+    /* the widest register block of filters: 12 on AVX-512 (its last block 8 or 4 wide), 6 on the others */
     return cnnk_simd_level() == CNNK_AVX512 ? 12 : 6;
 }
 
@@ -169,7 +219,7 @@ int cnnk_pointwise_padded_filters(int K) {
 void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt) {
     /* wt[pointwise_tap(k, c)] = w[k, c], zero for K <= k < Kpad: each block of filters reads its taps as one
        contiguous stream (a stride of Kpad floats would miss the L1 cache at every channel) */
-    int G = pointwise_group();
+    int G = cnnk_filter_group();
     for (int k = 0; k < Kpad; k++)
         for (int c = 0; c < C; c++) wt[pointwise_tap(k, c, C, Kpad, G)] = k < K ? w[(ptrdiff_t)k * C + c] : 0.0f;
 }
@@ -177,7 +227,7 @@ void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *
 static void pointwise_portable(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int K6,
                                const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end) {
     /* one filter's row at a time: the pixels' rows are read in order */
-    int G = pointwise_group();
+    int G = cnnk_filter_group();
     for (int k = 0; k < K; k++) {
         float *out = y + k * PQ;
         for (ptrdiff_t q = q_begin; q < q_end; q++) out[q] = bias ? bias[k] : 0.0f;

@@ -1,11 +1,12 @@
 /* The AVX-512 direct kernel over flat pixel runs: for layers whose output rows are short (a 20-pixel row
-   filled 20 of a block's 32 lanes, row by row).
+   filled 20 of a block's 32 lanes, row by row) and for strided layers (their stride phases, see direct.c).
 
-   With the padded image's row pitch Wp = Q + S - 1, output pixel (p, q) at flat index j = p·Wp + q reads
-   xp[c, j + r·Wp + s]: contiguous in j across rows. So a block takes 32 consecutive j, and only the S - 1
-   columns past each row's end are computed for nothing (2 of 22 lanes at Q = 20 instead of 12 of 32). The
-   block's outputs go to y by up to three masked stores per filter, one per output row it touches. Reads run
-   at most 31 floats past the last channel's plane: the caller pads the buffer by CNNK_DIRECT_FLAT_TAIL. */
+   With the laid-out image's row pitch Wp = Q + jmax (jmax: the columns the taps reach past a pixel, S - 1 at
+   stride 1), output pixel (p, q) at flat index j = p·Wp + q reads xp[c, j + offset[t]]: contiguous in j across
+   rows. So a block takes 32 consecutive j, and only the jmax columns past each row's end are computed for
+   nothing (2 of 22 lanes at Q = 20 instead of 12 of 32). The block's outputs go to y by up to three masked
+   stores per filter, one per output row it touches. Reads run at most 31 floats past the last channel's
+   planes: the caller pads the buffer by CNNK_DIRECT_FLAT_TAIL. */
 #include "simd.h"
 
 #ifdef CNNK_HAVE_X86_SIMD
@@ -13,26 +14,26 @@
 
 #define FLAT_AHEAD 64 /* flat pixels: y's lines are fetched two runs before they are written */
 
-/* `block` filters (12, 8, 6 or 4) x the 32 flat pixels from j0, then each output row's share stored */
+/* `block` filters (12, 8 or 4) x the 32 flat pixels from j0, then each output row's share stored; the block's
+   taps, tap by tap, `block` floats each, from wt */
 AVX512 static inline __attribute__((always_inline)) void flat_block(
-        const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
+        const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, const int T, const float *wt, int K,
         const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, int k0,
         const float *y_ahead, const int block) {
     __m512 acc[12][2];
     for (int i = 0; i < block; i++) acc[i][0] = acc[i][1] = _mm512_set1_ps(bias && k0 + i < K ? bias[k0 + i] : 0.0f);
-    int steps = C * R, step = 0, fetched = 0, last_filter = K - k0 < block ? K - k0 : block;
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++, step++) {
-            /* y's lines a few runs on, this block's filters spread over the taps (a burst stalls the loop) */
-            for (int until = y_ahead ? (step + 1) * last_filter / steps : 0; fetched < until; fetched++) {
-                _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ), _MM_HINT_T0);
-                _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ + 16), _MM_HINT_T0);
-            }
-            const float *run = xp + c * plane + j0 + (ptrdiff_t)r * Wp;
-            const float *taps = wt + (((ptrdiff_t)c * R + r) * S) * K6 + k0;
-            for (int s = 0; s < S; s++, taps += K6)
-                fma_block(acc, taps, _mm512_loadu_ps(run + s), _mm512_loadu_ps(run + s + 16), block);
+    /* y's lines a few runs on: this block's filters spread over the channels (a burst stalls the loop), the
+       first `fetched` once (c + 1)·to_fetch reaches fetched·C */
+    int to_fetch = y_ahead ? (K - k0 < block ? K - k0 : block) : 0, fetched = 0;
+    const float *run = xp + j0, *taps = wt;
+    for (int c = 0; c < C; c++, run += cstride) {
+        for (; fetched < to_fetch && fetched * C < (c + 1) * to_fetch; fetched++) {
+            _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ), _MM_HINT_T0);
+            _mm_prefetch((const char *)(y_ahead + (k0 + fetched) * PQ + 16), _MM_HINT_T0);
         }
+        for (int t = 0; t < T; t++, taps += block)
+            fma_block(acc, taps, _mm512_loadu_ps(run + offset[t]), _mm512_loadu_ps(run + offset[t] + 16), block);
+    }
     ptrdiff_t last = (j_end - j0 < 32 ? j_end : j0 + 32) - 1;
     for (ptrdiff_t p = j0 / Wp; p <= last / Wp; p++) {
         ptrdiff_t lo = p * Wp - j0, hi = lo + Q; /* the row's real pixels, as lanes */
@@ -46,36 +47,37 @@ AVX512 static inline __attribute__((always_inline)) void flat_block(
     }
 }
 
-/* every filter for the 32 flat pixels from j0: blocks of 12, then the K - k0 < 12 left in the narrowest block
-   that holds them (K = 32 ends on 8, not 12: 11 % fewer products); blocks stay within the K6 packed taps, zero
-   past K */
+/* every filter for the 32 flat pixels from j0: blocks of 12, then the last block of the packing, 8 or 4 wide
+   (K = 32 ends on 8, not 12: 11 % fewer products) */
 AVX512 static inline __attribute__((always_inline)) void flat_filters(
-        const float *xp, int C, ptrdiff_t plane, int Wp, const float *wt, int K, int K6, int R, int S,
-        const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end, const float *y_ahead) {
+        const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, const int T, const float *wt, int K,
+        int Kpad, const float *bias, float *y, ptrdiff_t PQ, int Q, ptrdiff_t j0, ptrdiff_t j_end,
+        const float *y_ahead) {
+    ptrdiff_t CT = (ptrdiff_t)C * T;
     int k0 = 0;
-    for (; k0 + 12 <= K; k0 += 12)
-        flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-    int left = K - k0;
-    if (left > 8) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
-    else if (left > 6) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 8);
-    else if (left > 4) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 6);
-    else if (left > 0) flat_block(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 4);
+    for (; k0 + 12 <= Kpad; k0 += 12)
+        flat_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 12);
+    if (Kpad - k0 == 8)
+        flat_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 8);
+    else if (Kpad - k0 == 4)
+        flat_block(xp, C, cstride, Wp, offset, T, wt + k0 * CT, K, bias, y, PQ, Q, j0, j_end, k0, y_ahead, 4);
 }
 
-/* y[k, p, q] = bias[k] + Σ_c,r,s xp[c, p + r, q + s] · wt[c, r, s, k] for p_begin <= p < p_end, with xp's
-   rows Wp = Q + S - 1 apart: 32 flat pixels x 12 filters per block (then 8, 6 or 4 for the rest) */
-AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R,
-                                    int S, const float *bias, float *y, int P, int Q, int p_begin, int p_end) {
-    ptrdiff_t PQ = (ptrdiff_t)P * Q, plane = (ptrdiff_t)Hp * Wp;
+/* y[k, p, q] = bias[k] + Σ_c,t xp[c·cstride + p·Wp + q + offset[t]] · wt[c, t, k] for p_begin <= p < p_end, the
+   rows Wp = Q + (the taps' reach) apart: 32 flat pixels x 12 filters per block (8 or 4 in the last) */
+AVX512 void cnnk_direct_flat_avx512(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                                    const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q,
+                                    int p_begin, int p_end) {
+    ptrdiff_t PQ = (ptrdiff_t)P * Q;
     ptrdiff_t j_end = (ptrdiff_t)(p_end - 1) * Wp + Q;
     for (ptrdiff_t j0 = (ptrdiff_t)p_begin * Wp; j0 < j_end; j0 += 32) {
         /* where the run FLAT_AHEAD floats on writes y (its first pixel; past its row's end, the next row's) */
         ptrdiff_t ahead = j0 + FLAT_AHEAD, p_ahead = ahead / Wp, q_ahead = ahead % Wp;
         const float *y_ahead = ahead < j_end ? y + p_ahead * Q + (q_ahead < Q ? q_ahead : Q) : NULL;
-        if (R == 3 && S == 3) /* the common kernel, its 9 taps unrolled (constants after inlining) */
-            flat_filters(xp, C, plane, Wp, wt, K, K6, 3, 3, bias, y, PQ, Q, j0, j_end, y_ahead);
+        if (T == 9) /* 3x3, the common kernel: its 9 taps unrolled */
+            flat_filters(xp, C, cstride, Wp, offset, 9, wt, K, Kpad, bias, y, PQ, Q, j0, j_end, y_ahead);
         else
-            flat_filters(xp, C, plane, Wp, wt, K, K6, R, S, bias, y, PQ, Q, j0, j_end, y_ahead);
+            flat_filters(xp, C, cstride, Wp, offset, T, wt, K, Kpad, bias, y, PQ, Q, j0, j_end, y_ahead);
     }
 }
 #endif

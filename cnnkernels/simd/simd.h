@@ -23,6 +23,7 @@ typedef float lanes_t[WINO_LANES];
 /* What cnnk_simd_level() returns: the best kernels this CPU runs (CNNKERNELS_SIMD=avx2 or =portable caps it). */
 enum { CNNK_PORTABLE = 0, CNNK_AVX2 = 1, CNNK_AVX512 = 2 };
 int cnnk_simd_level(void);
+int cnnk_filter_group(void);
 
 static inline void cnnk_pack_tiles(const float *rows6, int rows, int C, float *panel) {
     /* panel[c*6 + i] = rows6[i][c], zero for i >= rows */
@@ -34,10 +35,12 @@ static inline void cnnk_pack_tiles(const float *rows6, int rows, int C, float *p
 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
                           int nxi);
 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
-void cnnk_direct_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                        const float *bias, float *y, int P, int Q, int p_begin, int p_end);
-void cnnk_direct_flat_avx512(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                             const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+void cnnk_direct_avx512(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                        const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
+                        int p_end);
+void cnnk_direct_flat_avx512(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                             const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q,
+                             int p_begin, int p_end);
 void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,
                            const float *bias, float *y, ptrdiff_t q_begin, ptrdiff_t q_end, float *panel);
 void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,

@@ -17,12 +17,15 @@ void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t 
 void cnnk_wino43_weight_multiply(const float *D, const float *V, int ntiles, int Kpad, int K, int C, float *dU);
 void cnnk_wino43_filter_grad(const float *dU, int K, int C, int k_begin, int k_end, float *dw);
 
-void cnnk_direct_pack_filters(const float *w, int K, int C, int R, int S, int K6, float *wt);
-void cnnk_direct_pad_image(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp, float *xp);
-#define CNNK_DIRECT_FLAT_TAIL 64 /* floats after the last padded image that the flat-run kernel may read */
-int cnnk_direct_flat(int Q, int S);
-void cnnk_direct_forward(const float *xp, int C, int Hp, int Wp, const float *wt, int K, int K6, int R, int S,
-                         const float *bias, float *y, int P, int Q, int p_begin, int p_end);
+void cnnk_direct_phase_image(const float *x, int C, int H, int W, int sh, int sw, int pt, int pl,
+                             const int *row_phase, int row_phases, const int *col_phase, int col_phases, int i0,
+                             int Hph, int Wp, float *xp, float *row);
+int cnnk_direct_row_floats(int W, int pl, int sw, int Wp);
+#define CNNK_DIRECT_FLAT_TAIL 64 /* floats after the last laid-out image that the flat-run kernel may read */
+int cnnk_direct_flat(int Q, int jmax);
+void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
+                         const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
+                         int p_end, int flat);
 
 int cnnk_pointwise_padded_filters(int K);
 void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt);

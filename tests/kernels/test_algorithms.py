@@ -191,7 +191,11 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward != "winograd"  # 3 channels
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_data == "im2col"
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).backward_data == "im2row"
-    assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).forward == "im2row"
+    # strided: the direct kernel over stride phases on AVX-512 while the filters fit in half the L2, else im2row
+    strided = chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1)
+    assert strided.forward == ("direct" if strided.isa == "avx512f" else "im2row")
+    assert chosen((8, 256, 14, 14), (256, 256, 3, 3), stride=2, padding=1).forward == "im2row"  # 2.4 MB of filters
+    assert chosen((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3).forward == "direct"  # 3 channels, any ISA
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1, dtype="float64").forward == "im2col"
     assert chosen((8, 64, 56, 56), (128, 32, 3, 3), stride=2, padding=1, groups=2).forward == "im2col"
     assert chosen((8, 256, 56, 56), (64, 256, 1, 1)).forward == "gemm"
@@ -216,6 +220,17 @@ def test_the_plan_picks_by_shape(backend):
     ((2, 3, 10, 14), (20, 3, 3, 3), dict(padding=1)),
     ((2, 3, 10, 14), (21, 3, 3, 3), dict(padding=1)),
     ((1, 2, 12, 12), (16, 2, 3, 3), dict(padding=1)),
+    # strides and dilations: the image split into the phases its taps read (simd/direct.c)
+    ((2, 64, 15, 13), (20, 64, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 23, 21), (16, 3, 7, 7), dict(stride=2, padding=3)),  # a ResNet stem
+    ((1, 5, 11, 12), (8, 5, 3, 3), dict(stride=(2, 3), padding=(1, 0))),
+    ((2, 4, 13, 13), (12, 4, 3, 3), dict(dilation=2, padding=2)),
+    ((1, 4, 17, 16), (9, 4, 3, 2), dict(stride=3, dilation=(2, 1), padding=((2, 0), (1, 1)))),
+    ((2, 8, 9, 9), (16, 8, 1, 1), dict(stride=2)),
+    ((1, 2, 10, 10), (4, 2, 2, 2), dict(stride=3)),  # stride beyond the kernel: some phases never read
+    ((1, 3, 8, 64), (8, 3, 3, 3), dict(stride=2, padding=1)),  # 32-pixel rows: whole rows, not flat runs
+    ((1, 3, 9, 9), (4, 3, 3, 3), dict(stride=2, padding=1, padding_mode="reflect")),
+    ((3, 6, 7, 40), (28, 6, 3, 3), dict(stride=2, padding=(0, 1))),  # 12 + 12 + 4 filters; odd row length
 ])
 def test_direct_kernel_matches_the_reference(backend, x_shape, w_shape, geometry):
     rng = np.random.default_rng(11)
@@ -263,10 +278,14 @@ def test_batches_larger_than_one_chunk(backend, monkeypatch):
     w = rng.standard_normal((12, 8, 3, 3)).astype(np.float32)
     dy = rng.standard_normal((5, 12, 9, 10)).astype(np.float32)
     results = {}
-    for chunk_floats in (1 << 22, 2 * 8 * 9 * 10 + 5):  # everything at once; 2 images a chunk (3 chunks)
+    # everything at once; 2 images a chunk (3 chunks), and the direct kernel's bands one output row each
+    # (its layout of 8 channels x 3 rows x (10 + 2) floats) or 1 and 2 rows of stride-2 output
+    for chunk_floats, band_floats in ((1 << 22, 1 << 20), (2 * 8 * 9 * 10 + 5, 8 * 3 * 12)):
         monkeypatch.setattr(_winograd, "CHUNK_FLOATS", chunk_floats)
+        monkeypatch.setattr(_winograd, "BAND_FLOATS", band_floats)
         results[chunk_floats] = [ck.conv2d(x, w, padding=1, algorithm=alg, backend=backend)
                                  for alg in ("winograd", "im2row", "direct")]
+        results[chunk_floats].append(ck.conv2d(x, w, stride=2, padding=1, algorithm="direct", backend=backend))
         results[chunk_floats] += list(ck.conv2d_backward(dy, x, w, padding=1, bias=False, algorithm="winograd",
                                                          backend=backend)[:2])
     # Chunking only regroups float32 sums (the weight gradient adds per-chunk partial sums), so the
@@ -275,7 +294,8 @@ def test_batches_larger_than_one_chunk(backend, monkeypatch):
     scale_y = ck.conv2d(f8[0], f8[1], padding=1, backend="numpy").max()
     scale_dx, scale_dw = (g.max() for g in ck.conv2d_backward(f8[2], f8[0], f8[1], padding=1, bias=False,
                                                                backend="numpy")[:2])
-    scales = [scale_y] * 3 + [scale_dx, scale_dw]
+    scale_strided = ck.conv2d(f8[0], f8[1], stride=2, padding=1, backend="numpy").max()
+    scales = [scale_y] * 3 + [scale_strided, scale_dx, scale_dw]
     for whole, chunked, scale in zip(*results.values(), scales):
         assert chunked.shape == whole.shape
         assert np.max(np.abs(chunked - whole)) <= 1e-5 * scale
