@@ -1,6 +1,7 @@
 """Training-step throughput of the tutorial model (forward + backward + update), ours vs PyTorch.
 
-The Keras fruit-classifier tutorial's CNN on 20x20x3 inputs, 16 classes, batch 32,
+The Keras fruit-classifier tutorial's CNN on 20x20x3 inputs (or ``size`` x ``size``: the issue
+also measures 100x100x3), 16 classes, batch 32,
 RMSprop: conv 32 (relu) → conv 16 → LeakyReLU(0.5) → BatchNorm → max-pool 2 →
 dropout → dense 100 (relu) → dropout → dense 16 (softmax). Images per second,
 median over timed steps after warm-up steps, at the given thread count.
@@ -16,27 +17,27 @@ BATCH, SIZE, CLASSES = 32, 20, 16
 DESCRIPTION = "training step (forward + backward + RMSprop update) of the tutorial model, batch 32, 20x20x3, 16 classes"
 
 
-def _batch(seed=0):
+def _batch(seed=0, size=SIZE):
     rng = np.random.default_rng(seed)
-    x = rng.random((BATCH, SIZE, SIZE, 3), dtype=np.float32)
+    x = rng.random((BATCH, size, size, 3), dtype=np.float32)
     y = rng.integers(0, CLASSES, BATCH)
     return x, y
 
 
-def convnet_step():
-    """A callable doing one training step of the convnet model."""
+def convnet_step(size=SIZE):
+    """A callable doing one training step of the convnet model on size x size x 3 images."""
     import convnet
     from convnet.cli import tutorial_model
 
     convnet.set_seed(0)
-    model = tutorial_model((SIZE, SIZE, 3), CLASSES)
+    model = tutorial_model((size, size, 3), CLASSES)
     model.compile(loss="sparse_categorical_crossentropy", optimizer=convnet.optimizers.RMSprop(1e-4))
-    x, y = _batch()
+    x, y = _batch(size=size)
     return lambda: model.train_on_batch(x, y)
 
 
-def torch_step(channels_last=False):
-    """A callable doing one training step of the same model in PyTorch (NCHW input)."""
+def torch_step(channels_last=False, size=SIZE):
+    """A callable doing one training step of the same model in PyTorch (NCHW input, or channels_last)."""
     import torch
     from torch import nn
 
@@ -44,10 +45,10 @@ def torch_step(channels_last=False):
     model = nn.Sequential(
         nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 16, 3, padding=1), nn.LeakyReLU(0.5),
         nn.BatchNorm2d(16, eps=1e-3, momentum=0.01), nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
-        nn.Linear(16 * (SIZE // 2) ** 2, 100), nn.ReLU(), nn.Dropout(0.5), nn.Linear(100, CLASSES))
+        nn.Linear(16 * (size // 2) ** 2, 100), nn.ReLU(), nn.Dropout(0.5), nn.Linear(100, CLASSES))
     optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-4, alpha=0.9, eps=1e-7)
     loss_function = nn.CrossEntropyLoss()
-    x, y = _batch()
+    x, y = _batch(size=size)
     tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

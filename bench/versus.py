@@ -4,7 +4,7 @@ For each layer of the ``speed`` set, the forward pass and forward + backward (in
 weight gradients) of cnnkernels (cython backend, the plan's algorithms) and of PyTorch in
 NCHW and channels_last run in turn, round after round, in one process, so the machine's
 load drifts over all of them alike; the medians are compared with the faster PyTorch
-layout. Then the tutorial model's training step, the same way. PyTorch's thread count is
+layout. Then the tutorial model's training step, the same way, on 20x20x3 and 100x100x3 images. PyTorch's thread count is
 set before each of its calls (another library in the process may have moved it).
 
     python -m bench.versus --threads 1,2 [--rounds 15] [--json FILE]
@@ -89,13 +89,14 @@ def conv_rows(threads: int, rounds: int, names=None):
                "forward_gflops": flops / m["ours"] / 1e6}
 
 
-def training_row(threads: int, rounds: int):
+def training_row(threads: int, rounds: int, size: int):
+    """The tutorial model's training step on size x size x 3 images, batch 32: images/s and ours ÷ the faster torch."""
     import torch
 
     from . import training
 
-    ours = training.convnet_step()
-    nchw, nhwc = training.torch_step(), training.torch_step(channels_last=True)
+    ours = training.convnet_step(size)
+    nchw, nhwc = training.torch_step(size=size), training.torch_step(channels_last=True, size=size)
 
     def pinned(step):
         def call():
@@ -103,9 +104,10 @@ def training_row(threads: int, rounds: int):
             step()
         return call
 
-    m = _interleaved({"convnet": ours, "torch": pinned(nchw), "torch-nhwc": pinned(nhwc)}, 3 * rounds)
+    steps = 3 * rounds if size <= 32 else rounds  # a 100x100 step takes ~25 of the 20x20's
+    m = _interleaved({"convnet": ours, "torch": pinned(nchw), "torch-nhwc": pinned(nhwc)}, steps)
     per_second = {k: training.BATCH / v * 1e3 for k, v in m.items()}
-    return {"threads": threads, "images_per_s": per_second,
+    return {"threads": threads, "size": size, "images_per_s": per_second,
             "ratio": per_second["convnet"] / max(per_second["torch"], per_second["torch-nhwc"])}
 
 
@@ -140,11 +142,13 @@ def main(argv=None) -> int:
                   f"{row['both_ratio']:>7.2f} {row['forward_gflops']:>8.1f}  {row['algorithm']}", flush=True)
         if args.no_training:
             continue
-        row = training_row(threads, args.rounds)
-        results["training"].append(row)
-        rates = row["images_per_s"]
-        print(f"training step (tutorial model, batch 32): convnet {rates['convnet']:.0f} img/s, torch "
-              f"{rates['torch']:.0f}, torch-nhwc {rates['torch-nhwc']:.0f}: ratio {row['ratio']:.2f}", flush=True)
+        for size in (20, 100):
+            row = training_row(threads, args.rounds, size)
+            results["training"].append(row)
+            rates = row["images_per_s"]
+            print(f"training step (tutorial model, batch 32, {size}x{size}x3): convnet {rates['convnet']:.0f} img/s, "
+                  f"torch {rates['torch']:.0f}, torch-nhwc {rates['torch-nhwc']:.0f}: ratio {row['ratio']:.2f}",
+                  flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -220,3 +220,20 @@ def test_an_installed_package_offers_an_impl_by_entry_point(monkeypatch, capsys)
     (impl,) = plugins.resolve(["course-conv"])
     assert isinstance(impl, plugins.FunctionImpl) and impl.name == "conv2d"
     assert "course-conv" in plugins.names()
+
+
+def test_versus_names_the_layers_it_does_not_know(capsys):
+    from bench import versus
+
+    with pytest.raises(SystemExit):
+        versus.main(["--layers", "tut-conv1,resnet-9x9"])
+    assert "unknown layers ['resnet-9x9']" in capsys.readouterr().err
+
+
+def test_versus_runs_only_the_layers_named():
+    pytest.importorskip("torch")
+    from bench import versus
+
+    rows = list(versus.conv_rows(1, 1, ["tut-conv1"]))
+    assert [row["layer"].split()[0] for row in rows] == ["tut-conv1"]
+    assert rows[0]["forward_ratio"] > 0 and rows[0]["algorithm"].startswith("direct/")
