@@ -1,4 +1,5 @@
-"""cnnkernels: convolution, pooling, batch-normalisation and activation kernels, forward and backward, for NumPy.
+"""cnnkernels: convolution, pooling, batch-normalisation and activation kernels, forward and backward, for NumPy;
+and the optimizer steps (RMSprop, Adam) in place.
 
 NCHW layout, weights (K, C/groups, R, S); signatures mirror
 ``torch.nn.functional``. Backends: ``cython`` (compiled, OpenMP + BLAS),
@@ -22,6 +23,7 @@ from .pooling import (
     sum_pool2d_backward,
 )
 from .activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+from .updates import adam_update, rmsprop_update
 from .normalization import batch_norm, batch_norm_backward, channel_moments
 from .transposed import conv_transpose2d, conv_transpose2d_backward
 from ._backends import BackendUnavailableWarning, backends, get_backend, set_backend, use_backend
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableWarning",
+    "adam_update",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
@@ -63,6 +66,7 @@ __all__ = [
     "release_cached_memory",
     "relu",
     "relu_backward",
+    "rmsprop_update",
     "set_backend",
     "set_cache_limit",
     "set_num_threads",

@@ -32,6 +32,8 @@ KERNELS = (
     "batch_norm_backward",
     "leaky_relu_forward",
     "leaky_relu_backward",
+    "rmsprop_update",
+    "adam_update",
 )
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
 OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "pointwise_forward", "winograd_forward",

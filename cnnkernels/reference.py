@@ -211,3 +211,23 @@ def leaky_relu_backward(dy, x, negative_slope, n_threads, dx):
         dx[...] = np.where(x <= 0, 0, dy)
     else:
         dx[...] = np.where(x > 0, dy, dy * dy.dtype.type(negative_slope))
+
+
+# ---------------------------------------------------------------------------- optimizer steps (flat arrays)
+
+
+def rmsprop_update(gradient, learning_rate, rho, epsilon, n_threads, variable, velocity):
+    """velocity = ρ·velocity + (1 − ρ)·g²; variable −= lr·g / √(velocity + ε), in place (Keras's RMSprop)"""
+    t = gradient.dtype.type
+    velocity *= t(rho)
+    velocity += np.square(gradient) * t(1 - rho)
+    variable -= (t(learning_rate) * gradient) / np.sqrt(velocity + t(epsilon))
+
+
+def adam_update(gradient, step_size, beta_1, beta_2, epsilon, n_threads, variable, momentum, velocity):
+    """m += (g − m)(1 − β₁); v += (g² − v)(1 − β₂); variable −= step_size·m / (√v + ε), in place, the
+    increment in float64 (Keras's Adam, step_size = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ))"""
+    t = gradient.dtype.type
+    momentum += (gradient - momentum) * t(1 - beta_1)
+    velocity += (np.square(gradient) - velocity) * t(1 - beta_2)
+    variable -= (momentum * np.float64(step_size)) / (np.sqrt(velocity) + t(epsilon))

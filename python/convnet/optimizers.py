@@ -11,9 +11,17 @@ by the tutorial).
 
 from __future__ import annotations
 
+import cnnkernels
 import numpy as np
 
 from . import schedules
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fused(variable) -> bool:
+    """Whether cnnkernels' one-pass step can update ``variable`` in place (else NumPy's expressions do)."""
+    return variable.dtype in _FUSED_DTYPES and variable.flags.c_contiguous and variable.flags.writeable
 
 
 def _check_number(name, value, *, low=0.0, low_inclusive=True, high=None):
@@ -162,13 +170,8 @@ class RMSprop(Optimizer):
 
     def _update(self, variable, gradient, lr):
         velocity = self._slot(variable, "velocity")
-        if not self.centered and self.momentum == 0:  # the common case in place: the same roundings, 2 temporaries
-            work = np.square(gradient)
-            work *= 1 - self.rho
-            velocity *= self.rho
-            velocity += work
-            np.sqrt(np.add(velocity, self.epsilon, out=work), out=work)
-            variable -= np.divide(lr * gradient, work, out=work)
+        if not self.centered and self.momentum == 0 and _fused(variable):  # the common case: one compiled pass
+            cnnkernels.rmsprop_update(variable, gradient, velocity, lr, self.rho, self.epsilon)
             return
         velocity[...] = self.rho * velocity + (1 - self.rho) * np.square(gradient)
         if self.centered:
@@ -208,6 +211,9 @@ class Adam(Optimizer):
         m = self._slot(variable, "momentum")
         v = self._slot(variable, "velocity")
         alpha = lr * np.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        if not self.amsgrad and _fused(variable):  # one compiled pass, the same roundings
+            cnnkernels.adam_update(variable, gradient, m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
+            return
         m += (gradient - m) * (1 - self.beta_1)
         v += (np.square(gradient) - v) * (1 - self.beta_2)
         if self.amsgrad:
