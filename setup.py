@@ -78,7 +78,7 @@ def extensions():
         for name in ("_conv", "_pool", "_norm")
     ]
     # The Winograd transforms are C compiled per ISA inside one object (target_clones).
-    simd = ["winograd43.c", "direct.c", "direct_flat.c", "avx512.c", "rows.c", "winograd43_grad.c"]
+    simd = ["winograd43.c", "direct.c", "direct_flat.c", "direct_weight.c", "avx512.c", "rows.c", "winograd43_grad.c"]
     modules.append(Extension("cnnkernels._winograd",
                              ["cnnkernels/_winograd.pyx", *(f"cnnkernels/simd/{name}" for name in simd)],
                              include_dirs=["cnnkernels"]))

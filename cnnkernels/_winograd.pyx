@@ -62,6 +62,9 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_direct_forward(const float* xp, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
                              const float* wt, int K, int Kpad, const float* bias, float* y, int P, int Q, int p_begin,
                              int p_end, int flat)
+    void cnnk_direct_weight(const float* dyt, Py_ssize_t dy_image, int K, int P, int Q, const float* xl,
+                            Py_ssize_t xl_image, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
+                            int images, int k_begin, int k_end, int c, float* dw)
     int cnnk_pointwise_padded_filters(int K)
     void cnnk_pointwise_pack_filters(const float* w, int K, int C, int Kpad, float* wt)
     void cnnk_pointwise_forward(const float* x, int C, Py_ssize_t PQ, const float* wt, int K, int Kpad,
@@ -111,6 +114,9 @@ def chunk_tiles(int images, int P, int Q, int pt, int pl):
 CHUNK_FLOATS = 1 << 18
 # The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
 BAND_FLOATS = 1 << 20
+# The direct weight gradient's chunk of laid-out images (4 MiB): its sums are reduced once per chunk, so larger
+# chunks reduce less often (the strided ResNet layer: 4 images a chunk instead of 1)
+WEIGHT_CHUNK_FLOATS = 1 << 20
 
 
 cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_image,
@@ -291,17 +297,35 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
 
 
 @functools.lru_cache(maxsize=256)
+def tap_table(int R, int S, int sh, int sw, int dh, int dw):
+    """Which stride phases the taps read and where: (row phases, column phases, taps). Tap (r, s) reads row
+    phase (r·dh) mod sh, (r·dh) div sh rows on, and column phase (s·dw) mod sw, (s·dw) div sw columns on; a
+    tap is (row phase index, column phase index, rows on, columns on)."""
+    row_phase = sorted({r * dh % sh for r in range(R)})
+    col_phase = sorted({s * dw % sw for s in range(S)})
+    taps = tuple((row_phase.index(r * dh % sh), col_phase.index(s * dw % sw), r * dh // sh, s * dw // sw)
+                 for r in range(R) for s in range(S))
+    return tuple(row_phase), tuple(col_phase), taps
+
+
+def _tables(row_phase, col_phase, taps, int Hband, int Wp):
+    """The kernels' int tables, read-only: row phases, column phases and each tap's offset in a channel's
+    layout (phases of Hband rows, Wp floats a row)."""
+    offset = [((ia * len(col_phase) + ib) * Hband + i) * Wp + j for ia, ib, i, j in taps]
+    tables = [np.array(row_phase, np.intc), np.array(col_phase, np.intc), np.array(offset, np.intc)]
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
+@functools.lru_cache(maxsize=256)
 def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int pl, int dh, int dw, int N, int nt,
                   Py_ssize_t band_floats):
     """How :func:`direct_forward` lays out and splits this geometry (see simd/direct.c), computed once:
-    (flat, Wp, rows, blocks, Hband, cstride, band, row phases, column phases, tap offsets). The taps
-    (r, s) read row phase (r·dh) mod sh, (r·dh) div sh rows on, and column phase (s·dw) mod sw,
-    (s·dw) div sw columns on; a band of `rows` output rows reads Hband = rows + the largest row offset
-    rows of each phase, Wp floats a row; `band` floats per thread."""
-    row_phase = sorted({r * dh % sh for r in range(R)})
-    col_phase = sorted({s * dw % sw for s in range(S)})
-    taps = [(row_phase.index(r * dh % sh), col_phase.index(s * dw % sw), r * dh // sh, s * dw // sw)
-            for r in range(R) for s in range(S)]
+    (flat, Wp, rows, blocks, Hband, cstride, band, row phases, column phases, tap offsets). A band of
+    `rows` output rows reads Hband = rows + the largest row offset rows of each phase (tap_table), Wp
+    floats a row; `band` floats per thread."""
+    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
     imax = max(tap[2] for tap in taps)
     jmax = max(tap[3] for tap in taps)
     # short rows and strided layers run as flat pixel runs on AVX-512 (rows Q + jmax apart, see simd/direct_flat.c)
@@ -315,11 +339,8 @@ def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int 
     cstride = phases * Hband * Wp
     # per thread: the band's layout, the flat runs' tail, a padded image row
     band = C * cstride + CNNK_DIRECT_FLAT_TAIL + cnnk_direct_row_floats(W, pl, sw, Wp)
-    offset = np.array([((ia * len(col_phase) + ib) * Hband + i) * Wp + j for ia, ib, i, j in taps], np.intc)
-    tables = [np.array(row_phase, np.intc), np.array(col_phase, np.intc), offset]
-    for table in tables:
-        table.flags.writeable = False
-    return (flat, Wp, rows, (P + rows - 1) // rows, Hband, cstride, band, *tables)
+    return (flat, Wp, rows, (P + rows - 1) // rows, Hband, cstride, band,
+            *_tables(row_phase, col_phase, taps, Hband, Wp))
 
 
 def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
@@ -370,6 +391,52 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
                                     col_phases, p0, Hband, Wp, laid_out, laid_out + C * cstride + tail)
             cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
                                 Q, 0, min(rows, P - p0), flat)
+
+
+def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
+                           int dh, int dw, int n_threads, float[:, :, :, ::1] dweight):
+    """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] (one group, float32)
+
+    The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
+    WEIGHT_CHUNK_FLOATS floats, or one image), x laid out as its stride phases and dy channels-last, then
+    each work item takes 32 filters and one channel and sums dy times the broadcast inputs over the chunk's
+    images into its own part of dw (cnnkernels/simd/direct_weight.c): no partial sums, and the same result at any thread
+    count. Workspace: the chunk's layouts and a padded row per thread.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]
+    cdef int T = R * S, nt = max(1, n_threads)
+    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
+    cdef int Hph = P + max(tap[2] for tap in taps), Wp = Q + max(tap[3] for tap in taps)
+    cdef int row_phases = len(row_phase), col_phases = len(col_phase)
+    cdef Py_ssize_t cstride = <Py_ssize_t>row_phases * col_phases * Hph * Wp, image = C * cstride
+    cdef const int[::1] rows_of
+    cdef const int[::1] cols_of
+    cdef const int[::1] offset
+    rows_of, cols_of, offset = _tables(row_phase, col_phase, taps, Hph, Wp)
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
+    cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image)))
+    cdef Py_ssize_t row = cnnk_direct_row_floats(W, pl, sw, Wp)
+    cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * row, np.float32)
+    cdef float* xl = &space[0]
+    cdef float* dyt = xl + chunk * image
+    cdef float* rows = dyt + chunk * dy_image
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dws = &dweight[0, 0, 0, 0]
+    cdef int n, n0, images, item, k0, blocks = (K + 31) // 32
+    memset(dws, 0, <Py_ssize_t>K * C * T * sizeof(float))
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
+                cnnk_direct_phase_image(xs + (n0 + n) * x_image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases,
+                                        &cols_of[0], col_phases, 0, Hph, Wp, xl + n * image, rows + threadid() * row)
+                cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image, K, <int>PQ, dyt + n * dy_image)
+            for item in prange(blocks * C, num_threads=min(nt, blocks * C), schedule="dynamic"):
+                k0 = 32 * (item // C)
+                cnnk_direct_weight(dyt, dy_image, K, P, Q, xl, image, C, cstride, Wp, &offset[0], T, images,
+                                   k0, min(k0 + 32, K), item % C, dws)
 
 
 def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int groups,

@@ -115,7 +115,7 @@ def _backward_calls_blas(ops, plan, input_grad, weight_grad):
     if ops.name != "cython":
         return True
     own_data = plan.backward_data in ("winograd", "im2row") or (plan.backward_data == "gemm" and plan.simd_gemm)
-    return (input_grad and not own_data) or (weight_grad and plan.backward_weight != "winograd")
+    return (input_grad and not own_data) or (weight_grad and plan.backward_weight not in ("winograd", "direct"))
 
 
 def _threads_now(plan):
@@ -269,11 +269,13 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
-    algorithm : {"auto", "winograd", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
         3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G);
         im2row serves ``dx`` in float32 with one group (dy's pixels times the filters,
-        each patch's gradient added back), its ``dweight`` is im2col's.
+        each patch's gradient added back), its ``dweight`` is im2col's; direct serves
+        ``dweight`` (dy times the forward pass's stride-phase layout, float32, one group), its
+        ``dx`` is im2row's (else im2col's).
     backend, threads
         As for :func:`conv2d`.
 
@@ -284,9 +286,6 @@ def conv2d_backward(
     dbias : ndarray of shape (K,), or None
     """
     ops = kernels(backend)
-    if algorithm == "direct":
-        raise ValueError(f"algorithm={algorithm!r} is a forward algorithm; conv2d_backward takes 'auto', "
-                         "'winograd', 'im2col', 'im2row' or 'gemm'")
     x, weight, dtype, geometry, plan = _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
                                                    algorithm, threads)
     with_bias = _args.check_flag("bias", bias)
@@ -341,6 +340,9 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         if plan.backward_weight == "winograd":
             ops.winograd_backward_weight(dy, source, top, left, geometry.groups, plan.tile_block, plan.n_threads,
                                          dweight)
+        elif plan.backward_weight == "direct":
+            ops.direct_backward_weight(dy, source, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
+                                       dweight)
         else:
             ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
     return dx, dweight

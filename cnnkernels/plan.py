@@ -16,7 +16,8 @@ direct
     a register-blocked direct kernel over the image's stride phases
     (:func:`cnnkernels._winograd.direct_forward`): any stride and dilation, one group, float32,
     cython backend; chosen for few input channels (first layers) and, on AVX-512, for strided layers
-    whose filters fit in half the L2 cache.
+    whose filters fit in half the L2 cache. Its weight gradient
+    (:func:`cnnkernels._winograd.direct_backward_weight`) sums dy times the same layout.
 im2col
     channel-major unrolling + BLAS (every geometry, every backend).
 im2row
@@ -180,8 +181,8 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
     simd = backend == "cython" and str(dtype) == "float32"
     rows_adjoint = simd and groups == 1 and not pointwise
     if algorithm in ("winograd", "gemm", "im2col"):
-        backward_data = algorithm  # (direct is a forward algorithm)
-    elif algorithm == "im2row":
+        backward_data = algorithm
+    elif algorithm in ("im2row", "direct"):  # (direct has no input-gradient kernel: im2row's adjoint serves it)
         backward_data = "im2row" if rows_adjoint else "im2col"
     elif not_winograd is None and _worth_winograd(Kg, Cg):
         backward_data = "winograd"
@@ -192,7 +193,7 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         # (64 channels), 1.1-1.2x on 5x5 layers with 16-32 channels, but 2-5x slower with 3 (its patch
         # gradients are added back C floats at a time)
         backward_data = "im2row" if rows_adjoint and Cg >= 16 else "im2col"
-    if algorithm in ("winograd", "gemm", "im2col"):
+    if algorithm in ("winograd", "gemm", "im2col", "direct"):
         backward_weight = algorithm
     elif algorithm == "im2row":
         backward_weight = "im2col"
@@ -201,6 +202,14 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         # 64 -> 64, 1.14x at 128 -> 128, but 0.6x at 256 -> 256 and 384 -> 384 (its per-thread
         # 36·K·C partial sums and the reduction over tiles outgrow the caches)
         backward_weight = "winograd"
+    elif (not_direct is None and not_winograd is not None and isa == "avx512f" and R * S >= 9 and Q >= 16
+          and 100 <= Cg * R * S and Cg <= 128):
+        # dy times the stride-phase layout (simd/direct_weight.c), measured ÷ im2col + BLAS at 1 / 2 threads: the
+        # strided ResNet layer (64 -> 128, 3x3/2) 0.90-1.00 / 0.86, a 7x7/2 stem 0.64 / 0.78, 5x5 (32 -> 64) 0.67 /
+        # 0.80, dilation 2 (64 -> 64) 0.88 / 0.98; but 1.05-1.6 with 3 channels and 3x3 (too little work per dy
+        # value for its transpose), 2.9-6 for 1x1/2 (one tap: a broadcast per 2 FMAs), 1.0-1.4 below 16 columns,
+        # and 1.0-1.16 on stride-1 3x3 layers of 128-256 channels (Winograd's or im2col's there)
+        backward_weight = "direct"
     else:
         backward_weight = "gemm" if pointwise else "im2col"
 

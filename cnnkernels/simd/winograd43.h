@@ -27,6 +27,10 @@ void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, cons
                          const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
                          int p_end, int flat);
 
+void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image,
+                        int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k_begin,
+                        int k_end, int c, float *dw);
+
 int cnnk_pointwise_padded_filters(int K);
 void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt);
 void cnnk_pointwise_forward(const float *x, int C, ptrdiff_t PQ, const float *wt, int K, int Kpad,

@@ -167,7 +167,8 @@ def test_winograd_on_random_layers_of_real_sizes(backend):
     (lambda: ck.conv2d(np.ones((1, 8, 6, 6), np.float32), np.ones((4, 8, 3, 3), np.float32), algorithm="fft"),
      "received algorithm='fft'"),
     (lambda: ck.conv2d_backward(np.ones((1, 4, 4, 4), np.float32), np.ones((1, 8, 6, 6), np.float32),
-                                np.ones((4, 8, 3, 3), np.float32), algorithm="direct"), "forward algorithm"),
+                                np.ones((4, 8, 3, 3), np.float32), algorithm="direct", backend="numpy"),
+     "cython backend only"),
     (lambda: ck.conv2d_plan((1, 8, 6), (4, 8, 3, 3)), "x_shape must be a tuple of 4 positive ints"),
     # an array where its shape belongs is described, not printed
     (lambda: ck.conv2d_plan(np.ones((1, 8, 6, 6), np.float32), (4, 8, 3, 3)),
@@ -194,6 +195,8 @@ def test_the_plan_picks_by_shape(backend):
     # strided: the direct kernel over stride phases on AVX-512 while the filters fit in half the L2, else im2row
     strided = chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1)
     assert strided.forward == ("direct" if strided.isa == "avx512f" else "im2row")
+    assert strided.backward_weight == ("direct" if strided.isa == "avx512f" else "im2col")
+    assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_weight == "im2col"  # 27 taps: too few
     assert chosen((8, 256, 14, 14), (256, 256, 3, 3), stride=2, padding=1).forward == "im2row"  # 2.4 MB of filters
     assert chosen((8, 3, 224, 224), (64, 3, 7, 7), stride=2, padding=3).forward == "direct"  # 3 channels, any ISA
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1, dtype="float64").forward == "im2col"
@@ -255,13 +258,14 @@ def test_plan_names_the_kernels_the_cap_allows(backend):
 @pytest.mark.parametrize("backend", CYTHON)
 @pytest.mark.parametrize("cap", ["portable", "avx2"])
 def test_capped_simd_kernels_in_a_child_process(backend, cap):
-    """CNNKERNELS_SIMD=portable / =avx2: this module's kernel tests again on the kernels a CPU without AVX2, or
-    without AVX-512, runs (this process runs the best this CPU has)."""
+    """CNNKERNELS_SIMD=portable / =avx2: this module's kernel tests (and the direct weight gradient's) again on the
+    kernels a CPU without AVX2, or without AVX-512, runs (this process runs the best this CPU has)."""
     import os
     import subprocess
     import sys
 
-    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+    weight = os.path.join(os.path.dirname(__file__), "test_direct_weight.py")
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, weight,
                             "-k", "not capped and not torch"], capture_output=True, text=True,
                            env={**os.environ, "CNNKERNELS_SIMD": cap}, timeout=600)
     assert child.returncode == 0 and " passed" in child.stdout, child.stdout[-3000:] + child.stderr[-2000:]

@@ -1,0 +1,67 @@
+"""The direct kernel's weight gradient (conv2d_backward(..., algorithm="direct")) against the float64 reference:
+strides, dilations and kernels whose taps come in blocks of 9, filter counts around its 16- and 32-filter blocks,
+rows shorter than 16 pixels (its plain loops), images split into chunks; and the same bits at any thread count."""
+
+import numpy as np
+import pytest
+
+import cnnkernels as ck
+from tests.conftest import assert_close
+
+CYTHON = ["cython"] if "cython" in ck.backends() else []
+
+GRID = [
+    # x shape, weight shape, geometry
+    ((2, 8, 33, 31), (70, 8, 3, 3), dict(stride=2, padding=1)),  # 32 + 32 + 6 filters
+    ((2, 3, 40, 37), (16, 3, 7, 7), dict(stride=2, padding=3)),  # 49 taps: 5 blocks of 9 and one of 4
+    ((1, 4, 20, 22), (33, 4, 3, 3), dict(dilation=2, padding=2)),
+    ((2, 5, 30, 34), (20, 5, 5, 5), dict(padding=2)),
+    ((1, 6, 19, 50), (12, 6, 3, 2), dict(stride=(3, 1), padding=((2, 0), (1, 1)))),
+    ((1, 3, 9, 9), (4, 3, 3, 3), dict(padding=1)),  # 9-pixel rows
+    ((2, 4, 20, 20), (8, 4, 3, 3), dict(stride=2, padding=1, padding_mode="reflect")),
+    ((2, 2, 16, 18), (48, 2, 1, 1), dict(stride=2)),
+]
+
+
+def reference_weight_grad(dy, x, w, geometry):
+    f8 = [a.astype(np.float64) for a in (dy, x, w)]
+    return ck.conv2d_backward(*f8, bias=False, backend="numpy", **geometry)[1]
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,geometry", GRID)
+def test_direct_weight_gradient_matches_the_reference(backend, x_shape, w_shape, geometry):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+    dx, dw, db = ck.conv2d_backward(dy, x, w, algorithm="direct", backend=backend, **geometry)
+    expected = ck.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, w)), backend="numpy", **geometry)
+    assert_close(dw, expected[1].astype(np.float32), np.float32, "direct weight gradient")
+    assert_close(dx, expected[0].astype(np.float32), np.float32, "its input gradient (im2row's)")
+    assert_close(db, expected[2].astype(np.float32), np.float32, "bias gradient")
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_chunks_and_threads_do_not_change_the_bits(backend, monkeypatch):
+    """Each work item owns its filters and channel and sums the images in order: chunks regroup the sums (so
+    they agree within rounding), threads do not change them at all."""
+    from cnnkernels import _winograd
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 6, 34, 34)).astype(np.float32)
+    w = rng.standard_normal((40, 6, 3, 3)).astype(np.float32)
+    geometry = dict(stride=2, padding=1)
+    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+
+    def weight_grad(threads):
+        return ck.conv2d_backward(dy, x, w, input_grad=False, bias=False, algorithm="direct", backend=backend,
+                                  threads=threads, **geometry)[1]
+
+    whole = weight_grad(1)
+    assert np.array_equal(weight_grad(2), whole)
+    monkeypatch.setattr(_winograd, "WEIGHT_CHUNK_FLOATS", 1)  # one image a chunk
+    chunked = weight_grad(2)
+    assert np.array_equal(weight_grad(1), chunked)
+    scale = reference_weight_grad(np.abs(dy), np.abs(x), np.abs(w), geometry).max()
+    assert np.max(np.abs(chunked - whole)) <= 1e-5 * scale
