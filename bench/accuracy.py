@@ -48,13 +48,10 @@ def rows(problems=None):
                 continue  # the algorithm does not apply to this layer
             plan = cnnkernels.conv2d_plan(shape, problem.weight_shape, algorithm=algorithm, backend="cython",
                                           **geometry)
-            grads = (None, None)
-            if algorithm != "direct":
-                grads = cnnkernels.conv2d_backward(dy, x, w, bias=False, algorithm=algorithm, backend="cython",
-                                                   **geometry)[:2]
+            grads = cnnkernels.conv2d_backward(dy, x, w, bias=False, algorithm=algorithm, backend="cython",
+                                               **geometry)[:2]
             yield {"layer": problem.label(), "algorithm": algorithm, "isa": plan.isa,
-                   "passes": (plan.forward, plan.backward_data, plan.backward_weight) if grads[0] is not None
-                   else (plan.forward,),
+                   "passes": (plan.forward, plan.backward_data, plan.backward_weight),
                    "y": _scaled_error(y, y8, y_scale), "dx": _scaled_error(grads[0], dx8, dx_scale.max()),
                    "dw": _scaled_error(grads[1], dw8, dw_scale.max())}
 

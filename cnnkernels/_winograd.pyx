@@ -114,8 +114,8 @@ def chunk_tiles(int images, int P, int Q, int pt, int pl):
 CHUNK_FLOATS = 1 << 18
 # The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
 BAND_FLOATS = 1 << 20
-# The direct weight gradient's chunk of laid-out images (4 MiB): its sums are reduced once per chunk, so larger
-# chunks reduce less often (the strided ResNet layer: 4 images a chunk instead of 1)
+# The direct weight gradient's chunk of laid-out images and dy (4 MiB): each work item stores its sums once per
+# chunk, so larger chunks store less often (the strided ResNet layer: 3 images a chunk instead of 1)
 WEIGHT_CHUNK_FLOATS = 1 << 20
 
 
@@ -400,8 +400,8 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
     WEIGHT_CHUNK_FLOATS floats, or one image), x laid out as its stride phases and dy channels-last, then
     each work item takes 32 filters and one channel and sums dy times the broadcast inputs over the chunk's
-    images into its own part of dw (cnnkernels/simd/direct_weight.c): no partial sums, and the same result at any thread
-    count. Workspace: the chunk's layouts and a padded row per thread.
+    images into its own part of dw (cnnkernels/simd/direct_weight.c): no partial sums, and the same result
+    at any thread count. Workspace: the chunk's layouts and a padded row per thread.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]

@@ -90,4 +90,5 @@ def test_accuracy_rows_name_each_algorithm_with_its_error():
     assert set(found) == {"winograd", "direct", "im2row", "im2col"}  # gemm needs 1x1
     assert 0 < found["winograd"]["y"] < 1e-5 and found["winograd"]["dw"] < 1e-5  # the tests' Winograd bound
     assert all(row["y"] < 1e-6 for name, row in found.items() if name != "winograd")
-    assert found["direct"]["dx"] is None and found["im2row"]["passes"] == ("im2row", "im2row", "im2col")
+    assert found["im2row"]["passes"] == ("im2row", "im2row", "im2col")
+    assert found["direct"]["passes"] == ("direct", "im2row", "direct") and found["direct"]["dw"] < 1e-6
