@@ -162,17 +162,32 @@ def _first_call(call, expected):
     return (diff if np.isfinite(diff) else float("inf")), diff / scale if np.isfinite(diff) else float("inf")
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """A Williams design: orders of ``range(n)`` in which each index directly follows every other index equally
+    often (n orders for even n, 2n for odd n). Row r is the first row plus r; the first row is 0, 1, n−1, 2, n−2, …"""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    orders = [[(i + r) % n for i in first] for r in range(n)]
+    return orders if n % 2 == 0 else orders + [order[::-1] for order in orders]
+
+
 def interleaved(calls: dict, repeats: int, budget_s: float | None, settle_s: float = 0.0) -> dict:
     """Seconds of ``repeats`` rounds, each timing every call once in turn, so the machine's drift falls on all
-    alike. Each round starts one call later than the last: the call after a round's heaviest one finds its data
-    evicted (tutorial conv1 forward after PyTorch's backward: 0.48 against 0.37 ms), and a fixed order would put
-    that on one library. A call whose runs passed ``budget_s`` leaves the rounds after 3 runs (a slow reference
-    holds nobody)."""
+    alike. The rounds' orders follow :func:`balanced_orders`, so every call follows every other one equally often:
+    the call after the heaviest one finds its data evicted (tutorial conv1 forward after PyTorch's backward: 0.48
+    against 0.37 ms), and a fixed cyclic order, rotated or not, would put that on one library every round. A call
+    whose runs passed ``budget_s`` leaves the rounds after 3 runs (a slow reference holds nobody)."""
     times = {name: [] for name in calls}
     active = list(calls)
     for round_index in range(repeats if active else 0):
-        start_at = round_index % len(active)
-        for name in active[start_at:] + active[:start_at]:
+        order = balanced_orders(len(active))
+        for index in order[round_index % len(order)]:
+            name = active[index]
             if settle_s:
                 time.sleep(settle_s)
             start = time.perf_counter()

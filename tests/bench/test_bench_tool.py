@@ -4,6 +4,7 @@ Nothing here asserts a speed: timings only feed the checks of the tool's own log
 sleep 3x as long is flagged; the same kernel twice is not).
 """
 
+import collections
 import importlib.metadata
 import json
 import os
@@ -189,14 +190,25 @@ def test_bootstrap_interval_brackets_the_median():
     assert 1.6 < low <= 2.0 <= high < 2.4
 
 
-def test_interleaved_rounds_rotate_the_order():
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_balanced_orders_put_every_call_after_every_other_equally_often(n):
+    from bench.core import balanced_orders
+
+    orders = balanced_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    follows = collections.Counter((a, b) for order in orders for a, b in zip(order, order[1:]))
+    assert set(follows) == {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert len(set(follows.values())) <= 1
+
+
+def test_interleaved_rounds_vary_each_calls_predecessor():
     from bench.core import interleaved
 
     order = []
-    calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    calls = {name: (lambda name=name: order.append(name)) for name in "abcd"}
     times = interleaved(calls, 4, budget_s=None)
-    assert order == list("abc" "bca" "cab" "abc")  # each call opens a round in turn
-    assert {name: len(values) for name, values in times.items()} == {"a": 4, "b": 4, "c": 4}
+    assert order == list("abdc" "bcad" "cdba" "dacb")
+    assert {name: len(values) for name, values in times.items()} == {"a": 4, "b": 4, "c": 4, "d": 4}
 
 
 def test_pytest_benchmark_takes_impl_too():
