@@ -23,29 +23,30 @@
 
 #ifdef CNNK_HAVE_X86_SIMD
 __attribute__((target("avx512f")))
-static void take_even_avx512(const float *src, int count, float *dst) {
-    /* dst[j] = src[2j] for j < count, reading up to src[2·count + 30]: two loads and one two-source permute per
-       16 floats */
-    const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    int j = 0;
-    for (; j + 16 <= count; j += 16)
-        _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), evens,
-                                                         _mm512_loadu_ps(src + 2 * j + 16)));
-    if (j < count)
-        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << (count - j)) - 1),
-                              _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), evens,
-                                                     _mm512_loadu_ps(src + 2 * j + 16)));
+static void phase_row_avx512(const float *src, int W, int start, int step, int count, float *dst) {
+    /* dst[j] = src[start + j·step] where 0 <= start + j·step < W, else 0, for j < count and step 1 or 2: per 16
+       floats two masked loads (lanes outside the row are never read) and one two-source permute. A first chunk
+       that starts left of the row loads from src[0] and shifts its lanes by the permute */
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i spread = _mm512_mullo_epi32(lane, _mm512_set1_epi32(step));
+    for (int j = 0; j < count; j += 16) {
+        int first = start + j * step, base = first > 0 ? first : 0;
+        int left = W - base; /* row floats from base on */
+        __mmask16 low = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+        __mmask16 high = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+        __m512 a = _mm512_maskz_loadu_ps(low, src + base), b = _mm512_maskz_loadu_ps(high, src + base + 16);
+        __m512i column = _mm512_add_epi32(spread, _mm512_set1_epi32(first));
+        __mmask16 inside = _mm512_cmpge_epi32_mask(column, _mm512_setzero_si512()) &
+                           _mm512_cmplt_epi32_mask(column, _mm512_set1_epi32(W));
+        if (count - j < 16) inside &= (__mmask16)((1u << (count - j)) - 1);
+        __m512 row = _mm512_maskz_permutex2var_ps(inside, a, _mm512_sub_epi32(column, _mm512_set1_epi32(base)), b);
+        _mm512_mask_storeu_ps(dst + j, (__mmask16)(count - j < 16 ? (1u << (count - j)) - 1 : 0xFFFF), row);
+    }
 }
 #endif
 
 static void take_every(const float *src, int step, int count, float *dst) {
-    /* dst[j] = src[j·step] for j < count, reading up to src[step·count + 30] */
-#ifdef CNNK_HAVE_X86_SIMD
-    if (step == 2 && cnnk_simd_level() == CNNK_AVX512) {
-        take_even_avx512(src, count, dst);
-        return;
-    }
-#endif
+    /* dst[j] = src[j·step] for j < count */
     for (int j = 0; j < count; j++) dst[j] = src[(ptrdiff_t)j * step];
 }
 
@@ -59,22 +60,34 @@ void cnnk_direct_phase_image(const float *x, int C, int H, int W, int sh, int sw
                              const int *row_phase, int row_phases, const int *col_phase, int col_phases, int i0,
                              int Hph, int Wp, float *xp, float *row) {
     /* xp[c, ia, ib, i, j] = x[c, (i0 + i)·sh + row_phase[ia] − pt, j·sw + col_phase[ib] − pl], zero outside x:
-       rows i0 <= i < i0 + Hph of the phases the filter's taps read, Wp floats a row. At stride 1 the rows are
-       copied in place; otherwise each image row is first padded in `row` (cnnk_direct_row_floats), so that
-       every phase is one strided pass without edges. */
-    int reach = cnnk_direct_row_floats(W, pl, sw, Wp);
-    if (sw > 1) memset(row, 0, sizeof(float) * (size_t)reach);
+       rows i0 <= i < i0 + Hph of the phases the filter's taps read, Wp floats a row. The image's rows are read in
+       order (row i of every row phase, then row i + 1: the prefetchers see one stream). On AVX-512 at strides 1
+       and 2 each phase row is one pass of masked loads; otherwise at stride 1 the rows are copied in place, and
+       at larger strides each image row is first padded in `row` (cnnk_direct_row_floats), so that every phase
+       is one strided pass without edges. */
+    ptrdiff_t plane = (ptrdiff_t)Hph * Wp;
+    int reach = cnnk_direct_row_floats(W, pl, sw, Wp), vector = 0;
+#ifdef CNNK_HAVE_X86_SIMD
+    vector = sw <= 2 && cnnk_simd_level() == CNNK_AVX512;
+#endif
+    if (sw > 1 && !vector) memset(row, 0, sizeof(float) * (size_t)reach);
     for (int c = 0; c < C; c++)
-        for (int ia = 0; ia < row_phases; ia++)
-            for (int i = 0; i < Hph; i++) {
+        for (int i = 0; i < Hph; i++)
+            for (int ia = 0; ia < row_phases; ia++) {
                 int h = (i0 + i) * sh + row_phase[ia] - pt;
                 float *dst = xp + (((ptrdiff_t)c * row_phases + ia) * col_phases * Hph + i) * Wp;
-                ptrdiff_t plane = (ptrdiff_t)Hph * Wp;
                 if (h < 0 || h >= H) {
                     for (int ib = 0; ib < col_phases; ib++) memset(dst + ib * plane, 0, sizeof(float) * (size_t)Wp);
                     continue;
                 }
                 const float *src = x + ((ptrdiff_t)c * H + h) * W;
+#ifdef CNNK_HAVE_X86_SIMD
+                if (vector) {
+                    for (int ib = 0; ib < col_phases; ib++) phase_row_avx512(src, W, col_phase[ib] - pl, sw, Wp,
+                                                                             dst + ib * plane);
+                    continue;
+                }
+#endif
                 if (sw == 1) { /* one phase: the row shifted by pl, zeros around it */
                     int lo = pl < Wp ? pl : Wp, hi = W + pl < Wp ? W + pl : Wp;
                     memset(dst, 0, sizeof(float) * (size_t)lo);
