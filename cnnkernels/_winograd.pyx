@@ -343,6 +343,17 @@ def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int 
             *_tables(row_phase, col_phase, taps, Hband, Wp))
 
 
+@functools.lru_cache(maxsize=256)
+def weight_layout(int P, int Q, int R, int S, int sh, int sw, int dh, int dw):
+    """How :func:`direct_backward_weight` lays out an image's phases, computed once: (Hph, Wp, cstride, row
+    phases, column phases, tap offsets). The whole image: Hph = P + the largest row offset rows of each phase,
+    Wp = Q + the largest column offset floats a row, cstride floats a channel."""
+    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
+    Hph = P + max(tap[2] for tap in taps)
+    Wp = Q + max(tap[3] for tap in taps)
+    return (Hph, Wp, len(row_phase) * len(col_phase) * Hph * Wp, *_tables(row_phase, col_phase, taps, Hph, Wp))
+
+
 def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
                    int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
@@ -406,15 +417,14 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]
     cdef int T = R * S, nt = max(1, n_threads)
-    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
-    cdef int Hph = P + max(tap[2] for tap in taps), Wp = Q + max(tap[3] for tap in taps)
-    cdef int row_phases = len(row_phase), col_phases = len(col_phase)
-    cdef Py_ssize_t cstride = <Py_ssize_t>row_phases * col_phases * Hph * Wp, image = C * cstride
+    cdef int Hph, Wp
+    cdef Py_ssize_t cstride
     cdef const int[::1] rows_of
     cdef const int[::1] cols_of
     cdef const int[::1] offset
-    rows_of, cols_of, offset = _tables(row_phase, col_phase, taps, Hph, Wp)
-    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
+    Hph, Wp, cstride, rows_of, cols_of, offset = weight_layout(P, Q, R, S, sh, sw, dh, dw)
+    cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
+    cdef Py_ssize_t image = C * cstride, PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
     cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image)))
     cdef Py_ssize_t row = cnnk_direct_row_floats(W, pl, sw, Wp)
     cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * row, np.float32)
@@ -424,15 +434,21 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dweight[0, 0, 0, 0]
-    cdef int n, n0, images, item, k0, blocks = (K + 31) // 32
+    cdef int n, c, n0, images, item, k0, blocks = (K + 31) // 32
     memset(dws, 0, <Py_ssize_t>K * C * T * sizeof(float))
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="dynamic"):
-                cnnk_direct_phase_image(xs + (n0 + n) * x_image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases,
-                                        &cols_of[0], col_phases, 0, Hph, Wp, xl + n * image, rows + threadid() * row)
-                cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image, K, <int>PQ, dyt + n * dy_image)
+            # layout items: one channel of one image, or one image's dy (3 images a chunk kept 2 threads 2:1)
+            for item in prange(images * (C + 1), num_threads=nt, schedule="dynamic"):
+                n = item // (C + 1)
+                c = item % (C + 1)
+                if c < C:
+                    cnnk_direct_phase_image(xs + (n0 + n) * x_image + <Py_ssize_t>c * H * W, 1, H, W, sh, sw, pt, pl,
+                                            &rows_of[0], row_phases, &cols_of[0], col_phases, 0, Hph, Wp,
+                                            xl + n * image + c * cstride, rows + threadid() * row)
+                else:
+                    cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image, K, <int>PQ, dyt + n * dy_image)
             for item in prange(blocks * C, num_threads=min(nt, blocks * C), schedule="dynamic"):
                 k0 = 32 * (item // C)
                 cnnk_direct_weight(dyt, dy_image, K, P, Q, xl, image, C, cstride, Wp, &offset[0], T, images,
