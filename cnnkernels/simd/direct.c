@@ -61,14 +61,14 @@ void cnnk_direct_phase_image(const float *x, int C, int H, int W, int sh, int sw
                              int Hph, int Wp, float *xp, float *row) {
     /* xp[c, ia, ib, i, j] = x[c, (i0 + i)·sh + row_phase[ia] − pt, j·sw + col_phase[ib] − pl], zero outside x:
        rows i0 <= i < i0 + Hph of the phases the filter's taps read, Wp floats a row. The image's rows are read in
-       order (row i of every row phase, then row i + 1: the prefetchers see one stream). On AVX-512 at strides 1
-       and 2 each phase row is one pass of masked loads; otherwise at stride 1 the rows are copied in place, and
+       order (row i of every row phase, then row i + 1: the prefetchers see one stream). On AVX-512 at stride 2
+       each phase row is one pass of masked loads; otherwise at stride 1 the rows are copied in place, and
        at larger strides each image row is first padded in `row` (cnnk_direct_row_floats), so that every phase
        is one strided pass without edges. */
     ptrdiff_t plane = (ptrdiff_t)Hph * Wp;
     int reach = cnnk_direct_row_floats(W, pl, sw, Wp), vector = 0;
 #ifdef CNNK_HAVE_X86_SIMD
-    vector = sw <= 2 && cnnk_simd_level() == CNNK_AVX512;
+    vector = sw == 2 && cnnk_simd_level() == CNNK_AVX512; /* at stride 1, memcpy measured faster */
 #endif
     if (sw > 1 && !vector) memset(row, 0, sizeof(float) * (size_t)reach);
     for (int c = 0; c < C; c++)
