@@ -32,7 +32,9 @@ DIRECTIVES = {
 
 # The optimizer steps promise NumPy's roundings (cnnkernels.updates): no a*b + c fused into one FMA, and sqrt
 # without errno, so that it vectorises (with errno GCC calls sqrtf for each value: 2.4 ns a value, measured).
-EXACT_ARITHMETIC = {"cnnkernels._activations": ["-ffp-contract=off", "-fno-math-errno"]}
+EXACT_ARITHMETIC = {"cnnkernels._activations": ["-ffp-contract=off", "-fno-math-errno"],
+                    # the float64 sums of cnnkernels/simd/moments.c: the same bits from each ISA's clone
+                    "cnnkernels._norm": ["-ffp-contract=off"]}
 
 
 def _compiler_has_openmp(compiler) -> bool:
@@ -75,12 +77,14 @@ def extensions():
             f"cnnkernels.{name}",
             [f"cnnkernels/{name}.pyx"],
         )
-        for name in ("_conv", "_pool", "_norm")
+        for name in ("_conv", "_pool")
     ]
     # The Winograd transforms are C compiled per ISA inside one object (target_clones).
     simd = ["winograd43.c", "direct.c", "direct_flat.c", "direct_weight.c", "avx512.c", "rows.c", "winograd43_grad.c"]
     modules.append(Extension("cnnkernels._winograd",
                              ["cnnkernels/_winograd.pyx", *(f"cnnkernels/simd/{name}" for name in simd)],
+                             include_dirs=["cnnkernels"]))
+    modules.append(Extension("cnnkernels._norm", ["cnnkernels/_norm.pyx", "cnnkernels/simd/moments.c"],
                              include_dirs=["cnnkernels"]))
     modules.append(Extension("cnnkernels._activations",
                              ["cnnkernels/_activations.pyx", "cnnkernels/simd/elementwise.c"],

@@ -9,6 +9,13 @@ each thread reads its channels' N strips of L values, so no reduction is shared.
 
 from cython.parallel cimport prange
 
+cdef extern from "simd/moments.h" nogil:
+    double cnnk_channel_sum_f32(const float* first, Py_ssize_t strips, Py_ssize_t pitch, Py_ssize_t L)
+    double cnnk_channel_squares_f32(const float* first, Py_ssize_t strips, Py_ssize_t pitch, Py_ssize_t L,
+                                    double centre)
+    double cnnk_channel_dot_f32(const float* grad, const float* values, Py_ssize_t strips, Py_ssize_t pitch,
+                                Py_ssize_t L, double centre)
+
 ctypedef fused floating:
     float
     double
@@ -36,11 +43,38 @@ cdef inline double strip_sum(const floating* values, Py_ssize_t L) noexcept nogi
 
 
 cdef inline double channel_sum(const floating* first, Py_ssize_t N, Py_ssize_t image, Py_ssize_t L) noexcept nogil:
-    """Σ over the N strips of L values, ``image`` apart, that start at ``first`` (one channel), in float64."""
+    """Σ over the N strips of L values, ``image`` apart, that start at ``first`` (one channel), in float64
+    (float32: on 32 vector lanes, simd/moments.c)."""
+    if floating is float:
+        return cnnk_channel_sum_f32(first, N, image, L)
     cdef double total = 0
     cdef Py_ssize_t n
     for n in range(N):
         total = total + strip_sum(first + n * image, L)
+    return total
+
+
+cdef inline double channel_squares(const floating* first, Py_ssize_t N, Py_ssize_t image, Py_ssize_t L,
+                                   double centre) noexcept nogil:
+    """Σ (x − centre)² over one channel's N strips (see channel_sum)."""
+    if floating is float:
+        return cnnk_channel_squares_f32(first, N, image, L, centre)
+    cdef double total = 0
+    cdef Py_ssize_t n
+    for n in range(N):
+        total = total + strip_squares(first + n * image, L, centre)
+    return total
+
+
+cdef inline double channel_dot(const floating* grad, const floating* values, Py_ssize_t N, Py_ssize_t image,
+                               Py_ssize_t L, double centre) noexcept nogil:
+    """Σ grad·(values − centre) over one channel's N strips (see channel_sum)."""
+    if floating is float:
+        return cnnk_channel_dot_f32(grad, values, N, image, L, centre)
+    cdef double total = 0
+    cdef Py_ssize_t n
+    for n in range(N):
+        total = total + strip_dot(grad + n * image, values + n * image, L, centre)
     return total
 
 
@@ -88,15 +122,12 @@ cdef inline double strip_dot(const floating* grad, const floating* values, Py_ss
 def channel_moments(const floating[:, :, ::1] x, int n_threads, double[::1] mean, double[::1] variance):
     """mean[c] = Σ x[:, c] / (N·L);  variance[c] = Σ (x[:, c] − mean[c])² / (N·L)  (two passes: no
     cancellation, and the second reads the channel from cache)"""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], n, c
-    cdef double total, count = <double>N * L
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2], c
+    cdef double count = <double>N * L
     with nogil:
         for c in prange(C, num_threads=max(1, n_threads), schedule="static"):
             mean[c] = channel_sum(&x[0, c, 0], N, C * L, L) / count
-            total = 0
-            for n in range(N):
-                total = total + strip_squares(&x[n, c, 0], L, mean[c])
-            variance[c] = total / count
+            variance[c] = channel_squares(&x[0, c, 0], N, C * L, L, mean[c]) / count
 
 
 def channel_sums(const floating[:, :, ::1] x, int n_threads, double[::1] sums):
@@ -140,10 +171,7 @@ def batch_norm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] 
         for c in prange(C, num_threads=max(1, n_threads), schedule="static"):
             centre, spread = <floating>mean[c], <floating>inv_std[c]
             sum_dy = channel_sum(&dy[0, c, 0], N, C * L, L)
-            sum_dy_x_hat = 0
-            for n in range(N):
-                sum_dy_x_hat = sum_dy_x_hat + strip_dot(&dy[n, c, 0], &x[n, c, 0], L, mean[c])
-            sum_dy_x_hat = sum_dy_x_hat * inv_std[c]
+            sum_dy_x_hat = channel_dot(&dy[0, c, 0], &x[0, c, 0], N, C * L, L, mean[c]) * inv_std[c]
             sums[0, c] = sum_dy
             sums[1, c] = sum_dy_x_hat
             if not want_dx:

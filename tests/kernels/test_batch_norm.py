@@ -47,6 +47,33 @@ def test_moments_are_exact_where_float32_sums_would_drift(backend):
     np.testing.assert_allclose(variance, wide.var(), rtol=1e-4)
 
 
+@pytest.mark.parametrize("strip", [1, 31, 32, 33, 63, 400, 1000])
+def test_float32_channel_sums_are_float64_sums_and_the_same_at_any_thread_count(backend, rng, strip):
+    """The float32 strips are summed in float64 (on 32 vector lanes in the cython backend: strips of 32 and more,
+    and their tails): the moments, the bias gradient and the normalisation's gradient sums match NumPy's float64
+    sums to float32's rounding, and repeat bit for bit at 1 and 2 threads."""
+    x = (rng.standard_normal((5, 4, strip)) * 3 + 1.5).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    wide, wide_dy = x.astype(np.float64), dy.astype(np.float64)
+    mean, variance = wide.mean(axis=(0, 2)), wide.var(axis=(0, 2))
+    inv_std = 1 / np.sqrt(variance + 1e-3)
+    runs = []
+    for threads in (1, 2, 1):
+        got_mean, got_variance = cnnkernels.channel_moments(x, backend=backend, threads=threads)
+        *_, dbias = cnnkernels.conv2d_backward(dy[..., None], x[..., None], np.zeros((4, 4, 1, 1), np.float32),
+                                               input_grad=False, weight_grad=False, backend=backend, threads=threads)
+        _, dgamma, dbeta = cnnkernels.batch_norm_backward(dy, x, mean.astype(np.float32), variance.astype(np.float32),
+                                                          eps=1e-3, backend=backend, threads=threads)
+        runs.append([np.asarray(v, np.float64) for v in (got_mean, got_variance, dbias, dgamma, dbeta)])
+    x_hat = (wide - mean.astype(np.float32)[:, None]) * (1 / np.sqrt(variance.astype(np.float32) + 1e-3))[:, None]
+    expected = [mean, variance, wide_dy.sum(axis=(0, 2)), (wide_dy * x_hat).sum(axis=(0, 2)), wide_dy.sum(axis=(0, 2))]
+    for got, want, what in zip(runs[0], expected, ("mean", "variance", "conv bias grad", "gamma grad", "beta grad")):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=what)
+    for other in runs[1:]:
+        for got, again in zip(runs[0], other):
+            assert np.array_equal(got, again)
+
+
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("shape", [(4, 3), (3, 2, 3, 2)], ids=str)
 def test_reference_backward_matches_finite_differences(rng, training, shape):

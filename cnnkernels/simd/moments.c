@@ -1,0 +1,68 @@
+/* Per-channel sums of float32 strips in float64 (batch normalisation's moments and gradients, a convolution's
+ * bias gradient), compiled once per ISA (CNNK_CLONES).
+ *
+ * Each sum runs over LANES independent float64 accumulators, value i going to accumulator i mod LANES of its
+ * strip, which the compiler keeps in vector registers (4 x 8 doubles on AVX-512): one running sum is a chain of
+ * dependent additions, 4 cycles each, and the Cython loop's 8 scalar sums ran at about one value a cycle. The
+ * accumulators are added pairwise at the end. The order is fixed by the strip lengths alone, so every ISA's
+ * clone and every thread count gives the same bits (this file is built with -ffp-contract=off: no a*b + c
+ * fused on one ISA and not on another). */
+#include "moments.h"
+
+#include "simd.h"
+
+#define LANES 32
+
+static double combine(double *acc) {
+    for (int width = LANES / 2; width >= 1; width /= 2)
+        for (int j = 0; j < width; j++) acc[j] += acc[j + width];
+    return acc[0];
+}
+
+CNNK_CLONES double cnnk_channel_sum_f32(const float *restrict first, ptrdiff_t strips, ptrdiff_t pitch,
+                                        ptrdiff_t L) {
+    /* Σ_n Σ_i first[n·pitch + i] for n < strips, i < L */
+    double acc[LANES] = {0};
+    for (ptrdiff_t n = 0; n < strips; n++) {
+        const float *restrict v = first + n * pitch;
+        ptrdiff_t i = 0;
+        for (; i + LANES <= L; i += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += (double)v[i + j];
+        for (int j = 0; i < L; i++, j++) acc[j] += (double)v[i];
+    }
+    return combine(acc);
+}
+
+CNNK_CLONES double cnnk_channel_squares_f32(const float *restrict first, ptrdiff_t strips, ptrdiff_t pitch,
+                                            ptrdiff_t L, double centre) {
+    /* Σ_n Σ_i (first[n·pitch + i] − centre)² */
+    double acc[LANES] = {0};
+    for (ptrdiff_t n = 0; n < strips; n++) {
+        const float *restrict v = first + n * pitch;
+        ptrdiff_t i = 0;
+        for (; i + LANES <= L; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                double d = (double)v[i + j] - centre;
+                acc[j] += d * d;
+            }
+        for (int j = 0; i < L; i++, j++) {
+            double d = (double)v[i] - centre;
+            acc[j] += d * d;
+        }
+    }
+    return combine(acc);
+}
+
+CNNK_CLONES double cnnk_channel_dot_f32(const float *restrict grad, const float *restrict values, ptrdiff_t strips,
+                                        ptrdiff_t pitch, ptrdiff_t L, double centre) {
+    /* Σ_n Σ_i grad[n·pitch + i]·(values[n·pitch + i] − centre) */
+    double acc[LANES] = {0};
+    for (ptrdiff_t n = 0; n < strips; n++) {
+        const float *restrict g = grad + n * pitch, *restrict v = values + n * pitch;
+        ptrdiff_t i = 0;
+        for (; i + LANES <= L; i += LANES)
+            for (int j = 0; j < LANES; j++) acc[j] += (double)g[i + j] * ((double)v[i + j] - centre);
+        for (int j = 0; i < L; i++, j++) acc[j] += (double)g[i] * ((double)v[i] - centre);
+    }
+    return combine(acc);
+}

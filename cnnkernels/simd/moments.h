@@ -1,0 +1,12 @@
+/* Per-channel float64 sums of float32 strips: `strips` strips of L values, `pitch` floats apart (see moments.c). */
+#ifndef CNNK_MOMENTS_H
+#define CNNK_MOMENTS_H
+
+#include <stddef.h>
+
+double cnnk_channel_sum_f32(const float *first, ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L);
+double cnnk_channel_squares_f32(const float *first, ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L, double centre);
+double cnnk_channel_dot_f32(const float *grad, const float *values, ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L,
+                            double centre);
+
+#endif
