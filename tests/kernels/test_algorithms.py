@@ -234,7 +234,7 @@ def test_the_plan_picks_by_shape(backend):
     ((1, 3, 8, 64), (8, 3, 3, 3), dict(stride=2, padding=1)),  # 32-pixel rows: whole rows, not flat runs
     ((1, 3, 9, 9), (4, 3, 3, 3), dict(stride=2, padding=1, padding_mode="reflect")),
     ((3, 6, 7, 40), (28, 6, 3, 3), dict(stride=2, padding=(0, 1))),  # 12 + 12 + 4 filters; odd row length
-    # the phase rows' masked loads (AVX-512, strides 1 and 2): padding past a 16-float chunk, rows of several chunks
+    # the phase rows (masked loads at stride 2 on AVX-512, copies at stride 1): padding past a 16-float chunk, long rows
     ((1, 2, 6, 5), (4, 2, 3, 3), dict(stride=2, padding=(1, 19))),
     ((1, 2, 5, 7), (4, 2, 3, 3), dict(padding=(0, 18))),
     ((1, 3, 5, 75), (6, 3, 3, 3), dict(stride=(1, 2), padding=(1, 2))),
