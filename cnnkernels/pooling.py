@@ -11,6 +11,8 @@ matrix products, maxima window by window), the same for every backend.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _args, _threads, memory
@@ -32,9 +34,20 @@ def _pool_threads(threads, x_shape, geometry):
 def _setup(x, kernel_size, stride, padding, dilation=1, ceil_mode=False, copy=True):
     x = _args.as_input("x", x, 4) if copy else _args.check_array("x", x, 4)
     _args.check_nonempty("x", x)
-    geometry = _args.pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    _args.check_allocations(x.shape, x.shape[1], geometry, x.dtype)
-    return x, geometry
+    ceil_mode = _args.check_flag("ceil_mode", ceil_mode)
+    key = (x.shape, x.dtype, kernel_size, stride, padding, dilation, ceil_mode)
+    checked = _checked_geometry if _args.is_plain((kernel_size, stride, padding, dilation)) else \
+        _checked_geometry.__wrapped__
+    return x, checked(*key)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_geometry(x_shape, dtype, kernel_size, stride, padding, dilation, ceil_mode):
+    """A pooling's validated geometry, computed once per shape and plain arguments (as the convolutions' plan:
+    see cnnkernels.api); a call that raises is not cached."""
+    geometry = _args.pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode)
+    _args.check_allocations(x_shape, x_shape[1], geometry, dtype)
+    return geometry
 
 
 def _window(geometry):
