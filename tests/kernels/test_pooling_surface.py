@@ -167,3 +167,19 @@ def test_bad_pooling_arguments_are_named(case):
     with pytest.raises(error) as info:
         call()
     assert text in str(info.value), str(info.value)
+
+
+def test_cached_pool_geometry_still_checks_every_call():
+    """A pooling's geometry is cached per shape and plain arguments: a later call whose arguments are equal but
+    not valid (ceil_mode=1 is not a bool, 2.0 is not an int) or whose input differs is still checked."""
+    x = np.ones((1, 2, 6, 6), np.float32)
+    assert ck.max_pool2d(x, 2, ceil_mode=True).shape == (1, 2, 3, 3)
+    with pytest.raises(TypeError, match="ceil_mode"):
+        ck.max_pool2d(x, 2, ceil_mode=1)
+    with pytest.raises((TypeError, ValueError), match="kernel_size"):
+        ck.max_pool2d(x, 2.0)
+    with pytest.raises(ValueError, match="padding"):
+        ck.max_pool2d(x, 2, padding=2)  # twice: a call that raises is not cached
+    with pytest.raises(ValueError, match="padding"):
+        ck.max_pool2d(x, 2, padding=2)
+    assert ck.max_pool2d(np.ones((1, 2, 8, 8), np.float32), 2, ceil_mode=True).shape == (1, 2, 4, 4)
