@@ -84,6 +84,8 @@ def extensions():
     modules.append(Extension("cnnkernels._winograd",
                              ["cnnkernels/_winograd.pyx", *(f"cnnkernels/simd/{name}" for name in simd)],
                              include_dirs=["cnnkernels"]))
+    modules.append(Extension("cnnkernels._winograd22", ["cnnkernels/_winograd22.pyx", "cnnkernels/simd/winograd22.c"],
+                             include_dirs=["cnnkernels"]))
     modules.append(Extension("cnnkernels._norm", ["cnnkernels/_norm.pyx", "cnnkernels/simd/moments.c"],
                              include_dirs=["cnnkernels"]))
     modules.append(Extension("cnnkernels._activations",

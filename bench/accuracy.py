@@ -18,7 +18,7 @@ import cnnkernels
 
 from .shapes import SETS
 
-ALGORITHMS = ("winograd", "direct", "im2row", "im2col", "gemm")
+ALGORITHMS = ("winograd", "winograd2x2", "direct", "im2row", "im2col", "gemm")
 
 
 def _scaled_error(value, reference, scale):

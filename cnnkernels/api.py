@@ -107,7 +107,8 @@ def _forward_calls_blas(ops, plan):
     """Whether :func:`_run_forward` calls BLAS: all but our own SIMD kernels do."""
     if ops.name != "cython":
         return True
-    return not (plan.forward in ("winograd", "direct") or plan.simd_im2row or (plan.forward == "gemm" and plan.simd_gemm))
+    own = plan.forward in ("winograd", "winograd2x2", "direct") or plan.simd_im2row
+    return not (own or (plan.forward == "gemm" and plan.simd_gemm))
 
 
 def _backward_calls_blas(ops, plan, input_grad, weight_grad):
@@ -137,7 +138,7 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
     stride, padding, dilation, groups, padding_mode
         As for :func:`conv2d`.
     dtype : {"float32", "float64"}
-    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         What ``algorithm=`` would force; ValueError if it cannot run these shapes.
     backend : str, optional
     threads : int, optional
@@ -159,6 +160,8 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
+    elif plan.forward == "winograd2x2":
+        ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, plan.isa == "avx512f", y)
     elif plan.forward == "direct":
         ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "gemm" and plan.simd_gemm:
@@ -199,7 +202,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
-    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than
         the direct sum's: about 1e-6 · Σ|x||w| in float32.
@@ -269,7 +272,7 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
-    algorithm : {"auto", "winograd", "direct", "im2col", "im2row", "gemm"}
+    algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
         3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G);
         im2row serves ``dx`` in float32 with one group (dy's pixels times the filters,

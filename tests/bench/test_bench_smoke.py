@@ -87,8 +87,9 @@ def test_accuracy_rows_name_each_algorithm_with_its_error():
         pytest.skip("the algorithms are the cython backend's")
     problem = Conv("small", 2, 16, 9, 9, 16, 3, 3, stride=1, padding=1)
     found = {row["algorithm"]: row for row in accuracy.rows([problem])}
-    assert set(found) == {"winograd", "direct", "im2row", "im2col"}  # gemm needs 1x1
+    assert set(found) == {"winograd", "winograd2x2", "direct", "im2row", "im2col"}  # gemm needs 1x1
+    assert found["winograd2x2"]["y"] < 2e-6 and found["winograd2x2"]["passes"] == ("winograd2x2", "im2row", "im2col")
     assert 0 < found["winograd"]["y"] < 1e-5 and found["winograd"]["dw"] < 1e-5  # the tests' Winograd bound
-    assert all(row["y"] < 1e-6 for name, row in found.items() if name != "winograd")
+    assert all(row["y"] < 1e-6 for name, row in found.items() if not name.startswith("winograd"))
     assert found["im2row"]["passes"] == ("im2row", "im2row", "im2col")
     assert found["direct"]["passes"] == ("direct", "im2row", "direct") and found["direct"]["dw"] < 1e-6

@@ -206,7 +206,7 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((2, 64, 9, 9), (64, 1, 3, 3), padding=1, groups=64).forward != "winograd"  # depthwise
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward == "direct"
     assert chosen((16, 3, 100, 100), (32, 3, 3, 3), padding="same").forward == "direct"
-    assert plan_module.ALGORITHMS == ("auto", "winograd", "direct", "im2col", "im2row", "gemm")
+    assert plan_module.ALGORITHMS == ("auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm")
 
 
 @pytest.mark.parametrize("backend", CYTHON)
@@ -262,14 +262,15 @@ def test_plan_names_the_kernels_the_cap_allows(backend):
 @pytest.mark.parametrize("backend", CYTHON)
 @pytest.mark.parametrize("cap", ["portable", "avx2"])
 def test_capped_simd_kernels_in_a_child_process(backend, cap):
-    """CNNKERNELS_SIMD=portable / =avx2: this module's kernel tests (and the direct weight gradient's) again on the
-    kernels a CPU without AVX2, or without AVX-512, runs (this process runs the best this CPU has)."""
+    """CNNKERNELS_SIMD=portable / =avx2: this module's kernel tests (and the direct weight gradient's and F(2x2)'s)
+    again on the kernels a CPU without AVX2, or without AVX-512, runs (this process runs the best this CPU has)."""
     import os
     import subprocess
     import sys
 
-    weight = os.path.join(os.path.dirname(__file__), "test_direct_weight.py")
-    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, weight,
+    here = os.path.dirname(__file__)
+    others = [os.path.join(here, name) for name in ("test_direct_weight.py", "test_winograd2x2.py")]
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, *others,
                             "-k", "not capped and not torch"], capture_output=True, text=True,
                            env={**os.environ, "CNNKERNELS_SIMD": cap}, timeout=600)
     assert child.returncode == 0 and " passed" in child.stdout, child.stdout[-3000:] + child.stderr[-2000:]
