@@ -18,7 +18,6 @@ from ._workspace import scratch
 
 cdef extern from "simd/winograd22.h" nogil:
     int CNNK_WINO22_TAIL
-    int cnnk_wino22_vector()
     Py_ssize_t cnnk_wino22_transformed_floats(int C, int rows, int Wp)
     void cnnk_wino22_filter(const float* w, int K, int C, int Kpad, float* U)
     void cnnk_wino22_layout(const float* x, int C, int H, int W, int pt, int pl, int tp0, int Hph, int Wp, float* xp)
@@ -31,12 +30,6 @@ cdef extern from "simd/winograd22.h" nogil:
 BAND_FLOATS = 1 << 18
 
 
-def winograd22_vector():
-    """Whether the AVX-512 kernel runs on this CPU (elsewhere a portable one does, slower than the other
-    algorithms: the plan only picks this one by itself where this is true)."""
-    return bool(cnnk_wino22_vector())
-
-
 def winograd22_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int pt, int pl,
                        int n_threads, bint vector, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(2×2, 3×3)
@@ -44,8 +37,8 @@ def winograd22_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     A work item is a band of tile rows (2 output rows each) of one image: its thread lays out the band's input
     rows zero-padded and split into even and odd rows, then transforms 32 tiles at a time (Bᵀ d B), multiplies
     them by the transformed filters 8 at a time (16 products per tile, channel and filter) and transforms the
-    sums back into y (Aᵀ m A). ``vector``: the AVX-512 kernel (where :func:`winograd22_vector`), else the
-    portable one. Workspace: 16·C·Kp floats of filters (Kp = K rounded up to 8) and per thread one band's
+    sums back into y (Aᵀ m A). ``vector``: the AVX-512 kernel (the plan's ISA; a CPU without AVX-512 runs the
+    portable one whatever it says). Workspace: 16·C·Kp floats of filters (Kp = K rounded up to 8) and per thread one band's
     layout and transformed tiles (16·C floats a tile: at most BAND_FLOATS, or one tile row's) and 16·32·8
     floats of sums.
     """

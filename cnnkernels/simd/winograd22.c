@@ -282,8 +282,7 @@ ptrdiff_t cnnk_wino22_transformed_floats(int C, int rows, int Wp) {
     return (ptrdiff_t)16 * C * 32 * (((ptrdiff_t)rows * (Wp / 2) + 31) / 32);
 }
 
-int cnnk_wino22_vector(void) {
-    /* whether the vector kernel runs here (the plan picks this algorithm by itself only where it does) */
+static int avx512_here(void) {
 #ifdef WINO22_AVX512
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
@@ -296,10 +295,10 @@ void cnnk_wino22_forward(const float *xp, int C, int Hph, int Wp, const float *U
                          float *y, int P, int Q, int tp0, int rows, int vector, float *V, float *M) {
     /* y[k, p, q] = bias[k] + Σ_c,r,s x[c, p + r − pt, q + s − pl] · w[k, c, r, s] for the output rows of tile
        rows tp0 <= tp < tp0 + rows of one image: xp from cnnk_wino22_layout (from tile row tp0), U from
-       cnnk_wino22_filter, y the image's output; with `vector` (only where cnnk_wino22_vector said so), the AVX-512
-       kernel in V (cnnk_wino22_transformed_floats) and M (16·8·32 floats), else the portable one */
+       cnnk_wino22_filter, y the image's output; with `vector` on a CPU with AVX-512, the AVX-512 kernel in V
+       (cnnk_wino22_transformed_floats) and M (16·8·32 floats), else the portable one */
 #ifdef WINO22_AVX512
-    if (vector) {
+    if (vector && avx512_here()) {
         wino22_avx512(xp, C, Hph, Wp, U, K, Kpad, bias, y, P, Q, tp0, rows, V, M);
         return;
     }

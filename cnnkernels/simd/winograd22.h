@@ -6,7 +6,6 @@
 
 #define CNNK_WINO22_TAIL 64 /* floats after a layout's last channel that the vector kernel may read */
 
-int cnnk_wino22_vector(void);
 ptrdiff_t cnnk_wino22_transformed_floats(int C, int rows, int Wp);
 void cnnk_wino22_filter(const float *w, int K, int C, int Kpad, float *U);
 void cnnk_wino22_layout(const float *x, int C, int H, int W, int pt, int pl, int tp0, int Hph, int Wp, float *xp);
