@@ -58,10 +58,10 @@ def rows(problems=None):
 
 def main() -> int:
     print("max |float32 − float64 reference| ÷ max Σ|a||b| (the scale of the tests' tolerances), 2 images per layer")
-    print(f"{'layer':44s} {'algorithm':9s} {'y':>9s} {'dx':>9s} {'dw':>9s}  passes")
+    print(f"{'layer':44s} {'algorithm':11s} {'y':>9s} {'dx':>9s} {'dw':>9s}  passes")
     for row in rows():
         cells = [f"{row[key]:9.1e}" if row[key] is not None else f"{'-':>9s}" for key in ("y", "dx", "dw")]
-        print(f"{row['layer']:44s} {row['algorithm']:9s} {' '.join(cells)}  {'/'.join(row['passes'])}")
+        print(f"{row['layer']:44s} {row['algorithm']:11s} {' '.join(cells)}  {'/'.join(row['passes'])}")
     return 0
 
 
