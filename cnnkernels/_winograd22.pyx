@@ -38,9 +38,9 @@ def winograd22_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w,
     rows zero-padded and split into even and odd rows, then transforms 32 tiles at a time (Bᵀ d B), multiplies
     them by the transformed filters 8 at a time (16 products per tile, channel and filter) and transforms the
     sums back into y (Aᵀ m A). ``vector``: the AVX-512 kernel (the plan's ISA; a CPU without AVX-512 runs the
-    portable one whatever it says). Workspace: 16·C·Kp floats of filters (Kp = K rounded up to 8) and per thread one band's
-    layout and transformed tiles (16·C floats a tile: at most BAND_FLOATS, or one tile row's) and 16·32·8
-    floats of sums.
+    portable one whatever it says). Workspace: 16·C·Kp floats of filters (Kp = K rounded up to 8) and per
+    thread one band's layout and transformed tiles (16·C floats a tile: at most BAND_FLOATS, or one tile
+    row's) and 16·32·8 floats of sums.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], P = y.shape[2], Q = y.shape[3], nt = max(1, n_threads)
