@@ -68,6 +68,12 @@ def is_plain(value) -> bool:
     return kind is tuple and all(is_plain(v) for v in value)
 
 
+def cached_if_plain(cached, arguments):
+    """``cached`` (an ``functools.lru_cache`` function) when every one of ``arguments`` :func:`is_plain`, else the
+    function it wraps: a validation is looked up by value only where equal values validate alike."""
+    return cached if is_plain(arguments) else cached.__wrapped__
+
+
 def as_pair(name: str, value, *, minimum: int) -> tuple[int, int]:
     """Return ``value`` as a pair of ints ``>= minimum`` (an int, or a 1-tuple as PyTorch expands it, means both)."""
     if _is_int(value):

@@ -30,8 +30,9 @@ def _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
         _args.check_same_dtype(x=x, weight=weight)
     key = (x.shape, weight.shape, x.dtype, stride, padding, dilation, groups, padding_mode, algorithm, ops.name,
            _threads.resolve(threads))
-    plain = _args.is_plain((stride, padding, dilation, groups, padding_mode, algorithm))
-    geometry, plan = (_checked_geometry_and_plan if plain else _checked_geometry_and_plan.__wrapped__)(*key)
+    checked = _args.cached_if_plain(_checked_geometry_and_plan, (stride, padding, dilation, groups, padding_mode,
+                                                                 algorithm))
+    geometry, plan = checked(*key)
     return x, weight, x.dtype, geometry, plan
 
 

@@ -36,9 +36,7 @@ def _setup(x, kernel_size, stride, padding, dilation=1, ceil_mode=False, copy=Tr
     _args.check_nonempty("x", x)
     ceil_mode = _args.check_flag("ceil_mode", ceil_mode)
     key = (x.shape, x.dtype, kernel_size, stride, padding, dilation, ceil_mode)
-    checked = _checked_geometry if _args.is_plain((kernel_size, stride, padding, dilation)) else \
-        _checked_geometry.__wrapped__
-    return x, checked(*key)
+    return x, _args.cached_if_plain(_checked_geometry, (kernel_size, stride, padding, dilation))(*key)
 
 
 @functools.lru_cache(maxsize=256)
