@@ -40,8 +40,8 @@ OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "dir
                     "pointwise_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns",
                     "conv2d_forward_rows", "simd_isa", "winograd22_forward")
 _MODULES = {
-    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._winograd22",
-               "cnnkernels._norm", "cnnkernels._activations"),
+    "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm",
+               "cnnkernels._activations"),
     "numba": ("cnnkernels.numba_kernels", "cnnkernels.numba_norm", "cnnkernels.numba_activations"),
     "numpy": ("cnnkernels.reference",),
 }

@@ -162,7 +162,7 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "winograd2x2":
-        ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, plan.isa == "avx512f", y)
+        ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, y)
     elif plan.forward == "direct":
         ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "gemm" and plan.simd_gemm:

@@ -15,11 +15,12 @@
    Arguments arrive validated from cnnkernels (3x3, stride 1, dilation 1, shapes consistent). */
 #include <string.h>
 
+#include "simd.h"
 #include "winograd22.h"
+#include "winograd43.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(CNNK_NO_CLONES)
-#define WINO22_AVX512 1
-#include <immintrin.h>
+#ifdef CNNK_HAVE_X86_SIMD
+#include "avx512_blocks.h"
 #endif
 
 void cnnk_wino22_filter(const float *w, int K, int C, int Kpad, float *U) {
@@ -47,22 +48,11 @@ void cnnk_wino22_filter(const float *w, int K, int C, int Kpad, float *U) {
 }
 
 void cnnk_wino22_layout(const float *x, int C, int H, int W, int pt, int pl, int tp0, int Hph, int Wp, float *xp) {
-    /* xp[c, ph, i, j] = x[c, 2·(tp0 + i) + ph − pt, j − pl] (zero outside x) for i < Hph, j < Wp, and
-       CNNK_WINO22_TAIL zeros after the last channel (read by the lanes past the last tile) */
-    int lo = pl < Wp ? pl : Wp, hi = W + pl < Wp ? W + pl : Wp;
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < Hph; i++)
-            for (int ph = 0; ph < 2; ph++) {
-                int h = 2 * (tp0 + i) + ph - pt;
-                float *dst = xp + (((ptrdiff_t)c * 2 + ph) * Hph + i) * Wp;
-                if (h < 0 || h >= H) {
-                    memset(dst, 0, sizeof(float) * (size_t)Wp);
-                    continue;
-                }
-                memset(dst, 0, sizeof(float) * (size_t)lo);
-                if (hi > lo) memcpy(dst + lo, x + ((ptrdiff_t)c * H + h) * W, sizeof(float) * (size_t)(hi - lo));
-                memset(dst + hi, 0, sizeof(float) * (size_t)(Wp - hi));
-            }
+    /* xp[c, ph, i, j] = x[c, 2·(tp0 + i) + ph − pt, j − pl] (zero outside x) for i < Hph, j < Wp: the direct
+       kernel's stride phases of rows at row stride 2 and column stride 1, and CNNK_WINO22_TAIL zeros after the
+       last channel (read by the lanes past the last tile) */
+    static const int row_phase[2] = {0, 1}, col_phase[1] = {0};
+    cnnk_direct_phase_image(x, C, H, W, 2, 1, pt, pl, row_phase, 2, col_phase, 1, tp0, Hph, Wp, xp, NULL);
     memset(xp + (ptrdiff_t)C * 2 * Hph * Wp, 0, sizeof(float) * CNNK_WINO22_TAIL);
 }
 
@@ -109,8 +99,7 @@ static void wino22_portable(const float *xp, int C, int Hph, int Wp, const float
             }
 }
 
-#ifdef WINO22_AVX512
-#define AVX512 __attribute__((target("avx512f")))
+#ifdef CNNK_HAVE_X86_SIMD
 
 /* V[((e·C + c)·2 + h)·16 + l] = (B^T d B)[e] of tile f0 + 16h + l, channel c, for the `halves` runs of 16 */
 AVX512 static inline __attribute__((always_inline)) void input_tiles(const float *xp, int C, ptrdiff_t cstride,
@@ -282,27 +271,18 @@ ptrdiff_t cnnk_wino22_transformed_floats(int C, int rows, int Wp) {
     return (ptrdiff_t)16 * C * 32 * (((ptrdiff_t)rows * (Wp / 2) + 31) / 32);
 }
 
-static int avx512_here(void) {
-#ifdef WINO22_AVX512
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
-
 void cnnk_wino22_forward(const float *xp, int C, int Hph, int Wp, const float *U, int K, int Kpad, const float *bias,
-                         float *y, int P, int Q, int tp0, int rows, int vector, float *V, float *M) {
+                         float *y, int P, int Q, int tp0, int rows, float *V, float *M) {
     /* y[k, p, q] = bias[k] + Σ_c,r,s x[c, p + r − pt, q + s − pl] · w[k, c, r, s] for the output rows of tile
        rows tp0 <= tp < tp0 + rows of one image: xp from cnnk_wino22_layout (from tile row tp0), U from
-       cnnk_wino22_filter, y the image's output; with `vector` on a CPU with AVX-512, the AVX-512 kernel in V
+       cnnk_wino22_filter, y the image's output; at the AVX-512 SIMD level the AVX-512 kernel in V
        (cnnk_wino22_transformed_floats) and M (16·8·32 floats), else the portable one */
-#ifdef WINO22_AVX512
-    if (vector && avx512_here()) {
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
         wino22_avx512(xp, C, Hph, Wp, U, K, Kpad, bias, y, P, Q, tp0, rows, V, M);
         return;
     }
 #endif
-    (void)Kpad, (void)vector, (void)V, (void)M;
+    (void)Kpad, (void)V, (void)M;
     wino22_portable(xp, C, Hph, Wp, U, K, bias, y, P, Q, tp0, rows);
 }

@@ -10,6 +10,6 @@ ptrdiff_t cnnk_wino22_transformed_floats(int C, int rows, int Wp);
 void cnnk_wino22_filter(const float *w, int K, int C, int Kpad, float *U);
 void cnnk_wino22_layout(const float *x, int C, int H, int W, int pt, int pl, int tp0, int Hph, int Wp, float *xp);
 void cnnk_wino22_forward(const float *xp, int C, int Hph, int Wp, const float *U, int K, int Kpad, const float *bias,
-                         float *y, int P, int Q, int tp0, int rows, int vector, float *V, float *M);
+                         float *y, int P, int Q, int tp0, int rows, float *V, float *M);
 
 #endif

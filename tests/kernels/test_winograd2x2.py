@@ -55,13 +55,13 @@ def test_winograd2x2_matches_the_reference(backend, x_shape, w_shape, geometry, 
 @pytest.mark.parametrize("backend", CYTHON)
 def test_bands_of_one_tile_row_give_the_same_result(backend, monkeypatch):
     """A work item is a band of tile rows; where the bands end must not change a bit (threads only take bands)."""
-    from cnnkernels import _winograd22
+    from cnnkernels import _winograd
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 23, 30)).astype(np.float32)
     w = rng.standard_normal((20, 3, 3, 3)).astype(np.float32)
     whole = ck.conv2d(x, w, padding=1, algorithm="winograd2x2", backend=backend, threads=1)
-    monkeypatch.setattr(_winograd22, "BAND_FLOATS", 1)  # one tile row a band
+    monkeypatch.setattr(_winograd, "TILE_BAND_FLOATS", 1)  # one tile row a band
     for threads in (1, 2):
         banded = ck.conv2d(x, w, padding=1, algorithm="winograd2x2", backend=backend, threads=threads)
         np.testing.assert_array_equal(banded, whole)

@@ -1,0 +1,295 @@
+"""Included by _winograd.pyx: the direct, 1×1 and row-product kernels (cnnkernels/simd/direct*.c, avx512.c,
+rows.c), in the same extension as the Winograd kernels so that the C they share is compiled once."""
+
+# The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
+BAND_FLOATS = 1 << 20
+# The direct weight gradient's chunk of laid-out images and dy (4 MiB): each work item stores its sums once per
+# chunk, so larger chunks store less often (the strided ResNet layer: 3 images a chunk instead of 1)
+WEIGHT_CHUNK_FLOATS = 1 << 20
+
+
+@functools.lru_cache(maxsize=256)
+def tap_table(int R, int S, int sh, int sw, int dh, int dw):
+    """Which stride phases the taps read and where: (row phases, column phases, taps). Tap (r, s) reads row
+    phase (r·dh) mod sh, (r·dh) div sh rows on, and column phase (s·dw) mod sw, (s·dw) div sw columns on; a
+    tap is (row phase index, column phase index, rows on, columns on)."""
+    row_phase = sorted({r * dh % sh for r in range(R)})
+    col_phase = sorted({s * dw % sw for s in range(S)})
+    taps = tuple((row_phase.index(r * dh % sh), col_phase.index(s * dw % sw), r * dh // sh, s * dw // sw)
+                 for r in range(R) for s in range(S))
+    return tuple(row_phase), tuple(col_phase), taps
+
+
+def _tables(row_phase, col_phase, taps, int Hband, int Wp):
+    """The kernels' int tables, read-only: row phases, column phases and each tap's offset in a channel's
+    layout (phases of Hband rows, Wp floats a row)."""
+    offset = [((ia * len(col_phase) + ib) * Hband + i) * Wp + j for ia, ib, i, j in taps]
+    tables = [np.array(row_phase, np.intc), np.array(col_phase, np.intc), np.array(offset, np.intc)]
+    for table in tables:
+        table.flags.writeable = False
+    return tables
+
+
+@functools.lru_cache(maxsize=256)
+def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int pl, int dh, int dw, int N, int nt,
+                  Py_ssize_t band_floats):
+    """How :func:`direct_forward` lays out and splits this geometry (see simd/direct.c), computed once:
+    (flat, Wp, rows, blocks, Hband, cstride, band, row phases, column phases, tap offsets). A band of
+    `rows` output rows reads Hband = rows + the largest row offset rows of each phase (tap_table), Wp
+    floats a row; `band` floats per thread."""
+    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
+    imax = max(tap[2] for tap in taps)
+    jmax = max(tap[3] for tap in taps)
+    # short rows and strided layers run as flat pixel runs on AVX-512 (rows Q + jmax apart, see simd/direct_flat.c)
+    flat = bool(cnnk_direct_flat(Q, jmax))
+    Wp = Q + jmax + (0 if flat else 16)
+    phases = len(row_phase) * len(col_phase)
+    rows = max(1, min(P, band_floats // (C * phases * Wp) - imax))  # output rows per band
+    wanted = (4 * nt + N - 1) // N  # bands per image that give every thread 4 work items
+    rows = max(1, min(rows, (P + wanted - 1) // wanted))
+    Hband = rows + imax
+    cstride = phases * Hband * Wp
+    # per thread: the band's layout, the flat runs' tail, a padded image row
+    band = C * cstride + CNNK_DIRECT_FLAT_TAIL + cnnk_direct_row_floats(W, pl, sw, Wp)
+    return (flat, Wp, rows, (P + rows - 1) // rows, Hband, cstride, band,
+            *_tables(row_phase, col_phase, taps, Hband, Wp))
+
+
+@functools.lru_cache(maxsize=256)
+def weight_layout(int P, int Q, int R, int S, int sh, int sw, int dh, int dw):
+    """How :func:`direct_backward_weight` lays out an image's phases, computed once: (Hph, Wp, cstride, row
+    phases, column phases, tap offsets). The whole image: Hph = P + the largest row offset rows of each phase,
+    Wp = Q + the largest column offset floats a row, cstride floats a channel."""
+    row_phase, col_phase, taps = tap_table(R, S, sh, sw, dh, dw)
+    Hph = P + max(tap[2] for tap in taps)
+    Wp = Q + max(tap[3] for tap in taps)
+    return (Hph, Wp, len(row_phase) * len(col_phase) * Hph * Wp, *_tables(row_phase, col_phase, taps, Hph, Wp))
+
+
+def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
+                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
+
+    A direct kernel for layers with few input channels (a 3-channel first layer), where the
+    unrolled matrix would be thin and Winograd's transforms would cost more than they save, and for
+    strided layers. A work item is a band of output rows of one image: its thread lays out the input
+    rows the band reads, zero-padded and split into their stride phases (polyphase: phase (a, b) holds
+    the pixels at rows a + i·sh, columns b + j·sw), so that each tap reads at one fixed offset from its
+    output pixel and the kernel needs no bounds checks or strided loads, then runs a register block of
+    32 output pixels × 12 filters (AVX-512; 16 × 6 on AVX2) over the C·R·S taps (cnnkernels/simd), the
+    filters stored tap-major in blocks of filters. Workspace: C·R·S·K floats, and per thread one band's
+    layout, at most BAND_FLOATS floats (or one output row's inputs).
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+    cdef int T = R * S, Kpad = cnnk_pointwise_padded_filters(K), nt = max(1, n_threads)
+    cdef bint flat
+    cdef int Wp, rows, blocks, Hband
+    cdef Py_ssize_t cstride, band
+    cdef const int[::1] rows_of
+    cdef const int[::1] cols_of
+    cdef const int[::1] offset
+    flat, Wp, rows, blocks, Hband, cstride, band, rows_of, cols_of, offset = direct_layout(
+        C, W, P, Q, R, S, sh, sw, pl, dh, dw, N, nt, BAND_FLOATS)
+    cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
+    cdef Py_ssize_t tail = CNNK_DIRECT_FLAT_TAIL
+    cdef float[::1] space = scratch(<Py_ssize_t>C * T * Kpad + nt * band, np.float32)
+    cdef float* wt = &space[0]
+    cdef float* xp = wt + <Py_ssize_t>C * T * Kpad
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item, image = <Py_ssize_t>C * H * W, out = <Py_ssize_t>K * P * Q
+    cdef int n, p0, t
+    cdef float* laid_out
+    with nogil:
+        cnnk_pointwise_pack_filters(&w[0, 0, 0, 0], K, C * T, Kpad, wt)
+        for t in range(nt):  # read by the flat runs' last lanes, whose sums are dropped
+            memset(xp + t * band + C * cstride, 0, tail * sizeof(float))
+        for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
+            n = <int>(item // blocks)
+            p0 = <int>(item % blocks) * rows
+            laid_out = xp + threadid() * band
+            cnnk_direct_phase_image(xs + n * image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases, &cols_of[0],
+                                    col_phases, p0, Hband, Wp, laid_out, laid_out + C * cstride + tail)
+            cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
+                                Q, 0, min(rows, P - p0), flat)
+
+
+def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
+                           int dh, int dw, int n_threads, float[:, :, :, ::1] dweight):
+    """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] (one group, float32)
+
+    The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
+    WEIGHT_CHUNK_FLOATS floats, or one image), x laid out as its stride phases and dy channels-last, then
+    each work item takes 32 filters and one channel and sums dy times the broadcast inputs over the chunk's
+    images into its own part of dw (cnnkernels/simd/direct_weight.c): no partial sums, and the same result
+    at any thread count. Workspace: the chunk's layouts and a padded row per thread.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]
+    cdef int T = R * S, nt = max(1, n_threads)
+    cdef int Hph, Wp
+    cdef Py_ssize_t cstride
+    cdef const int[::1] rows_of
+    cdef const int[::1] cols_of
+    cdef const int[::1] offset
+    Hph, Wp, cstride, rows_of, cols_of, offset = weight_layout(P, Q, R, S, sh, sw, dh, dw)
+    cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
+    cdef Py_ssize_t image = C * cstride, PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
+    cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image)))
+    cdef Py_ssize_t row = cnnk_direct_row_floats(W, pl, sw, Wp)
+    cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * row, np.float32)
+    cdef float* xl = &space[0]
+    cdef float* dyt = xl + chunk * image
+    cdef float* rows = dyt + chunk * dy_image
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dws = &dweight[0, 0, 0, 0]
+    cdef int n, c, n0, images, item, k0, blocks = (K + 31) // 32
+    memset(dws, 0, <Py_ssize_t>K * C * T * sizeof(float))
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            # layout items: one channel of one image, or one image's dy (3 images a chunk kept 2 threads 2:1)
+            for item in prange(images * (C + 1), num_threads=nt, schedule="dynamic"):
+                n = item // (C + 1)
+                c = item % (C + 1)
+                if c < C:
+                    cnnk_direct_phase_image(xs + (n0 + n) * x_image + <Py_ssize_t>c * H * W, 1, H, W, sh, sw, pt, pl,
+                                            &rows_of[0], row_phases, &cols_of[0], col_phases, 0, Hph, Wp,
+                                            xl + n * image + c * cstride, rows + threadid() * row)
+                else:
+                    cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image, K, <int>PQ, dyt + n * dy_image)
+            for item in prange(blocks * C, num_threads=min(nt, blocks * C), schedule="dynamic"):
+                k0 = 32 * (item // C)
+                cnnk_direct_weight(dyt, dy_image, K, P, Q, xl, image, C, cstride, Wp, &offset[0], T, images,
+                                   k0, min(k0 + 32, K), item % C, dws)
+
+
+def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int groups,
+                      int n_threads, float[:, :, :, ::1] y):
+    """y[n, g·Kg + k, p] = b[g·Kg + k] + Σ_c w[g·Kg + k, c] · x[n, g·Cg + c, p]: a 1×1 convolution at stride 1
+
+    One product per image and group on NCHW as it lies, by a register block of 12 filters × 32
+    pixels over a panel of those pixels' channels, 128 at a time (AVX-512; 6 × 16 over all of them
+    on AVX2), writing y in place: no copy of x or y, unlike im2col + BLAS (which also packs both
+    operands). Work items are (image, group, 384 pixels). Workspace: the filters in blocks, about
+    G·Cg·Kg floats, and a panel of 32·Cg floats per thread (at most 32·128 used on AVX-512).
+    """
+    cdef int N = x.shape[0], C = x.shape[1], K = w.shape[0], Cg = w.shape[1]
+    cdef int Kg = K // groups, Kpad = cnnk_pointwise_padded_filters(Kg), nt = max(1, n_threads)
+    cdef Py_ssize_t PQ = <Py_ssize_t>x.shape[2] * x.shape[3], block = 384
+    cdef Py_ssize_t blocks = (PQ + block - 1) // block, per_image = groups * blocks
+    cdef Py_ssize_t filters = <Py_ssize_t>groups * Cg * Kpad, panel = 32 * <Py_ssize_t>Cg
+    cdef float[::1] space = scratch(filters + nt * panel, np.float32)
+    cdef float* wt = &space[0]
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item, q0
+    cdef int n, g
+    with nogil:
+        for g in range(groups):
+            cnnk_pointwise_pack_filters(&w[g * Kg, 0, 0, 0], Kg, Cg, Kpad, wt + <Py_ssize_t>g * Cg * Kpad)
+        for item in prange(<Py_ssize_t>N * per_image, num_threads=nt, schedule="dynamic"):
+            n = <int>(item // per_image)
+            g = <int>((item % per_image) // blocks)
+            q0 = (item % blocks) * block
+            cnnk_pointwise_forward(xs + (<Py_ssize_t>n * C + <Py_ssize_t>g * Cg) * PQ, Cg, PQ,
+                                   wt + <Py_ssize_t>g * Cg * Kpad, Kg, Kpad, bias + g * Kg if bias != NULL else NULL,
+                                   ys + (<Py_ssize_t>n * K + <Py_ssize_t>g * Kg) * PQ, q0, min(q0 + block, PQ),
+                                   wt + filters + threadid() * panel)
+
+
+def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
+                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
+
+    Pixel-major patches (im2row) from a channels-last copy of x (a chunk of images at a time),
+    multiplied by the filters in panels of 16 with the Winograd product's register-blocked
+    kernel (one "ξ"): nothing is packed again, unlike BLAS. Work items are (image, block of
+    ≈ 240 output pixels); per thread the patches take pixels·C·R·S floats and the product
+    pixels·⌈K/16⌉·16.
+    """
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+    cdef int Kp = (K + 15) // 16 * 16, CRS = C * R * S
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W
+    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, 240))
+    cdef int blocks = <int>((PQ + block - 1) // block)
+    cdef int nt = max(1, n_threads)
+    cdef int chunk = chunk_images(image_size, N, blocks, 4 * nt)
+    cdef Py_ssize_t per_thread = <Py_ssize_t>block * (CRS + Kp) + 6 * <Py_ssize_t>CRS
+    cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + nt * per_thread, np.float32)
+    cdef float* xt = &space[0]
+    cdef float* U = xt + chunk * image_size
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
+    cdef float* ys = &y[0, 0, 0, 0]
+    cdef Py_ssize_t item
+    cdef int n, n0, images, pixel0, count, tid
+    cdef float* V
+    cdef float* M
+    with nogil:
+        cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            for n in prange(images, num_threads=nt, schedule="dynamic"):
+                cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
+            for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
+                n = <int>(item // blocks)
+                pixel0 = <int>(item % blocks) * block
+                count = <int>min(<Py_ssize_t>block, PQ - pixel0)
+                tid = threadid()
+                V = U + <Py_ssize_t>Kp * CRS + tid * per_thread
+                M = V + <Py_ssize_t>block * CRS
+                cnnk_im2row_nhwc(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, V)
+                cnnk_gemm_rows(V, U, count, CRS, Kp, M, M + <Py_ssize_t>block * Kp)
+                cnnk_rows_to_nchw(M, count, Kp, K, bias, ys + (n0 + n) * <Py_ssize_t>K * PQ, PQ, pixel0)
+
+
+def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,
+                       int dh, int dw, int n_threads, float[:, :, :, ::1] dx):
+    """dx[n,c,h,w] = Σ_k,p,q,r,s dy[n,k,p,q] · w[k,c,r,s] · [h = p·sh + r·dh − pt, w = q·sw + s·dw − pl] (one group)
+
+    The adjoint of :func:`rows_forward`: per image, dy's pixels (channels-last) times the filters as
+    panels of 16 patch entries, by the Winograd product's register-blocked kernel, each pixel's row
+    of patch gradients added back where the patch came from (channels-last), then the image
+    transposed to NCHW. Unlike im2col + BLAS, no column matrix of the whole image and no BLAS
+    re-packing. Work items are images (their windows overlap, so one image is one thread's);
+    per thread: dy's and dx's image channels-last and a block of ≤ 240 pixel rows of C·R·S.
+    """
+    cdef int N = dy.shape[0], K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3]
+    cdef int C = dx.shape[1], H = dx.shape[2], W = dx.shape[3], R = w.shape[2], S = w.shape[3]
+    cdef int CRS = C * R * S, CRSp = (CRS + 15) // 16 * 16
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, HW = <Py_ssize_t>H * W
+    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRSp, 1) // 6 * 6, 240))
+    cdef int blocks = <int>((PQ + block - 1) // block), nt = max(1, min(n_threads, N))
+    cdef Py_ssize_t per_thread = K * PQ + C * HW + <Py_ssize_t>block * CRSp + 6 * <Py_ssize_t>K
+    cdef float[::1] space = scratch(<Py_ssize_t>CRSp * K + nt * per_thread, np.float32)
+    cdef float* U = &space[0]
+    # the filters as C·R·S "filters" of K channels, rows in the (r, s, c) order of the patch gradients
+    cdef const float[:, :, :, ::1] taps = np.ascontiguousarray(
+        np.asarray(w).transpose(2, 3, 1, 0).reshape(CRS, K, 1, 1))
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dxs = &dx[0, 0, 0, 0]
+    cdef float* dyt
+    cdef float* dxt
+    cdef float* M
+    cdef int n, b, pixel0, count
+    with nogil:
+        cnnk_gemm_filters(&taps[0, 0, 0, 0], CRS, K, 1, 1, CRSp, U)
+        for n in prange(N, num_threads=nt, schedule="dynamic"):
+            dyt = U + <Py_ssize_t>CRSp * K + threadid() * per_thread
+            dxt = dyt + K * PQ
+            M = dxt + C * HW
+            cnnk_nchw_to_nhwc(dys + <Py_ssize_t>n * K * PQ, K, <int>PQ, dyt)
+            memset(dxt, 0, C * HW * sizeof(float))
+            for b in range(blocks):
+                pixel0 = b * block
+                count = <int>min(<Py_ssize_t>block, PQ - pixel0)
+                cnnk_gemm_rows(dyt + <Py_ssize_t>pixel0 * K, U, count, K, CRSp, M, M + <Py_ssize_t>block * CRSp)
+                cnnk_row2im_add_nhwc(M, CRSp, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, dxt)
+            cnnk_rows_to_nchw(dxt, <int>HW, C, C, NULL, dxs + <Py_ssize_t>n * C * HW, HW, 0)
