@@ -10,64 +10,79 @@
 #ifdef CNNK_HAVE_X86_SIMD
 #include "avx512_blocks.h"
 
-#define PRODUCT_CHANNELS 128 /* a pair of filter panels over 128 channels: 16 KiB, kept in L1 */
+#define PRODUCT_CHANNELS 128 /* up to four filter panels over 128 channels: 32 KiB, kept in L1 */
 
-/* The product for one ξ when its filters (C·Kpad floats) outgrow L1: in slices of 128 channels, each pair of
-   panels is held in L1 while every group of 6 rows streams past it, the partial sums kept in M. (Row-group
-   first, every row group would stream all the filters from L2: 1 load of 128 bytes per 12 FMAs, which
-   capped the strided ResNet layer and 384 -> 384 at about half the FMA peak.) V's rows are read where they
-   lie; the last group's missing rows repeat its last row, their sums not stored. */
+/* out[i, 16j + l] (+)= Σ_c row[i][c·step] · u[j·panel_size + 16c + l] for 6 rows and `np` panels of 16 filters
+   (a constant after inlining): up to 24 accumulators. With 2 FMA pipes of 4 cycles (Xeon) 12 chains only just
+   cover the latency and each pair of filter loads fed 12 FMAs; 6 x 64 filters feed 24 (kernel alone, 128
+   channels in L1: 6 x 32 at 162-175 GFLOP/s, 6 x 64 at 190-197, of 231). Rows past `rows` are not stored. */
+AVX512 static inline __attribute__((always_inline)) void product_block(const float *const row[6], int step,
+                                                                       int channels, const float *u,
+                                                                       ptrdiff_t panel_size, float *out, int Kpad,
+                                                                       int rows, int accumulate, const int np) {
+    __m512 acc[6][4];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < np; j++)
+            acc[i][j] = accumulate && i < rows ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad + 16 * j)
+                                               : _mm512_setzero_ps();
+    for (int c = 0; c < channels; c++, u += 16) {
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) w[j] = _mm512_loadu_ps(u + j * panel_size);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            __m512 x = _mm512_set1_ps(row[i][(ptrdiff_t)c * step]);
+#pragma GCC unroll 4
+            for (int j = 0; j < np; j++) acc[i][j] = _mm512_fmadd_ps(x, w[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < np; j++) _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad + 16 * j, acc[i][j]);
+}
+
+/* product_block over panels kb .. kb + np − 1, np = min(4, panels − kb) (np a constant in each call) */
+AVX512 static inline __attribute__((always_inline)) void product_panels(const float *const row[6], int step,
+                                                                        int channels, const float *u,
+                                                                        ptrdiff_t panel_size, float *out, int Kpad,
+                                                                        int rows, int accumulate, int np) {
+    if (np >= 4)
+        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 4);
+    else if (np == 3)
+        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 3);
+    else if (np == 2)
+        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 2);
+    else
+        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 1);
+}
+
+/* The product for one ξ when its filters (C·Kpad floats) outgrow L1: in slices of PRODUCT_CHANNELS channels,
+   each run of up to four panels is held in L1 while every group of 6 rows streams past it, the partial sums
+   kept in M. (Row-group first, every row group would stream all the filters from L2: 1 load of 128 bytes per 12
+   FMAs, which capped the strided ResNet layer and 384 -> 384 at about half the FMA peak.) V's rows are read
+   where they lie; the last group's missing rows repeat its last row, their sums not stored. */
 AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, int C, int Kpad, float *M, int nxi,
                                    int xi) {
     int panels = Kpad / 16;
     ptrdiff_t panel_size = (ptrdiff_t)C * 16;
     for (int c0 = 0; c0 < C; c0 += PRODUCT_CHANNELS) {
-        int cc = C - c0 < PRODUCT_CHANNELS ? C - c0 : PRODUCT_CHANNELS, more = c0 > 0;
-        for (int kb = 0; kb < panels; kb += 2) {
-            int pair = kb + 1 < panels;
-            const float *u0 = Ux + kb * panel_size + (ptrdiff_t)c0 * 16;
+        int cc = C - c0 < PRODUCT_CHANNELS ? C - c0 : PRODUCT_CHANNELS;
+        for (int kb = 0; kb < panels; kb += 4) {
+            const float *u = Ux + kb * panel_size + (ptrdiff_t)c0 * 16;
             for (int t0 = 0; t0 < ntiles; t0 += GEMM_TILES) {
                 int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
                 ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
                 const float *row[6];
                 for (int i = 0; i < 6; i++) row[i] = V + (group * GEMM_TILES + (i < rows ? i : rows - 1)) * C + c0;
-                float *out = M + group * GEMM_TILES * Kpad + kb * 16;
-                __m512 acc[6][2];
-                for (int i = 0; i < 6; i++) {
-                    acc[i][0] = more && i < rows ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad) : _mm512_setzero_ps();
-                    acc[i][1] = more && i < rows && pair ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad + 16)
-                                                         : _mm512_setzero_ps();
-                }
-                const float *u = u0;
-                if (pair)
-                    for (int c = 0; c < cc; c++, u += 16) {
-                        __m512 w0 = _mm512_loadu_ps(u), w1 = _mm512_loadu_ps(u + panel_size);
-#pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++) {
-                            __m512 x = _mm512_set1_ps(row[i][c]);
-                            acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
-                            acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
-                        }
-                    }
-                else
-                    for (int c = 0; c < cc; c++, u += 16) {
-                        __m512 w0 = _mm512_loadu_ps(u);
-#pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++)
-                            acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(row[i][c]), w0, acc[i][0]);
-                    }
-                for (int i = 0; i < rows; i++) {
-                    _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad, acc[i][0]);
-                    if (pair) _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad + 16, acc[i][1]);
-                }
+                product_panels(row, 1, cc, u, panel_size, M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows,
+                               c0 > 0, panels - kb);
             }
         }
     }
 }
 
 /* M[row, k] = Σ_c V[row, c] · U[panel k/16][c][k%16] for groups of 6 rows (see winograd43.c). Blocks: 6 rows
-   x 32 filters (two panels, 12 accumulators); with one panel (16 filters) two groups of 6 rows at once, so
-   there are still 12 independent FMA chains (a chain every 4 cycles on 2 pipes needs 8 or more). */
+   x up to 64 filters (product_block); with one panel (16 filters) two groups of 6 rows at once, so there are
+   still 12 independent FMA chains (a chain every 4 cycles on 2 pipes needs 8 or more). */
 AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel,
                                  int nxi) {
     int panels = Kpad / 16;
@@ -104,41 +119,57 @@ AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int
             int rows = ntiles - t0 < GEMM_TILES ? ntiles - t0 : GEMM_TILES;
             ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
             const float *rows6 = V + group * GEMM_TILES * C;
-            float *Mx = M + group * GEMM_TILES * Kpad;
-            /* packing the 6 rows channel-major pays when several pairs of panels stream past them */
+            /* packing the 6 rows channel-major pays when several runs of panels stream past them */
             int packed = Kpad > 64 || rows < GEMM_TILES;
-            ptrdiff_t row_step = packed ? 1 : C, channel_step = packed ? GEMM_TILES : 1;
             if (packed) cnnk_pack_tiles(rows6, rows, C, panel);
-            for (int kb = 0; kb < panels; kb += 2) {
-                int pair = kb + 1 < panels;
-                const float *u = Ux + kb * panel_size, *p = packed ? panel : rows6;
-                __m512 acc[6][2];
-                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-                if (pair)
-                    for (int c = 0; c < C; c++, u += 16, p += channel_step) {
-                        __m512 w0 = _mm512_loadu_ps(u), w1 = _mm512_loadu_ps(u + panel_size);
-#pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++) {
-                            __m512 x = _mm512_set1_ps(p[i * row_step]);
-                            acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
-                            acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
-                        }
-                    }
-                else
-                    for (int c = 0; c < C; c++, u += 16, p += channel_step) {
-                        __m512 w0 = _mm512_loadu_ps(u);
-#pragma GCC unroll 6
-                        for (int i = 0; i < 6; i++)
-                            acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * row_step]), w0, acc[i][0]);
-                    }
-                for (int i = 0; i < rows; i++) {
-                    float *out = Mx + (ptrdiff_t)i * Kpad + kb * 16;
-                    _mm512_storeu_ps(out, acc[i][0]);
-                    if (pair) _mm512_storeu_ps(out + 16, acc[i][1]);
-                }
-            }
+            const float *row[6];
+            for (int i = 0; i < 6; i++) row[i] = packed ? panel + i : rows6 + (ptrdiff_t)i * C;
+            for (int kb = 0; kb < panels; kb += 4)
+                product_panels(row, packed ? GEMM_TILES : 1, C, Ux + kb * panel_size,
+                               panel_size, M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows, 0, panels - kb);
         }
     }
+}
+
+/* G g Gᵀ for a 6-row step: out[i] = (G g)[i] of the three inputs (see SIXTH in simd.h) */
+AVX512 static inline __attribute__((always_inline)) void filter_rows(__m512 g0, __m512 g1, __m512 g2, __m512 out[6]) {
+    const __m512 quarter = _mm512_set1_ps(0.25f), sixth = _mm512_set1_ps(-SIXTH);
+    const __m512 twentyfourth = _mm512_set1_ps(TWENTYFOURTH), two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f);
+    __m512 even = _mm512_add_ps(g0, g2), outer = _mm512_fmadd_ps(four, g2, g0), middle = _mm512_mul_ps(two, g1);
+    out[0] = _mm512_mul_ps(quarter, g0);
+    out[1] = _mm512_mul_ps(sixth, _mm512_add_ps(even, g1));
+    out[2] = _mm512_mul_ps(sixth, _mm512_sub_ps(even, g1));
+    out[3] = _mm512_mul_ps(twentyfourth, _mm512_add_ps(outer, middle));
+    out[4] = _mm512_mul_ps(twentyfourth, _mm512_sub_ps(outer, middle));
+    out[5] = g2;
+}
+
+/* cnnk_wino43_filter (winograd43.c) with each panel's 16 filters gathered into the lanes (masked past K) and
+   transformed in registers: the portable version, lanes through memory, ran at 60 cycles a filter and channel
+   (18 % of the 384 -> 384 forward pass). Needs C·9·16 < 2³¹ (the gather's int32 offsets). */
+AVX512 void cnnk_wino43_filter_avx512(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U) {
+    int panels = Kpad / 16;
+    const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(C * 9));
+    for (int kb = 0; kb < panels; kb++) /* c inner: each of the 36 panels is written in sequence */
+        for (int c = c_begin; c < c_end; c++) {
+            int left = K - kb * 16;
+            __mmask16 real = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            const float *g = w + ((ptrdiff_t)kb * 16 * C + c) * 9;
+            __m512 taps[9], t[6][3], u[6];
+            for (int r = 0; r < 9; r++)
+                taps[r] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), real, lanes, g + r, 4);
+            for (int j = 0; j < 3; j++) { /* t = G g: column j */
+                __m512 column[6];
+                filter_rows(taps[j], taps[3 + j], taps[6 + j], column);
+                for (int i = 0; i < 6; i++) t[i][j] = column[i];
+            }
+            for (int i = 0; i < 6; i++) { /* u = t Gᵀ: row i */
+                filter_rows(t[i][0], t[i][1], t[i][2], u);
+                for (int j = 0; j < 6; j++)
+                    _mm512_storeu_ps(U + ((((ptrdiff_t)(i * 6 + j)) * panels + kb) * C + c) * 16, u[j]);
+            }
+        }
 }
 
 /* dU[(xi*K + k)*C + c] += Σ_t D[row(t, xi), k] · V[row(t, xi), c]: 6 filters x 32 channels (12 accumulators),

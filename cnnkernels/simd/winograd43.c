@@ -412,10 +412,23 @@ static void wino43_output_generic(const float *M, int Kpad, int K, const int *im
     }
 }
 
-CNNK_CLONES
+static void filter_portable(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
+
 void cnnk_wino43_filter(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U) {
     /* U[((xi*Kpad/16 + k/16)*C + c)*16 + k%16] = (G g G^T)[xi], g = w[k, c] (3 x 3), for c_begin <= c < c_end;
        zero for K <= k < Kpad. The lanes are 16 filters: every store is a whole 64-byte row of a panel. */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512 && (ptrdiff_t)C * 9 * 16 <= 0x7FFFFFFF) { /* int32 gather offsets */
+        cnnk_wino43_filter_avx512(w, K, C, Kpad, c_begin, c_end, U);
+        return;
+    }
+#endif
+    filter_portable(w, K, C, Kpad, c_begin, c_end, U);
+}
+
+CNNK_CLONES
+static void filter_portable(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U) {
+    /* cnnk_wino43_filter's formula, the lanes copied in and out one float at a time */
     lanes_t g[9], t[18], u[36];
     int panels = Kpad / 16;
     for (int c = c_begin; c < c_end; c++) {
@@ -426,22 +439,23 @@ void cnnk_wino43_filter(const float *w, int K, int C, int Kpad, int c_begin, int
             }
             for (int j = 0; j < 3; j++) /* t = G g: 6 x 3 */
                 for (int l = 0; l < 16; l++) {
-                    float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l];
+                    float g0 = g[j][l], g1 = g[3 + j][l], g2 = g[6 + j][l], even = g0 + g2, quarter = g0 + 4.0f * g2;
                     t[0 * 3 + j][l] = 0.25f * g0;
-                    t[1 * 3 + j][l] = -(g0 + g1 + g2) / 6.0f;
-                    t[2 * 3 + j][l] = -(g0 - g1 + g2) / 6.0f;
-                    t[3 * 3 + j][l] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
-                    t[4 * 3 + j][l] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+                    t[1 * 3 + j][l] = -SIXTH * (even + g1);
+                    t[2 * 3 + j][l] = -SIXTH * (even - g1);
+                    t[3 * 3 + j][l] = TWENTYFOURTH * (quarter + 2.0f * g1);
+                    t[4 * 3 + j][l] = TWENTYFOURTH * (quarter - 2.0f * g1);
                     t[5 * 3 + j][l] = g2;
                 }
             for (int i = 0; i < 6; i++) /* u = t G^T: 6 x 6 */
                 for (int l = 0; l < 16; l++) {
-                    float g0 = t[i * 3][l], g1 = t[i * 3 + 1][l], g2 = t[i * 3 + 2][l];
+                    float g0 = t[i * 3][l], g1 = t[i * 3 + 1][l], g2 = t[i * 3 + 2][l], even = g0 + g2,
+                          quarter = g0 + 4.0f * g2;
                     u[i * 6 + 0][l] = 0.25f * g0;
-                    u[i * 6 + 1][l] = -(g0 + g1 + g2) / 6.0f;
-                    u[i * 6 + 2][l] = -(g0 - g1 + g2) / 6.0f;
-                    u[i * 6 + 3][l] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
-                    u[i * 6 + 4][l] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+                    u[i * 6 + 1][l] = -SIXTH * (even + g1);
+                    u[i * 6 + 2][l] = -SIXTH * (even - g1);
+                    u[i * 6 + 3][l] = TWENTYFOURTH * (quarter + 2.0f * g1);
+                    u[i * 6 + 4][l] = TWENTYFOURTH * (quarter - 2.0f * g1);
                     u[i * 6 + 5][l] = g2;
                 }
             for (int xi = 0; xi < 36; xi++) {
