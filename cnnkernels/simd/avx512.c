@@ -131,40 +131,64 @@ AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int
     }
 }
 
-/* dU[(xi*K + k)*C + c] += Σ_t D[row(t, xi), k] · V[row(t, xi), c]: 6 filters x 32 channels (12 accumulators),
-   then 16 channels, then one at a time. */
+/* dU[(xi·K + k0 + i)·C + c0 + c] += Σ_t D[row(t, xi), k0 + i] · V[row(t, xi), c0 + c] for `filters` filters (i
+   below `stored`) x 16·`vectors` channels (constants after inlining); D is read for all `filters` columns */
+AVX512 static inline __attribute__((always_inline)) void weight_block(const float *D, const float *V, int ntiles,
+                                                                      int Kpad, int K, int C, int xi, int k0, int c0,
+                                                                      int stored, float *dU, const int filters,
+                                                                      const int vectors) {
+    __m512 acc[12][4];
+    for (int i = 0; i < filters; i++)
+        for (int j = 0; j < vectors; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int t = 0; t < ntiles; t++) {
+        ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
+        const float *d = D + row * Kpad + k0, *v = V + row * C + c0;
+        __m512 x[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < vectors; j++) x[j] = _mm512_loadu_ps(v + 16 * j);
+#pragma GCC unroll 12
+        for (int i = 0; i < filters; i++) {
+            __m512 a = _mm512_set1_ps(d[i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < vectors; j++) acc[i][j] = _mm512_fmadd_ps(a, x[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < stored; i++)
+        for (int j = 0; j < vectors; j++) {
+            float *out = dU + ((ptrdiff_t)xi * K + k0 + i) * C + c0 + 16 * j;
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[i][j]));
+        }
+}
+
+/* dU[(xi*K + k)*C + c] += Σ_t D[row(t, xi), k] · V[row(t, xi), c]: blocks of 24 accumulators, 6 filters x 64
+   channels or 12 filters x 32 (each broadcast feeding 4 or 2 FMAs; the 12-accumulator 6 x 32 block left 2-FMA-pipe
+   CPUs half idle), 6 x 16 at the channels' end and 6-filter blocks at the filters' end (the last reads D's padding
+   columns, whose products are not stored), then one channel at a time. Each sum runs over the tiles in order,
+   whatever the block. */
 AVX512 void cnnk_weight_multiply_avx512(const float *D, const float *V, int ntiles, int Kpad, int K, int C,
                                         float *dU) {
-    int c32 = C / 32 * 32, c16 = C / 16 * 16;
+    int c16 = C / 16 * 16;
     for (int xi = 0; xi < 36; xi++) {
-        for (int k0 = 0; k0 < K; k0 += 6) {
-            int ks = K - k0 < 6 ? K - k0 : 6;
-            for (int c0 = 0; c0 < c16; c0 += c0 < c32 ? 32 : 16) {
-                int wide = c0 < c32;
-                __m512 acc[6][2];
-                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-                for (int t = 0; t < ntiles; t++) {
-                    ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
-                    const float *d = D + row * Kpad + k0, *v = V + row * C + c0;
-                    __m512 v0 = _mm512_loadu_ps(v), v1 = wide ? _mm512_loadu_ps(v + 16) : v0;
-#pragma GCC unroll 6
-                    for (int i = 0; i < 6; i++) {
-                        __m512 a = _mm512_set1_ps(d[i]);
-                        acc[i][0] = _mm512_fmadd_ps(a, v0, acc[i][0]);
-                        acc[i][1] = _mm512_fmadd_ps(a, v1, acc[i][1]);
-                    }
-                }
-                for (int i = 0; i < ks; i++) {
-                    float *out = dU + ((ptrdiff_t)xi * K + k0 + i) * C + c0;
-                    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[i][0]));
-                    if (wide) _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_loadu_ps(out + 16), acc[i][1]));
-                }
+        for (int c0 = 0; c0 < c16;) {
+            int vectors = c16 - c0 >= 64 ? 4 : c16 - c0 >= 32 ? 2 : 1, k0 = 0;
+            if (vectors == 2)
+                for (; k0 + 12 <= K; k0 += 12) weight_block(D, V, ntiles, Kpad, K, C, xi, k0, c0, 12, dU, 12, 2);
+            for (; k0 < K; k0 += 6) {
+                int stored = K - k0 < 6 ? K - k0 : 6;
+                if (vectors == 4) weight_block(D, V, ntiles, Kpad, K, C, xi, k0, c0, stored, dU, 6, 4);
+                else if (vectors == 2) weight_block(D, V, ntiles, Kpad, K, C, xi, k0, c0, stored, dU, 6, 2);
+                else weight_block(D, V, ntiles, Kpad, K, C, xi, k0, c0, stored, dU, 6, 1);
             }
+            c0 += 16 * vectors;
+        }
+        for (int k0 = 0; k0 < K; k0 += 6) {
+            int stored = K - k0 < 6 ? K - k0 : 6;
             for (int c = c16; c < C; c++)
                 for (int t = 0; t < ntiles; t++) {
                     ptrdiff_t row = ((ptrdiff_t)(t / GEMM_TILES) * 36 + xi) * GEMM_TILES + t % GEMM_TILES;
                     float v = V[row * C + c];
-                    for (int i = 0; i < ks; i++) dU[((ptrdiff_t)xi * K + k0 + i) * C + c] += D[row * Kpad + k0 + i] * v;
+                    for (int i = 0; i < stored; i++)
+                        dU[((ptrdiff_t)xi * K + k0 + i) * C + c] += D[row * Kpad + k0 + i] * v;
                 }
         }
     }
