@@ -54,12 +54,10 @@ float cnnk_fma_chains_avx512(long rounds);
 void cnnk_wino43_filter_avx512(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
 #endif
 
-/* G's rows 1-4 as one scale of exact sums (G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
-   1/24 -1/12 1/6; 0 0 1]): (g0 + 2 g1 + 4 g2) / 24 as TWENTYFOURTH · (g0 + 4 g2 + 2 g1), the sums exact in
-   their scaling, one multiplication instead of three divisions */
+/* G's rows 1-4 as one scale of sums whose scalings are exact (G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6;
+   1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]): (g0 + 2 g1 + 4 g2) / 24 as TWENTYFOURTH · (g0 + 4 g2 + 2 g1), one
+   multiplication instead of three divisions */
 #define SIXTH (1.0f / 6.0f)
 #define TWENTYFOURTH (1.0f / 24.0f)
-#ifdef CNNK_HAVE_X86_SIMD
-#endif
 
 #endif
