@@ -16,9 +16,9 @@ winograd2x2
     F(2×2, 3×3) with one output tile per SIMD lane (:func:`cnnkernels._winograd.winograd22_forward`): the
     same geometry, one group; for few input channels, where F(4×4)'s channel lanes would stand mostly empty.
     4 multiplies per output and channel instead of 9, with an error close to the direct sum's; AVX-512,
-    elsewhere a portable version. Only run when forced: with 1-3 channels the output transform per filter costs about what the
-    multiplies save, and it measured 1.06-1.8x slower than ``direct`` (20x20 to 224x224 images, 1 and 2
-    threads, interleaved).
+    elsewhere a portable version. Only run when forced: with 1-3 channels the output transform per filter
+    costs about what the multiplies save, and it measured 1.06-1.8x slower than ``direct`` (20x20 to
+    224x224 images, 1 and 2 threads, interleaved).
 direct
     a register-blocked direct kernel over the image's stride phases
     (:func:`cnnkernels._winograd.direct_forward`): any stride and dilation, one group, float32,

@@ -2,8 +2,9 @@
 
    Same layouts and formulas as the AVX2 kernels beside them in winograd43.c and direct.c; one zmm holds
    16 floats, so a block is twice as wide per accumulator and the 32 registers hold up to 24 accumulators
-   plus the operands. The Winograd transforms are in winograd43_avx512.c. Each function is compiled for AVX-512F alone (the target attribute), so the object still
-   loads and runs on any x86-64: the loader calls these only after __builtin_cpu_supports("avx512f"). */
+   plus the operands. The Winograd transforms are in winograd43_avx512.c. Each function is compiled for
+   AVX-512F alone (the target attribute), so the object still loads and runs on any x86-64: the loader calls
+   these only after __builtin_cpu_supports("avx512f"). */
 
 #include "simd.h"
 
