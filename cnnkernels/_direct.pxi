@@ -206,33 +206,36 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                  int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
 
-    Pixel-major patches (im2row) from a channels-last copy of x (a chunk of images at a time),
+    Pixel-major patches (im2row) of a channels-last copy of x (a chunk of images at a time),
     multiplied by the filters in panels of 16 with the Winograd product's register-blocked
-    kernel (one "ξ"): nothing is packed again, unlike BLAS. Work items are (image, block of
-    ≈ 240 output pixels); per thread the patches take pixels·C·R·S floats and the product
-    pixels·⌈K/16⌉·16.
+    kernel (one "ξ"): nothing is packed again, unlike BLAS. On AVX-512 the product reads each
+    patch where it lies in the copy (R·S runs of C floats: implicit im2row), elsewhere the
+    patches are written out first. Work items are (image, block of ≤ 240 output pixels); per
+    thread the product takes pixels·⌈K/16⌉·16 floats, and written patches pixels·C·R·S.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef int Kp = (K + 15) // 16 * 16, CRS = C * R * S
     cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W
-    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, 240))
+    cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, CNNK_IMPLICIT_PIXELS))
     cdef int blocks = <int>((PQ + block - 1) // block)
     cdef int nt = max(1, n_threads)
     cdef int chunk = chunk_images(image_size, N, blocks, 4 * nt)
-    cdef Py_ssize_t per_thread = <Py_ssize_t>block * (CRS + Kp) + 6 * <Py_ssize_t>CRS
-    cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + nt * per_thread, np.float32)
+    cdef Py_ssize_t patches = cnnk_implicit_rows_scratch(block, CRS)
+    cdef Py_ssize_t per_thread = <Py_ssize_t>block * Kp + patches
+    cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + C + nt * per_thread, np.float32)
     cdef float* xt = &space[0]
     cdef float* U = xt + chunk * image_size
+    cdef float* zeros = U + <Py_ssize_t>Kp * CRS
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
     cdef Py_ssize_t item
-    cdef int n, n0, images, pixel0, count, tid
-    cdef float* V
+    cdef int n, n0, images, pixel0, count
     cdef float* M
     with nogil:
         cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
+        memset(zeros, 0, C * sizeof(float))
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
@@ -242,11 +245,9 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 n = <int>(item // blocks)
                 pixel0 = <int>(item % blocks) * block
                 count = <int>min(<Py_ssize_t>block, PQ - pixel0)
-                tid = threadid()
-                V = U + <Py_ssize_t>Kp * CRS + tid * per_thread
-                M = V + <Py_ssize_t>block * CRS
-                cnnk_im2row_nhwc(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, V)
-                cnnk_gemm_rows(V, U, count, CRS, Kp, M, M + <Py_ssize_t>block * Kp)
+                M = zeros + C + threadid() * per_thread
+                cnnk_implicit_rows(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, zeros,
+                                   U, Kp, M + <Py_ssize_t>block * Kp, M, M + <Py_ssize_t>block * (Kp + CRS))
                 cnnk_rows_to_nchw(M, count, Kp, K, bias, ys + (n0 + n) * <Py_ssize_t>K * PQ, PQ, pixel0)
 
 

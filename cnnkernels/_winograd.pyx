@@ -47,6 +47,11 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_im2row_nhwc(const float* x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
                           int dw, int pixel0, int npix, int Q, float* V)
     void cnnk_gemm_rows(const float* V, const float* U, int npix, int CRS, int Kpad, float* M, float* panel)
+    int CNNK_IMPLICIT_PIXELS
+    Py_ssize_t cnnk_implicit_rows_scratch(int npix, int CRS)
+    void cnnk_implicit_rows(const float* x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                            int dw, int pixel0, int npix, int Q, const float* zeros, const float* U, int Kpad,
+                            float* V, float* M, float* panel)
     void cnnk_row2im_add_nhwc(const float* M, Py_ssize_t ldm, int H, int W, int C, int R, int S, int sh, int sw,
                               int pt, int pl, int dh, int dw, int pixel0, int npix, int Q, float* dx)
     void cnnk_rows_to_nchw(const float* M, int npix, int Kpad, int K, const float* bias, float* y, Py_ssize_t PQ,

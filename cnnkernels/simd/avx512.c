@@ -7,18 +7,20 @@
    these only after __builtin_cpu_supports("avx512f"). */
 
 #include "simd.h"
+#include "winograd43.h"
 
 #ifdef CNNK_HAVE_X86_SIMD
 #include "avx512_blocks.h"
 
 #define PRODUCT_CHANNELS 128 /* up to four filter panels over 128 channels: 32 KiB, kept in L1 */
 
-/* out[i, 16j + l] (+)= Σ_c row[i][c·step] · u[j·panel_size + 16c + l] for 6 rows and `np` panels of 16 filters
-   (a constant after inlining): up to 24 accumulators. With 2 FMA pipes of 4 cycles (Xeon) 12 chains only just
-   cover the latency and each pair of filter loads fed 12 FMAs; 6 x 64 filters feed 24 (kernel alone, 128
-   channels in L1: 6 x 32 at 162-175 GFLOP/s, 6 x 64 at 190-197, of 231). Rows past `rows` are not stored. */
-AVX512 static inline __attribute__((always_inline)) void product_block(const float *const row[6], int step,
-                                                                       int channels, const float *u,
+/* out[i, 16j + l] (+)= Σ_g Σ_c row[g][i][c·step] · u[j·panel_size + 16(g·channels + c) + l] for 6 rows, `segments`
+   sets of rows (each `channels` long, u running on across them) and `np` panels of 16 filters (a constant after
+   inlining): up to 24 accumulators. With 2 FMA pipes of 4 cycles (Xeon) 12 chains only just cover the latency and
+   each pair of filter loads fed 12 FMAs; 6 x 64 filters feed 24 (kernel alone, 128 channels in L1: 6 x 32 at
+   162-175 GFLOP/s, 6 x 64 at 190-197, of 231). Rows past `rows` are not stored. */
+AVX512 static inline __attribute__((always_inline)) void product_block(const float *const (*row)[6], int segments,
+                                                                       int step, int channels, const float *u,
                                                                        ptrdiff_t panel_size, float *out, int Kpad,
                                                                        int rows, int accumulate, const int np) {
     __m512 acc[6][4];
@@ -26,34 +28,35 @@ AVX512 static inline __attribute__((always_inline)) void product_block(const flo
         for (int j = 0; j < np; j++)
             acc[i][j] = accumulate && i < rows ? _mm512_loadu_ps(out + (ptrdiff_t)i * Kpad + 16 * j)
                                                : _mm512_setzero_ps();
-    for (int c = 0; c < channels; c++, u += 16) {
-        __m512 w[4];
+    for (int g = 0; g < segments; g++)
+        for (int c = 0; c < channels; c++, u += 16) {
+            __m512 w[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < np; j++) w[j] = _mm512_loadu_ps(u + j * panel_size);
+            for (int j = 0; j < np; j++) w[j] = _mm512_loadu_ps(u + j * panel_size);
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; i++) {
-            __m512 x = _mm512_set1_ps(row[i][(ptrdiff_t)c * step]);
+            for (int i = 0; i < 6; i++) {
+                __m512 x = _mm512_set1_ps(row[g][i][(ptrdiff_t)c * step]);
 #pragma GCC unroll 4
-            for (int j = 0; j < np; j++) acc[i][j] = _mm512_fmadd_ps(x, w[j], acc[i][j]);
+                for (int j = 0; j < np; j++) acc[i][j] = _mm512_fmadd_ps(x, w[j], acc[i][j]);
+            }
         }
-    }
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < np; j++) _mm512_storeu_ps(out + (ptrdiff_t)i * Kpad + 16 * j, acc[i][j]);
 }
 
 /* product_block over panels kb .. kb + np − 1, np = min(4, panels − kb) (np a constant in each call) */
-AVX512 static inline __attribute__((always_inline)) void product_panels(const float *const row[6], int step,
-                                                                        int channels, const float *u,
+AVX512 static inline __attribute__((always_inline)) void product_panels(const float *const (*row)[6], int segments,
+                                                                        int step, int channels, const float *u,
                                                                         ptrdiff_t panel_size, float *out, int Kpad,
                                                                         int rows, int accumulate, int np) {
     if (np >= 4)
-        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 4);
+        product_block(row, segments, step, channels, u, panel_size, out, Kpad, rows, accumulate, 4);
     else if (np == 3)
-        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 3);
+        product_block(row, segments, step, channels, u, panel_size, out, Kpad, rows, accumulate, 3);
     else if (np == 2)
-        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 2);
+        product_block(row, segments, step, channels, u, panel_size, out, Kpad, rows, accumulate, 2);
     else
-        product_block(row, step, channels, u, panel_size, out, Kpad, rows, accumulate, 1);
+        product_block(row, segments, step, channels, u, panel_size, out, Kpad, rows, accumulate, 1);
 }
 
 /* The product for one ξ when its filters (C·Kpad floats) outgrow L1: in slices of PRODUCT_CHANNELS channels,
@@ -74,8 +77,53 @@ AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, 
                 ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
                 const float *row[6];
                 for (int i = 0; i < 6; i++) row[i] = V + (group * GEMM_TILES + (i < rows ? i : rows - 1)) * C + c0;
-                product_panels(row, 1, cc, u, panel_size, M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows,
+                product_panels((const float *const (*)[6])row, 1, 1, cc, u, panel_size,
+                               M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows,
                                c0 > 0, panels - kb);
+            }
+        }
+    }
+}
+
+/* im2row's product without its patches: M[i, k] = Σ_r,s,c x[h, w, c] · U[panel k/16][(r·S + s)·C + c][k%16] for
+   the npix (at most CNNK_IMPLICIT_PIXELS) output pixels from pixel0 of one channels-last image x (H x W x C),
+   h = p·sh + r·dh − pt, w = q·sw + s·dw − pl (p = pixel / Q, q = pixel % Q), a tap outside the image reading
+   `zeros` (C floats). A tap's patch entries are a pixel's C contiguous floats, so the product reads them where
+   they lie: per run of up to four panels and slice of about PRODUCT_CHANNELS patch entries (one tap's slice of
+   channels, or several taps' C channels; held in L1), the groups of 6 pixels stream past, the partial sums kept
+   in M (as multiply_sliced). Written out, the patches took a quarter of the strided ResNet layer's forward pass;
+   read from NCHW as it lies (H·W floats between a pixel's channels), the product ran 1.08x slower than on the
+   channels-last copy. */
+AVX512 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt,
+                                      int pl, int dh, int dw, int pixel0, int npix, int Q, const float *zeros,
+                                      const float *U, int Kpad, float *M) {
+    int panels = Kpad / 16, T = R * S;
+    int taps = C >= PRODUCT_CHANNELS ? 1 : PRODUCT_CHANNELS / C; /* per pass */
+    ptrdiff_t panel_size = (ptrdiff_t)T * C * 16;
+    int top[CNNK_IMPLICIT_PIXELS], left[CNNK_IMPLICIT_PIXELS]; /* each pixel's first row and column read */
+    for (int i = 0; i < npix; i++) {
+        top[i] = (pixel0 + i) / Q * sh - pt;
+        left[i] = (pixel0 + i) % Q * sw - pl;
+    }
+    for (int t0 = 0; t0 < T; t0 += taps) { /* the sums in the patches' order, as cnnk_gemm_rows on them */
+        int segments = T - t0 < taps ? T - t0 : taps;
+        for (int c0 = 0; c0 < C; c0 += PRODUCT_CHANNELS) {
+            int cc = C - c0 < PRODUCT_CHANNELS ? C - c0 : PRODUCT_CHANNELS;
+            for (int kb = 0; kb < panels; kb += 4) {
+                const float *u = U + kb * panel_size + ((ptrdiff_t)t0 * C + c0) * 16;
+                for (int i0 = 0; i0 < npix; i0 += GEMM_TILES) {
+                    int rows = npix - i0 < GEMM_TILES ? npix - i0 : GEMM_TILES;
+                    const float *row[PRODUCT_CHANNELS][6];
+                    for (int g = 0; g < segments; g++) {
+                        int down = (t0 + g) / S * dh, across = (t0 + g) % S * dw;
+                        for (int i = 0; i < 6; i++) { /* a missing last row repeats the last pixel, not stored */
+                            int j = i0 + (i < rows ? i : rows - 1), h = top[j] + down, w = left[j] + across;
+                            row[g][i] = (h >= 0 && h < H && w >= 0 && w < W ? x + ((ptrdiff_t)h * W + w) * C : zeros) + c0;
+                        }
+                    }
+                    product_panels((const float *const (*)[6])row, segments, 1, cc, u, panel_size,
+                                   M + (ptrdiff_t)i0 * Kpad + kb * 16, Kpad, rows, c0 > 0 || t0 > 0, panels - kb);
+                }
             }
         }
     }
@@ -126,7 +174,7 @@ AVX512 void cnnk_multiply_avx512(const float *V, const float *U, int ntiles, int
             const float *row[6];
             for (int i = 0; i < 6; i++) row[i] = packed ? panel + i : rows6 + (ptrdiff_t)i * C;
             for (int kb = 0; kb < panels; kb += 4)
-                product_panels(row, packed ? GEMM_TILES : 1, C, Ux + kb * panel_size,
+                product_panels((const float *const (*)[6])row, 1, packed ? GEMM_TILES : 1, C, Ux + kb * panel_size,
                                panel_size, M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows, 0, panels - kb);
         }
     }

@@ -50,6 +50,9 @@ void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, 
 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P,
                                     int Q, const int *img, const int *row0, const int *col0, int ntiles, int Kpad,
                                     float *D);
+void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt,
+                               int pl, int dh, int dw, int pixel0, int npix, int Q, const float *zeros,
+                               const float *U, int Kpad, float *M);
 float cnnk_fma_chains_avx512(long rounds);
 void cnnk_wino43_filter_avx512(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
 #endif

@@ -348,6 +348,32 @@ void cnnk_gemm_rows(const float *V, const float *U, int npix, int CRS, int Kpad,
     chosen_multiply(V, U, npix, CRS, Kpad, M, panel, 1);
 }
 
+ptrdiff_t cnnk_implicit_rows_scratch(int npix, int CRS) {
+    /* the floats cnnk_implicit_rows writes patches to (V, then panel): none where it reads them in place */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) return 0;
+#endif
+    return (ptrdiff_t)(npix + GEMM_TILES) * CRS;
+}
+
+void cnnk_implicit_rows(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                        int dw, int pixel0, int npix, int Q, const float *zeros, const float *U, int Kpad, float *V,
+                        float *M, float *panel) {
+    /* M[i, k] = Σ_j patch(i)[j] · U[panel k/16][j][k%16], patch(i) output pixel i's (r, s, c) patch of the one
+       channels-last image x (cnnk_im2row_nhwc), for npix <= CNNK_IMPLICIT_PIXELS output pixels from pixel0: on
+       AVX-512 read where they lie in x (`zeros`: C zeros); elsewhere written out to V (npix·R·S·C floats) and
+       multiplied by cnnk_gemm_rows (`panel`: 6·R·S·C floats) */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        cnnk_implicit_rows_avx512(x, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, npix, Q, zeros, U, Kpad, M);
+        return;
+    }
+#endif
+    (void)zeros;
+    cnnk_im2row_nhwc(x, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, npix, Q, V);
+    cnnk_gemm_rows(V, U, npix, R * S * C, Kpad, M, panel);
+}
+
 void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *bias, float *y, ptrdiff_t PQ,
                        int pixel0) {
     /* y[k, pixel0 + i] = M[i, k] + bias[k] for one image */

@@ -90,6 +90,10 @@ def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geomet
     ((2, 16, 10, 10), (8, 16, 5, 5), dict(stride=3, padding=2)),
     ((2, 32, 7, 9), (24, 32, 1, 1), dict()),
     ((3, 6, 11, 8), (10, 6, 3, 3), dict(stride=2, padding=((0, 2), (1, 1)))),  # windows past the image's end
+    # implicit im2row (AVX-512): 136 channels = slices of 128 + 8, one tap a pass; 70 filters = 4 + 1 panels
+    ((1, 136, 9, 9), (70, 136, 3, 3), dict(stride=2, padding=1)),
+    # 1600 pixels an image: blocks of 240 and a last one of 160 (26 groups of 6 and one of 4); 8 channels, 9 taps a pass
+    ((1, 8, 40, 40), (20, 8, 3, 3), dict(padding=1)),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype):
