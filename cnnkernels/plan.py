@@ -29,7 +29,8 @@ im2col
     channel-major unrolling + BLAS (every geometry, every backend).
 im2row
     pixel-major unrolling: the forward pass in float32 with one group multiplied by the Winograd
-    product's register-blocked kernel (:func:`cnnkernels._winograd.rows_forward`), else by BLAS; and
+    product's register-blocked kernel (:func:`cnnkernels._winograd.rows_forward`; on AVX-512 reading
+    the patches in place, never written out), else by BLAS; and
     in float32 with one group on the cython backend also the input gradient, as its adjoint
     (:func:`cnnkernels._winograd.rows_backward_data`: dy's pixels times the filters, added back).
 gemm
