@@ -81,6 +81,19 @@ def test_conv2d_blocked_im2col_matches_reference(backend, rng, dtype, monkeypatc
         assert_close(got, want)
 
 
+def test_workspace_starts_on_a_cache_line():
+    """The kernels' scratch memory starts on a 64-byte line, however NumPy aligned the buffer under it (16 bytes):
+    the SIMD kernels' 64-byte loads then stay within a line."""
+    import cnnkernels._workspace as workspace
+
+    workspace._local.buffer = None
+    for count in (1, 100, 4096, 1_000_003):  # each larger than the last: a new buffer every time
+        array = workspace.scratch(count, np.float32)
+        assert array.ctypes.data % 64 == 0 and array.shape == (count,)
+        array[-1] = 1.0  # the whole requested length is there
+    assert workspace.scratch(10, np.float64).ctypes.data % 64 == 0  # reused, still aligned
+
+
 def test_workspace_bounded_whatever_the_batch(rng):
     """The scratch buffer depends on the layer, not on the batch size."""
     import cnnkernels._workspace as workspace
