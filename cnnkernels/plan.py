@@ -23,7 +23,7 @@ direct
     a register-blocked direct kernel over the image's stride phases
     (:func:`cnnkernels._winograd.direct_forward`): any stride and dilation, one group, float32,
     cython backend; chosen for few input channels (first layers) and, on AVX-512, for strided layers
-    whose filters fit in half the L2 cache. Its weight gradient
+    with fewer than 64 channels or a 1×1 kernel whose filters fit in half the L2 cache. Its weight gradient
     (:func:`cnnkernels._winograd.direct_backward_weight`) sums dy times the same layout.
 im2col
     channel-major unrolling + BLAS (every geometry, every backend).
@@ -176,11 +176,13 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         forward = "winograd"
     elif not_direct is None and C <= 4 and not pointwise:
         forward = "direct"  # measured: the 3-channel first layers, 2-2.5x faster than im2col (7x7/2: 1.7-2x)
-    elif not_direct is None and max(stride) > 1 and isa == "avx512f" and 4 * C * R * S * K <= l2_cache_bytes() // 2:
-        # strided layers whose filters stay in L2 (each run of 32 output pixels reads them all), measured
-        # (1 thread, interleaved, ÷ PyTorch channels_last): the strided ResNet layer (8x64x56x56 -> 128, 3x3/2)
-        # 0.92 against im2row's 1.00; 256 -> 512, 1x1/2 1.10 against 1.12. With 2.4 MB of filters
-        # (256 -> 256, 3x3/2) 1.30 against im2row's 1.09; on AVX2 (16 x 6 blocks) 1.3 against 1.04.
+    elif (not_direct is None and max(stride) > 1 and isa == "avx512f" and 4 * C * R * S * K <= l2_cache_bytes() // 2
+          and (C < 64 or R * S == 1)):
+        # strided layers with few channels or one tap, whose filters stay in L2 (each run of 32 output pixels reads
+        # them all), measured (Xeon, interleaved, 1 / 2 threads), direct ÷ im2row: 32 -> 64 3x3/2 1.01 / 0.89, 256
+        # -> 512 1x1/2 0.74 / 0.88; with 64 channels or more im2row (reading its patches in place) wins: the strided
+        # ResNet layer (8x64x56x56 -> 128, 3x3/2) 1.13 / 1.02, 64 -> 64 5x5/2 1.13 / 1.08. With 2.4 MB of filters
+        # (256 -> 256, 3x3/2) direct ran 1.30 against im2row's 1.09 (EPYC); on AVX2 (16 x 6 blocks) 1.3 against 1.04.
         forward = "direct"
     elif pointwise:
         forward = "gemm"

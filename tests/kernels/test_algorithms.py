@@ -196,9 +196,13 @@ def test_the_plan_picks_by_shape(backend):
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").forward != "winograd"  # 3 channels
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_data == "im2col"
     assert chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1).backward_data == "im2row"
-    # strided: the direct kernel over stride phases on AVX-512 while the filters fit in half the L2, else im2row
+    # strided: the direct kernel over stride phases on AVX-512 for fewer than 64 channels or one tap, while the
+    # filters fit in half the L2; else im2row
     strided = chosen((8, 64, 56, 56), (128, 64, 3, 3), stride=2, padding=1)
-    assert strided.forward == ("direct" if strided.isa == "avx512f" else "im2row")
+    assert strided.forward == "im2row"
+    avx512 = strided.isa == "avx512f"
+    assert chosen((8, 32, 56, 56), (64, 32, 3, 3), stride=2, padding=1).forward == ("direct" if avx512 else "im2row")
+    assert chosen((8, 256, 56, 56), (128, 256, 1, 1), stride=2).forward == ("direct" if avx512 else "im2row")
     assert strided.backward_weight == ("direct" if strided.isa == "avx512f" else "im2col")
     assert chosen((32, 3, 20, 20), (32, 3, 3, 3), padding="same").backward_weight == "im2col"  # 27 taps: too few
     assert chosen((8, 256, 14, 14), (256, 256, 3, 3), stride=2, padding=1).forward == "im2row"  # 2.4 MB of filters
