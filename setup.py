@@ -72,13 +72,9 @@ def extensions():
     import numpy
     from Cython.Build import cythonize
 
-    modules = [
-        Extension(
-            f"cnnkernels.{name}",
-            [f"cnnkernels/{name}.pyx"],
-        )
-        for name in ("_conv", "_pool")
-    ]
+    modules = [Extension("cnnkernels._conv", ["cnnkernels/_conv.pyx"]),
+               Extension("cnnkernels._pool", ["cnnkernels/_pool.pyx", "cnnkernels/simd/pool2x2.c"],
+                         include_dirs=["cnnkernels"])]
     # The convolutions' SIMD kernels (Winograd F(4x4) and F(2x2), direct, 1x1, row products): one extension, its
     # .pyx including the direct and F(2x2) wrappers (.pxi), the C compiled per ISA inside one object (target_clones).
     simd = ["winograd43.c", "winograd43_grad.c", "winograd43_avx512.c", "winograd22.c", "direct.c", "direct_flat.c",

@@ -17,6 +17,14 @@ ctypedef fused floating:
     float
     double
 
+cdef extern from "simd/pool2x2.h" nogil:
+    void cnnk_max_2x2_row_f32(const float* top, const float* bottom, int Q, float* out)
+    void cnnk_max_2x2_row_f64(const double* top, const double* bottom, int Q, double* out)
+    void cnnk_max_2x2_grad_row_f32(const float* top, const float* bottom, const float* g, int Q, float* top_grad,
+                                   float* bottom_grad)
+    void cnnk_max_2x2_grad_row_f64(const double* top, const double* bottom, const double* g, int Q, double* top_grad,
+                                   double* bottom_grad)
+
 # Divisor rules; the same numbers as cnnkernels.reference.DIVISOR_*.
 cdef enum:
     DIVISOR_ONE = 0
@@ -113,12 +121,21 @@ cdef inline int first_max_2x2(const floating* top_row, const floating* bottom_ro
 
 cdef inline void max_2x2_row(const floating* top_row, const floating* bottom_row, int Q,
                              floating* out) noexcept nogil:
-    """out[q] = max of window q's four cells (NaN if one is), branch-free so that it vectorises."""
-    cdef floating a, b, c, d
-    cdef int q
-    for q in range(Q):
-        a, b, c, d = top_row[2 * q], top_row[2 * q + 1], bottom_row[2 * q], bottom_row[2 * q + 1]
-        out[q] = <floating>NAN if (a != a) | (b != b) | (c != c) | (d != d) else max_of_four(a, b, c, d)
+    """out[q] = max of window q's four cells (NaN if one is): simd/pool2x2.c, vectorised per ISA."""
+    if floating is float:
+        cnnk_max_2x2_row_f32(top_row, bottom_row, Q, out)
+    else:
+        cnnk_max_2x2_row_f64(top_row, bottom_row, Q, out)
+
+
+cdef inline void max_2x2_grad_row(const floating* top_row, const floating* bottom_row, const floating* g, int Q,
+                                  floating* top_grad, floating* bottom_grad) noexcept nogil:
+    """Window q's gradient g[q] to its first maximum (as first_max_2x2), 0 to its other cells, the two rows
+    written whole up to 2Q: simd/pool2x2.c, vectorised per ISA."""
+    if floating is float:
+        cnnk_max_2x2_grad_row_f32(top_row, bottom_row, g, Q, top_grad, bottom_grad)
+    else:
+        cnnk_max_2x2_grad_row_f64(top_row, bottom_row, g, Q, top_grad, bottom_grad)
 
 
 cdef inline bint plain_2x2(int kh, int kw, int sh, int sw, int pt, int pl, int dh, int dw,
@@ -192,25 +209,26 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :,
     cdef floating* dxs = &dx[0, 0, 0, 0]
     cdef const floating* image
     cdef floating* grad
-    cdef int p, q, cell
+    cdef int p, q
     cdef const floating* top_row
     cdef floating* top_grad
-    cdef const floating* window_grad
     cdef bint plain = plain_2x2(kh, kw, sh, sw, pt, pl, dh, dw, H, W, P, Q)
     with nogil:
         for plane in prange(planes, num_threads=max(1, n_threads), schedule="guided"):
             image = xs + plane * H * W
             grad = dxs + plane * H * W
-            memset(grad, 0, H * W * sizeof(floating))
-            if plain:
+            if plain:  # the windows' rows written whole, then the cells no window covers zeroed
                 for p in range(P):
                     top_row = image + 2 * p * W
                     top_grad = grad + 2 * p * W
-                    window_grad = dys + (plane * P + p) * Q
-                    for q in range(Q):  # disjoint windows: one store each
-                        cell = first_max_2x2(top_row, top_row + W, q)
-                        top_grad[2 * q + (cell & 1) + (cell >> 1) * W] = window_grad[q]
+                    max_2x2_grad_row(top_row, top_row + W, dys + (plane * P + p) * Q, Q, top_grad, top_grad + W)
+                    if 2 * Q < W:
+                        memset(top_grad + 2 * Q, 0, (W - 2 * Q) * sizeof(floating))
+                        memset(top_grad + W + 2 * Q, 0, (W - 2 * Q) * sizeof(floating))
+                if 2 * P < H:
+                    memset(grad + 2 * P * W, 0, (H - 2 * P) * W * sizeof(floating))
                 continue
+            memset(grad, 0, H * W * sizeof(floating))
             for p in range(P):
                 for q in range(Q):
                     grad[first_max(image, W, clip_window(p, q, kh, kw, sh, sw, pt, pl, dh, dw, H, W))] += \
