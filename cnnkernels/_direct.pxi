@@ -202,40 +202,63 @@ def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, 
                                    wt + filters + threadid() * panel)
 
 
+cdef inline void rows_block(const float* xt, int H, int W, int C, int R, int S, int sh, int sw, int pt, int pl, int dh,
+                            int dw, int pixel0, int count, int Q, const float* zeros, const float* U, int Kp, int K,
+                            int block, const float* bias, float* y, Py_ssize_t PQ, float* M) noexcept nogil:
+    """One work item of rows_forward: `count` output pixels from pixel0 of one image (xt channels-last, y NCHW)."""
+    cnnk_implicit_rows(xt, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, zeros, U, Kp,
+                       M + <Py_ssize_t>block * Kp, M, M + <Py_ssize_t>block * (Kp + C * R * S))
+    cnnk_rows_to_nchw(M, count, Kp, K, bias, y, PQ, pixel0)
+
+
 def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
                  int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
 
-    Pixel-major patches (im2row) of a channels-last copy of x (a chunk of images at a time),
-    multiplied by the filters in panels of 16 with the Winograd product's register-blocked
-    kernel (one "ξ"): nothing is packed again, unlike BLAS. On AVX-512 the product reads each
-    patch where it lies in the copy (R·S runs of C floats: implicit im2row), elsewhere the
-    patches are written out first. Work items are (image, block of ≤ 240 output pixels); per
-    thread the product takes pixels·⌈K/16⌉·16 floats, and written patches pixels·C·R·S.
+    Pixel-major patches (im2row) of a channels-last copy of x, multiplied by the filters in panels
+    of 16 with the Winograd product's register-blocked kernel (one "ξ"): nothing is packed again,
+    unlike BLAS. On AVX-512 the product reads each patch where it lies in the copy (R·S runs of C
+    floats: implicit im2row), elsewhere the patches are written out first. With two images or more
+    per thread, a work item is an image: its thread copies it and runs its blocks of ≤ 240 output
+    pixels (the copy is read from that core's cache); with fewer, the items are (image, block), after
+    a chunk of images is copied. Per thread the product takes pixels·⌈K/16⌉·16 floats, and written
+    patches pixels·C·R·S.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
     cdef int Kp = (K + 15) // 16 * 16, CRS = C * R * S
-    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W
+    cdef Py_ssize_t PQ = <Py_ssize_t>P * Q, image_size = <Py_ssize_t>C * H * W, out_size = <Py_ssize_t>K * PQ
     cdef int block = max(6, min(<int>PQ, (1 << 19) // max(CRS, 1) // 6 * 6, CNNK_IMPLICIT_PIXELS))
     cdef int blocks = <int>((PQ + block - 1) // block)
     cdef int nt = max(1, n_threads)
-    cdef int chunk = chunk_images(image_size, N, blocks, 4 * nt)
-    cdef Py_ssize_t patches = cnnk_implicit_rows_scratch(block, CRS)
-    cdef Py_ssize_t per_thread = <Py_ssize_t>block * Kp + patches
-    cdef float[::1] space = scratch(chunk * image_size + <Py_ssize_t>Kp * CRS + C + nt * per_thread, np.float32)
-    cdef float* xt = &space[0]
-    cdef float* U = xt + chunk * image_size
+    cdef bint by_image = N >= 2 * nt
+    cdef int chunk = 0 if by_image else chunk_images(image_size, N, blocks, 4 * nt)
+    cdef Py_ssize_t per_thread = <Py_ssize_t>block * Kp + cnnk_implicit_rows_scratch(block, CRS)
+    if by_image:
+        per_thread += image_size  # the thread's image, channels-last
+    cdef float[::1] space = scratch(<Py_ssize_t>Kp * CRS + C + chunk * image_size + nt * per_thread, np.float32)
+    cdef float* U = &space[0]
     cdef float* zeros = U + <Py_ssize_t>Kp * CRS
+    cdef float* xt = zeros + C  # the chunk's images, channels-last
+    cdef float* own = xt + chunk * image_size  # per thread: (its image,) the product's rows (and patches)
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
     cdef Py_ssize_t item
-    cdef int n, n0, images, pixel0, count
-    cdef float* M
+    cdef int n, n0, images, pixel0, i
+    cdef float* mine
     with nogil:
         cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
         memset(zeros, 0, C * sizeof(float))
+    if by_image:
+        with nogil:
+            for n in prange(N, num_threads=nt, schedule="dynamic"):
+                mine = own + threadid() * per_thread
+                cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, mine)
+                for i in range(blocks):
+                    rows_block(mine, H, W, C, R, S, sh, sw, pt, pl, dh, dw, i * block, <int>min(block, PQ - i * block),
+                               Q, zeros, U, Kp, K, block, bias, ys + n * out_size, PQ, mine + image_size)
+        return
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
@@ -244,11 +267,9 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
             for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
                 n = <int>(item // blocks)
                 pixel0 = <int>(item % blocks) * block
-                count = <int>min(<Py_ssize_t>block, PQ - pixel0)
-                M = zeros + C + threadid() * per_thread
-                cnnk_implicit_rows(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, zeros,
-                                   U, Kp, M + <Py_ssize_t>block * Kp, M, M + <Py_ssize_t>block * (Kp + CRS))
-                cnnk_rows_to_nchw(M, count, Kp, K, bias, ys + (n0 + n) * <Py_ssize_t>K * PQ, PQ, pixel0)
+                rows_block(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
+                           <int>min(<Py_ssize_t>block, PQ - pixel0), Q, zeros, U, Kp, K, block, bias,
+                           ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread)
 
 
 def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,

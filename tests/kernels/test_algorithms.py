@@ -118,6 +118,25 @@ def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype
     assert_close(dx, reference_dx.astype(dtype), dtype, f"dx ({planned.backward_data})")
 
 
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_im2row_work_split_by_images_or_blocks(backend, threads, batch):
+    """With two images or more per thread im2row's work items are images (copied and multiplied by the same
+    thread), with fewer (image, block of pixels) after a chunk is copied: both give the reference's result, the
+    same bits at any thread count."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((batch, 24, 23, 21)).astype(np.float32)  # 12 x 11 = 132 pixels: blocks of 132
+    w = rng.standard_normal((40, 24, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    expected = ck.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride=2, padding=1,
+                         backend="numpy")
+    y = ck.conv2d(x, w, b, stride=2, padding=1, algorithm="im2row", backend=backend, threads=threads)
+    assert_close(y, expected.astype(np.float32), np.float32, f"im2row, {threads} threads, batch {batch}")
+    np.testing.assert_array_equal(y, ck.conv2d(x, w, b, stride=2, padding=1, algorithm="im2row", backend=backend,
+                                               threads=3 - threads))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, w_shape, groups", [
