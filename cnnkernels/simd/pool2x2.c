@@ -49,59 +49,68 @@ GRADIENT(double, f64)
 #ifdef CNNK_HAVE_X86_SIMD
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static void grad_row_avx512(const float *top, const float *bottom, const float *g,
-                                                              int Q, float *top_grad, float *bottom_grad) {
+#define AVX512 __attribute__((target("avx512f")))
+
+/* Windows q0 .. q0 + 15 (those below Q) of two rows: each window's cells a, b (top row), c, d (bottom), a window a
+   lane; `windows` masks the lanes that are windows, `first` and `second` a row's two vectors of their cells. */
+typedef struct {
+    __m512 a, b, c, d;
+    __mmask16 windows, first, second;
+} window_cells;
+
+AVX512 static inline __attribute__((always_inline)) window_cells load_windows(const float *top, const float *bottom,
+                                                                             int q0, int Q) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int n = Q - q0 < 16 ? Q - q0 : 16, cells = 2 * n;
+    window_cells w;
+    w.windows = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+    w.first = (__mmask16)(cells >= 16 ? 0xFFFF : (1u << cells) - 1);
+    w.second = (__mmask16)(cells >= 32 ? 0xFFFF : cells > 16 ? (1u << (cells - 16)) - 1 : 0);
+    const float *t = top + 2 * q0, *u = bottom + 2 * q0;
+    __m512 t0 = _mm512_maskz_loadu_ps(w.first, t), t1 = _mm512_maskz_loadu_ps(w.second, t + 16);
+    __m512 u0 = _mm512_maskz_loadu_ps(w.first, u), u1 = _mm512_maskz_loadu_ps(w.second, u + 16);
+    w.a = _mm512_permutex2var_ps(t0, even, t1);
+    w.b = _mm512_permutex2var_ps(t0, odd, t1);
+    w.c = _mm512_permutex2var_ps(u0, even, u1);
+    w.d = _mm512_permutex2var_ps(u0, odd, u1);
+    return w;
+}
+
+AVX512 static void grad_row_avx512(const float *top, const float *bottom, const float *g, int Q, float *top_grad,
+                                   float *bottom_grad) {
     const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
     for (int q0 = 0; q0 < Q; q0 += 16) {
-        int n = Q - q0 < 16 ? Q - q0 : 16, cells = 2 * n; /* windows, and cells of a row */
-        __mmask16 windows = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        __mmask16 first = (__mmask16)(cells >= 16 ? 0xFFFF : (1u << cells) - 1);
-        __mmask16 second = (__mmask16)(cells >= 32 ? 0xFFFF : cells > 16 ? (1u << (cells - 16)) - 1 : 0);
-        const float *t = top + 2 * q0, *u = bottom + 2 * q0;
-        __m512 t0 = _mm512_maskz_loadu_ps(first, t), t1 = _mm512_maskz_loadu_ps(second, t + 16);
-        __m512 u0 = _mm512_maskz_loadu_ps(first, u), u1 = _mm512_maskz_loadu_ps(second, u + 16);
-        __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
-        __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
-        __m512 v = _mm512_maskz_loadu_ps(windows, g + q0);
-        __mmask16 nan_a = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), nan_b = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
-        __mmask16 nan_c = _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q), nan_d = _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+        window_cells w = load_windows(top, bottom, q0, Q);
+        __m512 v = _mm512_maskz_loadu_ps(w.windows, g + q0);
+        __mmask16 nan_a = _mm512_cmp_ps_mask(w.a, w.a, _CMP_UNORD_Q);
+        __mmask16 nan_b = _mm512_cmp_ps_mask(w.b, w.b, _CMP_UNORD_Q);
+        __mmask16 nan_c = _mm512_cmp_ps_mask(w.c, w.c, _CMP_UNORD_Q);
+        __mmask16 nan_d = _mm512_cmp_ps_mask(w.d, w.d, _CMP_UNORD_Q);
         __mmask16 clean = (__mmask16)~(nan_a | nan_b | nan_c | nan_d);
         /* in clean windows vmaxps is the maximum (it differs from the selects only on NaN) */
-        __m512 m = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d));
-        __mmask16 take_a = nan_a | (clean & _mm512_cmp_ps_mask(a, m, _CMP_EQ_OQ));
-        __mmask16 take_b = ~take_a & (nan_b | (clean & _mm512_cmp_ps_mask(b, m, _CMP_EQ_OQ)));
-        __mmask16 take_c = ~(take_a | take_b) & (nan_c | (clean & _mm512_cmp_ps_mask(c, m, _CMP_EQ_OQ)));
+        __m512 m = _mm512_max_ps(_mm512_max_ps(w.a, w.b), _mm512_max_ps(w.c, w.d));
+        __mmask16 take_a = nan_a | (clean & _mm512_cmp_ps_mask(w.a, m, _CMP_EQ_OQ));
+        __mmask16 take_b = ~take_a & (nan_b | (clean & _mm512_cmp_ps_mask(w.b, m, _CMP_EQ_OQ)));
+        __mmask16 take_c = ~(take_a | take_b) & (nan_c | (clean & _mm512_cmp_ps_mask(w.c, m, _CMP_EQ_OQ)));
         __mmask16 take_d = ~(take_a | take_b | take_c);
         __m512 ga = _mm512_maskz_mov_ps(take_a, v), gb = _mm512_maskz_mov_ps(take_b, v);
         __m512 gc = _mm512_maskz_mov_ps(take_c, v), gd = _mm512_maskz_mov_ps(take_d, v);
-        _mm512_mask_storeu_ps(top_grad + 2 * q0, first, _mm512_permutex2var_ps(ga, low, gb));
-        _mm512_mask_storeu_ps(top_grad + 2 * q0 + 16, second, _mm512_permutex2var_ps(ga, high, gb));
-        _mm512_mask_storeu_ps(bottom_grad + 2 * q0, first, _mm512_permutex2var_ps(gc, low, gd));
-        _mm512_mask_storeu_ps(bottom_grad + 2 * q0 + 16, second, _mm512_permutex2var_ps(gc, high, gd));
+        _mm512_mask_storeu_ps(top_grad + 2 * q0, w.first, _mm512_permutex2var_ps(ga, low, gb));
+        _mm512_mask_storeu_ps(top_grad + 2 * q0 + 16, w.second, _mm512_permutex2var_ps(ga, high, gb));
+        _mm512_mask_storeu_ps(bottom_grad + 2 * q0, w.first, _mm512_permutex2var_ps(gc, low, gd));
+        _mm512_mask_storeu_ps(bottom_grad + 2 * q0 + 16, w.second, _mm512_permutex2var_ps(gc, high, gd));
     }
 }
 
-__attribute__((target("avx512f"))) static void max_row_avx512(const float *top, const float *bottom, int Q,
-                                                             float *out) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+AVX512 static void max_row_avx512(const float *top, const float *bottom, int Q, float *out) {
     for (int q0 = 0; q0 < Q; q0 += 16) {
-        int n = Q - q0 < 16 ? Q - q0 : 16, cells = 2 * n;
-        __mmask16 windows = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        __mmask16 first = (__mmask16)(cells >= 16 ? 0xFFFF : (1u << cells) - 1);
-        __mmask16 second = (__mmask16)(cells >= 32 ? 0xFFFF : cells > 16 ? (1u << (cells - 16)) - 1 : 0);
-        const float *t = top + 2 * q0, *u = bottom + 2 * q0;
-        __m512 t0 = _mm512_maskz_loadu_ps(first, t), t1 = _mm512_maskz_loadu_ps(second, t + 16);
-        __m512 u0 = _mm512_maskz_loadu_ps(first, u), u1 = _mm512_maskz_loadu_ps(second, u + 16);
-        __m512 a = _mm512_permutex2var_ps(t0, even, t1), b = _mm512_permutex2var_ps(t0, odd, t1);
-        __m512 c = _mm512_permutex2var_ps(u0, even, u1), d = _mm512_permutex2var_ps(u0, odd, u1);
-        __mmask16 nan = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) |
-                        _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
-        __m512 m = _mm512_max_ps(_mm512_max_ps(a, b), _mm512_max_ps(c, d));
-        _mm512_mask_storeu_ps(out + q0, windows, _mm512_mask_blend_ps(nan, m, _mm512_set1_ps(NAN)));
+        window_cells w = load_windows(top, bottom, q0, Q);
+        __mmask16 nan = _mm512_cmp_ps_mask(w.a, w.a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(w.b, w.b, _CMP_UNORD_Q) |
+                        _mm512_cmp_ps_mask(w.c, w.c, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(w.d, w.d, _CMP_UNORD_Q);
+        __m512 m = _mm512_max_ps(_mm512_max_ps(w.a, w.b), _mm512_max_ps(w.c, w.d));
+        _mm512_mask_storeu_ps(out + q0, w.windows, _mm512_mask_blend_ps(nan, m, _mm512_set1_ps(NAN)));
     }
 }
 #endif
