@@ -121,7 +121,7 @@ cdef inline int first_max_2x2(const floating* top_row, const floating* bottom_ro
 
 cdef inline void max_2x2_row(const floating* top_row, const floating* bottom_row, int Q,
                              floating* out) noexcept nogil:
-    """out[q] = max of window q's four cells (NaN if one is): simd/pool2x2.c, vectorised per ISA."""
+    """out[q] = max of window q's four cells (NaN if one is): simd/pool2x2.c (float32 on AVX-512: 16 a vector)."""
     if floating is float:
         cnnk_max_2x2_row_f32(top_row, bottom_row, Q, out)
     else:
@@ -131,7 +131,7 @@ cdef inline void max_2x2_row(const floating* top_row, const floating* bottom_row
 cdef inline void max_2x2_grad_row(const floating* top_row, const floating* bottom_row, const floating* g, int Q,
                                   floating* top_grad, floating* bottom_grad) noexcept nogil:
     """Window q's gradient g[q] to its first maximum (as first_max_2x2), 0 to its other cells, the two rows
-    written whole up to 2Q: simd/pool2x2.c, vectorised per ISA."""
+    written whole up to 2Q: simd/pool2x2.c (float32 on AVX-512: 16 windows a vector)."""
     if floating is float:
         cnnk_max_2x2_grad_row_f32(top_row, bottom_row, g, Q, top_grad, bottom_grad)
     else:
