@@ -85,15 +85,15 @@ AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, 
     }
 }
 
-/* im2row's product without its patches: M[i, k] = Σ_r,s,c x[h, w, c] · U[panel k/16][(r·S + s)·C + c][k%16] for
-   the npix (at most CNNK_IMPLICIT_PIXELS) output pixels from pixel0 of one channels-last image x (H x W x C),
-   h = p·sh + r·dh − pt, w = q·sw + s·dw − pl (p = pixel / Q, q = pixel % Q), a tap outside the image reading
-   `zeros` (C floats). A tap's patch entries are a pixel's C contiguous floats, so the product reads them where
-   they lie: per run of up to four panels and slice of about PRODUCT_CHANNELS patch entries (one tap's slice of
-   channels, or several taps' C channels; held in L1), the groups of 6 pixels stream past, the partial sums kept
-   in M (as multiply_sliced). Written out, the patches took a quarter of the strided ResNet layer's forward pass;
-   read from NCHW as it lies (H·W floats between a pixel's channels), the product ran 1.08x slower than on the
-   channels-last copy. */
+/* im2row's product without its patches: M[i, k] = Σ_r,s,c x[h, w, c] · U[panel k/16][(r·S + s)·C + c][k%16] for the
+   npix (at most CNNK_IMPLICIT_PIXELS) output pixels from pixel0 of one channels-last image x (H x W x C), h = p·sh
+   + r·dh − pt, w = q·sw + s·dw − pl (p = pixel / Q, q = pixel % Q), a tap outside the image reading `zeros` (C
+   floats). A tap's patch entries are a pixel's C contiguous floats, so the product reads them where they lie: per
+   run of up to four panels and slice of about PRODUCT_CHANNELS patch entries (one tap's slice of channels, or
+   several taps' C channels; held in L1), the groups of 6 pixels stream past, the partial sums kept in M (as
+   multiply_sliced). With the patches written out, the strided ResNet layer's forward took 1.06x as long; read from
+   NCHW as it lies (H·W floats between a pixel's channels), the product ran 1.08x slower than on the channels-last
+   copy. */
 AVX512 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt,
                                       int pl, int dh, int dw, int pixel0, int npix, int Q, const float *zeros,
                                       const float *U, int Kpad, float *M) {
