@@ -118,7 +118,8 @@ AVX512 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R
                         int down = (t0 + g) / S * dh, across = (t0 + g) % S * dw;
                         for (int i = 0; i < 6; i++) { /* a missing last row repeats the last pixel, not stored */
                             int j = i0 + (i < rows ? i : rows - 1), h = top[j] + down, w = left[j] + across;
-                            row[g][i] = (h >= 0 && h < H && w >= 0 && w < W ? x + ((ptrdiff_t)h * W + w) * C : zeros) + c0;
+                            int inside = h >= 0 && h < H && w >= 0 && w < W;
+                            row[g][i] = (inside ? x + ((ptrdiff_t)h * W + w) * C : zeros) + c0;
                         }
                     }
                     product_panels((const float *const (*)[6])row, segments, 1, cc, u, panel_size,
