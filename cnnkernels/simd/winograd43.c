@@ -254,6 +254,15 @@ __attribute__((target("avx2,fma")))
 static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
     transpose_avx2(x, C, HW, HW, C, NULL, out);
 }
+
+__attribute__((target("avx2,fma")))
+static void nchw_to_nhwc_avx512(const float *x, int C, int HW, float *out) {
+    /* 16 x 16 blocks, the channels and pixels past the last whole block by the AVX2 transpose */
+    int c16 = C / 16 * 16, p16 = HW / 16 * 16;
+    cnnk_transpose16_avx512(x, c16, p16, HW, C, out);
+    if (c16 < C) transpose_avx2(x + (ptrdiff_t)c16 * HW, C - c16, HW, HW, C, NULL, out + c16);
+    if (p16 < HW && c16 > 0) transpose_avx2(x + p16, c16, HW - p16, HW, C, NULL, out + (ptrdiff_t)p16 * C);
+}
 #endif
 
 typedef void (*transpose_fn)(const float *x, int C, int HW, float *out);
@@ -275,7 +284,7 @@ static void choose_kernels(void) {
         int avx512 = cap >= CNNK_AVX512 && __builtin_cpu_supports("avx512f");
         chosen_level = avx512 ? CNNK_AVX512 : CNNK_AVX2;
         chosen_isa = avx512 ? "avx512f" : "avx2+fma";
-        chosen_transpose = nchw_to_nhwc_avx2; /* a transpose is bound by memory, not by the vector width */
+        chosen_transpose = avx512 ? nchw_to_nhwc_avx512 : nchw_to_nhwc_avx2;
         chosen_multiply = avx512 ? cnnk_multiply_avx512 : multiply_avx2;
         return;
     }

@@ -242,4 +242,40 @@ AVX512 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stri
         }
     }
 }
+/* out[p·ldo + c] = x[c·ldi + p] for c < C, p < HW, both multiples of 16: 16 x 16 blocks transposed in registers (4
+   rounds of 16 two-source shuffles, where AVX2's 8 x 8 blocks take 3 rounds of 8 for a quarter of the floats), the
+   rows read ahead (they lie ldi apart: the hardware prefetchers do not follow them) */
+AVX512 void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, float *out) {
+    const int ahead = 128; /* pixels, as the AVX2 transpose's */
+    for (int p0 = 0; p0 < HW; p0 += 16)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const float *src = x + (ptrdiff_t)c0 * ldi + p0;
+            __m512 r[16], t[16];
+            if (p0 + ahead + 16 <= HW)
+                for (int i = 0; i < 16; i++) _mm_prefetch((const char *)(src + i * ldi + ahead), _MM_HINT_T0);
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ldi);
+            for (int i = 0; i < 16; i += 2) { /* pairs of rows interleaved */
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 16; i += 4) { /* 4 rows' 4 pixels per 128-bit lane */
+                r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+                r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+                r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++) { /* lanes of rows 0-3 with 4-7, and of 8-11 with 12-15 */
+                t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+                t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+                t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+                t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+            }
+            for (int i = 0; i < 8; i++) { /* then the halves: each register one pixel's 16 channels */
+                r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+                r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+            }
+            float *dst = out + (ptrdiff_t)p0 * ldo + c0;
+            for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldo, r[i]); /* register i: pixel p0 + i */
+        }
+}
 #endif
