@@ -1,24 +1,27 @@
 /* 2x2, stride-2 max pooling, a row of windows at a time: in float32 on AVX-512 16 windows at a time (their cells
    de-interleaved from the two rows by permutes, and for the gradient interleaved back), elsewhere one at a time.
    The gradient writes all four cells of every window (the first maximum's gets g, the others 0), so the plane
-   needs no zeroing first. Measured
-   on the tutorial's pool (32x16x20x20 float32, 1 thread): 262 µs backward as a Cython loop (a count of
-   comparisons per window, then one store into a zeroed plane). */
+   needs no zeroing first. Measured on the tutorial's pool (32x16x20x20 float32, 1 thread): 262 µs backward as a
+   Cython loop (a count of comparisons per window, then one store into a zeroed plane). */
 #include "pool2x2.h"
 
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "simd.h"
+
+/* the largest of a, b, c, d by selects (NaN aside: the callers test for it) */
+#define MAX_OF_FOUR(T, SUFFIX)                                                                                \
+    static inline T max_of_four_##SUFFIX(T a, T b, T c, T d) {                                                \
+        T m = a > b ? a : b;                                                                                  \
+        m = m > c ? m : c;                                                                                    \
+        return m > d ? m : d;                                                                                 \
+    }
 
 #define FORWARD(T, SUFFIX)                                                                                    \
     static void max_row_portable_##SUFFIX(const T *top, const T *bottom, int Q, T *out) {                    \
         for (int q = 0; q < Q; q++) {                                                                         \
             T a = top[2 * q], b = top[2 * q + 1], c = bottom[2 * q], d = bottom[2 * q + 1];                   \
-            T m = a > b ? a : b;                                                                              \
-            m = m > c ? m : c;                                                                                \
-            m = m > d ? m : d;                                                                                \
+            T m = max_of_four_##SUFFIX(a, b, c, d);                                                           \
             out[q] = (a != a) | (b != b) | (c != c) | (d != d) ? (T)NAN : m;                                  \
         }                                                                                                     \
     }
@@ -29,9 +32,7 @@
                                            T *bottom_grad) {                                                  \
         for (int q = 0; q < Q; q++) {                                                                         \
             T a = top[2 * q], b = top[2 * q + 1], c = bottom[2 * q], d = bottom[2 * q + 1];                   \
-            T m = a > b ? a : b;                                                                              \
-            m = m > c ? m : c;                                                                                \
-            m = m > d ? m : d;                                                                                \
+            T m = max_of_four_##SUFFIX(a, b, c, d);                                                           \
             int nan_a = a != a, nan_b = b != b, nan_c = c != c, clean = !(nan_a | nan_b | nan_c | (d != d));  \
             int not_a = !(nan_a | (clean & (a == m))), not_b = !(nan_b | (clean & (b == m)));                 \
             int not_c = !(nan_c | (clean & (c == m)));                                                        \
@@ -41,6 +42,8 @@
         }                                                                                                     \
     }
 
+MAX_OF_FOUR(float, f32)
+MAX_OF_FOUR(double, f64)
 FORWARD(float, f32)
 FORWARD(double, f64)
 GRADIENT(float, f32)
@@ -119,13 +122,10 @@ static int avx512_here(void) {
     /* AVX-512F, unless CNNKERNELS_SIMD caps the kernels below it (as the convolutions' choice in winograd43.c) */
     static int known = -1;
     if (known < 0) {
-        const char *cap = getenv("CNNKERNELS_SIMD");
-        int capped = cap != NULL && (strcmp(cap, "avx2") == 0 || strcmp(cap, "portable") == 0);
 #ifdef CNNK_HAVE_X86_SIMD
         __builtin_cpu_init();
-        known = !capped && __builtin_cpu_supports("avx512f");
+        known = cnnk_simd_cap() >= CNNK_AVX512 && __builtin_cpu_supports("avx512f");
 #else
-        (void)capped;
         known = 0;
 #endif
     }

@@ -3,6 +3,8 @@
 #define CNNK_SIMD_H
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define WINO_LANES 16 /* the portable transforms work on 16 tiles or channels at once, one per SIMD lane */
 #define GEMM_TILES 6 /* rows of a product's register block: 6 tiles x 16 filters = 12 AVX2 accumulators */
@@ -23,6 +25,15 @@ typedef float lanes_t[WINO_LANES];
 /* What cnnk_simd_level() returns: the best kernels this CPU runs (CNNKERNELS_SIMD=avx2 or =portable caps it). */
 enum { CNNK_PORTABLE = 0, CNNK_AVX2 = 1, CNNK_AVX512 = 2 };
 int cnnk_simd_level(void);
+
+/* The best level CNNKERNELS_SIMD allows: =portable and =avx2 cap the kernels (the tests run each), else AVX-512.
+   Read where an extension chooses its kernels (winograd43.c, pool2x2.c). */
+static inline int cnnk_simd_cap(void) {
+    const char *wanted = getenv("CNNKERNELS_SIMD");
+    return wanted == NULL ? CNNK_AVX512 : strcmp(wanted, "portable") == 0 ? CNNK_PORTABLE
+           : strcmp(wanted, "avx2") == 0 ? CNNK_AVX2 : CNNK_AVX512;
+}
+
 int cnnk_filter_group(void);
 
 static inline void cnnk_pack_tiles(const float *rows6, int rows, int C, float *panel) {

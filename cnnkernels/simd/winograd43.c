@@ -274,9 +274,7 @@ static const char *chosen_isa = "portable";
 static void choose_kernels(void) {
     /* CNNKERNELS_SIMD=portable forces the plain-C kernels and =avx2 caps the ISA there (the tests run each);
        a benign race: every thread that gets here first picks the same functions */
-    const char *wanted = getenv("CNNKERNELS_SIMD");
-    int cap = wanted == NULL ? CNNK_AVX512 : strcmp(wanted, "portable") == 0 ? CNNK_PORTABLE
-              : strcmp(wanted, "avx2") == 0 ? CNNK_AVX2 : CNNK_AVX512;
+    int cap = cnnk_simd_cap();
     chosen_transpose = nchw_to_nhwc_portable;
 #ifdef CNNK_HAVE_X86_SIMD
     __builtin_cpu_init();
