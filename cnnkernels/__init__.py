@@ -8,6 +8,7 @@ NCHW layout, weights (K, C/groups, R, S); signatures mirror
 """
 
 from .api import conv2d, conv2d_backward, conv2d_plan
+from .linalg import matmul
 from .pooling import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -58,6 +59,7 @@ __all__ = [
     "leaky_relu",
     "leaky_relu_backward",
     "get_num_threads",
+    "matmul",
     "max_pool2d",
     "max_pool2d_backward",
     "max_unpool2d",

@@ -28,7 +28,7 @@ import functools
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from ._workspace import scratch
 
@@ -54,6 +54,8 @@ cdef extern from "simd/winograd43.h" nogil:
                             float* V, float* M, float* panel)
     void cnnk_row2im_add_nhwc(const float* M, Py_ssize_t ldm, int H, int W, int C, int R, int S, int sh, int sw,
                               int pt, int pl, int dh, int dw, int pixel0, int npix, int Q, float* dx)
+    void cnnk_pack_columns(const float* b, Py_ssize_t row_stride, Py_ssize_t col_stride, int rows, int cols, int Kpad,
+                           int k_begin, int k_end, float* U)
     void cnnk_rows_to_nchw(const float* M, int npix, int Kpad, int K, const float* bias, float* y, Py_ssize_t PQ,
                            int pixel0)
     void cnnk_wino43_grad_output(const float* dy, Py_ssize_t image_stride, Py_ssize_t pixel_stride, int K, int P,

@@ -4,7 +4,8 @@
    the row M[i, (r·S + s)·C + c] = Σ_k dy[i, k] · w[k, c, r, s] comes from the Winograd product's register-
    blocked kernel (cnnk_gemm_rows: K is the reduction, C·R·S the "filters", packed by cnnk_gemm_filters from
    the filters laid out (r, s, c) x K), and is added back where its
-   patch came from, channels-last (contiguous runs of C floats). Arguments arrive validated from cnnkernels. */
+   patch came from, channels-last (contiguous runs of C floats). Also cnnk_pack_columns: any matrix as the product's
+   panels (cnnkernels.matmul). Arguments arrive validated from cnnkernels. */
 
 #include <stddef.h>
 
@@ -27,6 +28,29 @@ void cnnk_row2im_add_nhwc(const float *M, ptrdiff_t ldm, int H, int W, int C, in
                 float *dst = dx + ((ptrdiff_t)h * W + w) * C;
                 for (int c = 0; c < C; c++) dst[c] += src[c];
             }
+        }
+    }
+}
+
+CNNK_CLONES
+void cnnk_pack_columns(const float *b, ptrdiff_t row_stride, ptrdiff_t col_stride, int rows, int cols, int Kpad,
+                       int k_begin, int k_end, float *U) {
+    /* U[((j/16)·rows + k)·16 + j%16] = b[k·row_stride + j·col_stride] (zero for j >= cols) for rows k_begin <= k <
+       k_end of a matrix (rows x cols, any strides): cnnk_gemm_rows's panels of 16 columns. Row by row, so that
+       a row of b is read once, in order (panel by panel, each read b's rows a stride apart: 4x slower); with
+       col_stride 1, 16 floats at a time. */
+    for (int k = k_begin; k < k_end; k++) {
+        const float *in = b + k * row_stride;
+        for (int p = 0; p < Kpad / 16; p++, in += 16 * col_stride) {
+            int width = cols - 16 * p < 16 ? cols - 16 * p : 16;
+            float *out = U + ((ptrdiff_t)p * rows + k) * 16;
+            if (width == 16 && col_stride == 1) {
+                memcpy(out, in, 16 * sizeof(float)); /* a constant size: two vector moves */
+                continue;
+            }
+            int l = 0;
+            for (; l < width; l++) out[l] = in[l * col_stride];
+            for (; l < 16; l++) out[l] = 0.0f;
         }
     }
 }

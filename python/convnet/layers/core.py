@@ -40,7 +40,7 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        z = x @ self.params["kernel"]
+        z = cnnkernels.matmul(x, self.params["kernel"])  # on the kernels' threads (NumPy's BLAS is held at one)
         if self.use_bias:
             z += self.params["bias"]
         self._y, self._z = activations.apply_owned(self.activation, z)
@@ -48,10 +48,10 @@ class Dense(Layer):
 
     def backward(self, dy):
         dz = activations.backward(self.activation, self._y, dy, self._z)
-        self.grads["kernel"] = self._x.T @ dz
+        self.grads["kernel"] = cnnkernels.matmul(self._x.T, dz)
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
-        return dz @ self.params["kernel"].T
+        return cnnkernels.matmul(dz, self.params["kernel"].T)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
