@@ -8,6 +8,9 @@ PACK_ROWS = 256
 # The direct weight gradient's chunk of laid-out images and dy (4 MiB): each work item stores its sums once per
 # chunk, so larger chunks store less often (the strided ResNet layer: 3 images a chunk instead of 1)
 WEIGHT_CHUNK_FLOATS = 1 << 20
+# ... and at most this many floats of a 32-filter block's dy (512 KiB), which every item of the block reads: the
+# ResNet stem (3 -> 64, 7x7/2, 112x112) took half the time with 1 image a chunk (0.4 MB a block) than with 4
+WEIGHT_DY_FLOATS = 1 << 17
 
 
 @functools.lru_cache(maxsize=256)
@@ -123,10 +126,13 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] (one group, float32)
 
     The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
-    WEIGHT_CHUNK_FLOATS floats, or one image), x laid out as its stride phases and dy channels-last, then
-    each work item takes 32 filters and one channel and sums dy times the broadcast inputs over the chunk's
-    images into its own part of dw (cnnkernels/simd/direct_weight.c): no partial sums, and the same result
-    at any thread count. Workspace: the chunk's layouts and a padded row per thread.
+    WEIGHT_CHUNK_FLOATS floats and WEIGHT_DY_FLOATS of a 32-filter block's dy, or one image), x laid out as
+    its stride phases and dy channels-last, then each work item takes 32 filters and one channel and sums dy
+    times the broadcast inputs over the chunk's images into its own part of dw
+    (cnnkernels/simd/direct_weight.c): no partial sums, and the same result at any thread count (the chunk
+    depends on the geometry only). Items running together take channels half the channels apart: with
+    neighbouring channels the two threads wrote the same lines of dw (2 threads 1.1x faster without).
+    Workspace: the chunk's layouts and a padded row per thread.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]
@@ -139,7 +145,7 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     Hph, Wp, cstride, rows_of, cols_of, offset = weight_layout(P, Q, R, S, sh, sw, dh, dw)
     cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
     cdef Py_ssize_t image = C * cstride, PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
-    cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image)))
+    cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image), WEIGHT_DY_FLOATS // (32 * PQ)))
     cdef Py_ssize_t row = cnnk_direct_row_floats(W, pl, sw, Wp)
     cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * row, np.float32)
     cdef float* xl = &space[0]
@@ -165,8 +171,10 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
                     cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image, K, <int>PQ, dyt + n * dy_image)
             for item in prange(blocks * C, num_threads=min(nt, blocks * C), schedule="dynamic"):
                 k0 = 32 * (item // C)
+                c = item % C  # consecutive items (two threads at once) half the channels apart: not one dw line
+                c = c // 2 + (c % 2) * ((C + 1) // 2)
                 cnnk_direct_weight(dyt, dy_image, K, P, Q, xl, image, C, cstride, Wp, &offset[0], T, images,
-                                   k0, min(k0 + 32, K), item % C, dws)
+                                   k0, min(k0 + 32, K), c, dws)
 
 
 def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int groups,
