@@ -328,11 +328,11 @@ def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w
 
 
 def rows_matmul(const float[:, ::1] v, const float[:, :] b, int n_threads, float[:, ::1] out, bint transposed):
-    """out = v·b (or, with ``transposed``, out = (v·b)ᵀ) for float32 matrices: v's rows (R x K) as the rows of the
-    Winograd product's register-blocked kernel (cnnk_gemm_rows), b (K x N, any positive strides) packed in panels
-    of 16 columns, PACK_ROWS of b's rows per work item, then the rows in blocks of 6·g, a block per work item (one a thread,
-    or 240 rows). Workspace: b packed (K·⌈N/16⌉·16 floats), the products' rows (R·⌈N/16⌉·16, unless out takes them as
-    they come: N a multiple of 16, not transposed) and 6·K floats a thread."""
+    """out = v·b (or, with ``transposed``, out = (v·b)ᵀ) for float32 matrices: v's rows (R x K) as the rows of
+    the Winograd product's register-blocked kernel (cnnk_gemm_rows), b (K x N, any positive strides) packed in
+    panels of 16 columns, PACK_ROWS of b's rows per work item, then v's rows in blocks of 6·g, a block per work
+    item (one a thread, at most 240 rows). Workspace: b packed (K·⌈N/16⌉·16 floats), the products' rows
+    (R·⌈N/16⌉·16, unless out takes them as they come: N a multiple of 16, not transposed), 6·K floats a thread."""
     cdef int R = v.shape[0], K = v.shape[1], N = b.shape[1], nt = max(1, n_threads)
     cdef int pack_rows = PACK_ROWS, Kp = (N + 15) // 16 * 16, chunks = (K + pack_rows - 1) // pack_rows
     cdef Py_ssize_t row_stride = b.strides[0] // sizeof(float), col_stride = b.strides[1] // sizeof(float)

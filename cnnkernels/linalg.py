@@ -20,8 +20,6 @@ MIN_FLOPS = 2_000_000
 # thread) was faster even against 2 threads (measured, float32: (1600 x 32)·(32 x 100) 87 / 110 µs at 1 / 2
 # threads against 82-89)
 MIN_REDUCTION = 64
-# On one thread OpenBLAS's call is as fast or faster ((32 x 1600)·(1600 x 100): 100 µs against 116), unless b is
-# a transposed view ((32 x 100)·(1600 x 100)ᵀ: 124-130 µs against 80)
 # The packed operand is read again by every block of rows, so it must stay in L2 (1 MiB here): a (32 x 40000)
 # ·(40000 x 100) product streaming 18 MB of packed columns per block took 2.2x OpenBLAS's time
 MAX_PACKED_FLOATS = 1 << 18
@@ -66,24 +64,24 @@ def matmul(a, b, *, backend=None, threads=None):
 
     ``out[i, j] = Σ_k a[i, k] · b[k, j]``, summed in the operands' dtype. Either operand may
     be a transposed view (``x.T``): the product is taken the way round that copies least.
-    NumPy's ``@`` (BLAS) runs instead for float64, for the backends without the kernel (numba,
-    numpy) and where it measured faster: products under ``MIN_FLOPS``, reductions shorter than
+    NumPy's ``@`` (BLAS) runs instead for float64 (and a float32 operand with a float64 one, which
+    gives float64, as NumPy's), for the backends without the kernel (numba, numpy) and where it
+    measured faster: products under ``MIN_FLOPS``, reductions shorter than
     ``MIN_REDUCTION``, one thread unless ``b`` is a transposed view, and operands that would not
     stay in cache (see ``_way``).
 
     Parameters
     ----------
     a : ndarray, shape (M, K), float32 or float64
-    b : ndarray, shape (K, N), the dtype of ``a``
+    b : ndarray, shape (K, N), float32 or float64
     backend, threads
         As for :func:`cnnkernels.conv2d`.
 
     Returns
     -------
-    out : ndarray, shape (M, N), C-contiguous
+    out : ndarray, shape (M, N), C-contiguous, of the operands' promoted dtype
     """
     a, b = _matrix("a", a), _matrix("b", b)
-    _args.check_same_dtype(a=a, b=b)
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"a's columns must match b's rows; received a of shape {a.shape}, b of shape {b.shape}")
     (M, K), N = a.shape, b.shape[1]
@@ -91,8 +89,11 @@ def matmul(a, b, *, backend=None, threads=None):
     flops = 2.0 * M * N * K
     n_threads = _threads.for_work(_threads.resolve(threads), flops)
     way = None
-    if (a.dtype == np.float32 and hasattr(ops, "rows_matmul") and flops >= MIN_FLOPS and K >= MIN_REDUCTION
-            and (n_threads > 1 or not b.flags.c_contiguous) and max(M, K, N) <= _args.MAX_EXTENT):  # ints in C
+    # On one thread OpenBLAS's call is as fast or faster ((32 x 1600)·(1600 x 100): 100 µs against 116), unless b
+    # is a transposed view ((32 x 100)·(1600 x 100)ᵀ: 124-130 µs against 80)
+    if (a.dtype == b.dtype == np.float32 and hasattr(ops, "rows_matmul") and flops >= MIN_FLOPS
+            and K >= MIN_REDUCTION and (n_threads > 1 or not b.flags.c_contiguous)
+            and max(M, K, N) <= _args.MAX_EXTENT):  # every index fits the kernels' ints
         way = _way(a, b)
     if way is None:
         return np.matmul(a, b)

@@ -152,3 +152,28 @@ def test_keras_layout_of_conv_weights():
     assert layer.params["kernel"][4, 3, 2, 1] == marker[2, 1, 3, 4]
     with pytest.raises(ValueError, match=r"\(3, 2, 4, 5\)"):
         layer.set_weights([marker.T, bias])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_in_float32_takes_cnnkernels_products(threads):
+    # big enough for cnnkernels.matmul's kernel at 2 threads (and for its input gradient, a transposed kernel, at
+    # 1): the same products as NumPy's, and a float64 gradient reaching the float32 layer still works
+    import cnnkernels
+
+    rng = np.random.default_rng(0)
+    layer = layers.Dense(100)
+    layer.build((1600,))
+    x = rng.standard_normal((32, 1600)).astype(np.float32)
+    dy = rng.standard_normal((32, 100))
+    kernel = layer.params["kernel"]
+    with cnnkernels.threads(threads):
+        y = layer.forward(x, training=True)
+        dx = layer.backward(dy.astype(np.float32))
+        dkernel = layer.grads["kernel"]
+        dx64 = layer.backward(dy)
+    exact = x.astype(np.float64) @ kernel + layer.params["bias"]
+    np.testing.assert_allclose(y, exact, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(dx, dy @ kernel.T.astype(np.float64), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(dkernel, x.T.astype(np.float64) @ dy, rtol=1e-5, atol=1e-3)
+    assert dx.dtype == np.float32 and dx64.dtype == np.float64
+    np.testing.assert_allclose(dx64, dy @ kernel.T.astype(np.float64), rtol=1e-6, atol=1e-6)
