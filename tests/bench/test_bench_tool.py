@@ -96,12 +96,16 @@ def test_compare_flags_a_kernel_slowed_on_purpose_and_not_the_same_code(tmp_path
     else:
         pytest.fail("the same code was flagged slower in 3 runs of 3: " + capsys.readouterr().out)
     same = capsys.readouterr().out
-    _slowed_run(slowed, 3, monkeypatch)
-    capsys.readouterr()
     assert "SLOWER" not in same and "2 rows: 0 significantly slower" in same and "relative to numpy-im2col" in same
-    assert main(["compare", str(before), str(slowed), *control, "--fail-on-regression", "25%"]) == 1
-    captured = capsys.readouterr()
+    for attempt in range(3):  # a burst of load can also widen an interval past a real slowdown: rerun up to twice
+        _slowed_run(slowed, 3, monkeypatch)
+        capsys.readouterr()
+        status = main(["compare", str(before), str(slowed), *control, "--fail-on-regression", "25%"])
+        captured = capsys.readouterr()
+        if captured.out.count("SLOWER") == 2:
+            break
     # the two plain problems; SlowedConv refuses the grouped one
+    assert status == 1
     assert captured.out.count("SLOWER") == 2 and "2 significant regression(s) beyond 25%" in captured.err
     assert main(["compare", str(slowed), str(before), *control]) == 0
     assert "0 significantly slower, 2 significantly faster" in capsys.readouterr().out
