@@ -155,13 +155,29 @@ cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept no
     return min(block, ((T + items - 1) // items + 5) // 6 * 6)
 
 
+cdef inline int images_per_item(int N, int P, int Q, int Cg, int Kp, int groups, int block, int nt) noexcept:
+    """Images per work item when :func:`winograd_forward` goes image by image, or 0: one group, whole images
+    within the plan's tile block, the transformed filters within 1 MiB (each item multiplies them all: L5's 21 MB
+    ran 1.09x slower at 2 threads this way), and at least 2 items a thread (about 4 while the block allows).
+    Each item's thread copies its images channels-last itself and transforms them from its own cache: the
+    tutorial conv2 0.93x the time at 2 threads against a shared copy whose tiles the other core had written."""
+    cdef int tiles = ((P + 3) // 4) * ((Q + 3) // 4)
+    if groups != 1 or tiles > block or 36 * <Py_ssize_t>Cg * Kp > (1 << 18):
+        return 0
+    cdef int per_item = max(1, min(block // tiles, N // (4 * nt)))
+    # items of 48 tiles or more: the tutorial conv2 with 8 images, an image an item, ran 1.02x slower
+    return per_item if (N + per_item - 1) // per_item >= 2 * nt and per_item * tiles >= 48 else 0
+
+
 def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int P, int Q, int block, int n_threads):
     """Floats of scratch memory :func:`winograd_forward` uses (see the module docstring)."""
-    cdef int Kp = (K // groups + 15) // 16 * 16
+    cdef int Kp = (K // groups + 15) // 16 * 16, nt = max(1, n_threads)
     cdef Py_ssize_t image = <Py_ssize_t>C * H * W
-    return (winograd_chunk(image, N, P, Q, groups, block, max(1, n_threads)) * image
-            + 36 * <Py_ssize_t>groups * Cg * Kp
-            + n_threads * (36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg))
+    cdef Py_ssize_t shared = 36 * <Py_ssize_t>groups * Cg * Kp, own = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * Cg
+    cdef int per_item = images_per_item(N, P, Q, Cg, Kp, groups, block, nt)
+    if per_item:  # each thread's part starts on a cache line
+        return shared + nt * ((own + 15) // 16 * 16 + (per_item * image + 15) // 16 * 16)
+    return winograd_chunk(image, N, P, Q, groups, block, nt) * image + shared + nt * own
 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
@@ -194,6 +210,31 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef int chunks = (Cg + 15) // 16  # the filter transform is split by 16 input channels
     cdef float* V
     cdef float* M
+    cdef int per_item = images_per_item(N, P, Q, Cg, Kp, groups, plan_block, nt), i
+    cdef Py_ssize_t own = (per_thread + 15) // 16 * 16  # each thread's part on a cache line: its V, M, then images
+    cdef Py_ssize_t stride = own + (per_item * image_size + 15) // 16 * 16
+    cdef float* mine
+    if per_item:  # an item's thread copies its images channels-last and multiplies them from its own cache
+        img, orow, ocol, irow, icol = chunk_tiles(per_item, P, Q, pt, pl)
+        U = &space[0]
+        with nogil:
+            for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+                c0 = <int>item * 16
+                cnnk_wino43_filter(wsrc, Kg, Cg, Kp, c0, min(c0 + 16, Cg), U)
+            for item in prange((N + per_item - 1) // per_item, num_threads=nt, schedule="dynamic"):
+                n0 = <int>item * per_item
+                images = min(per_item, N - n0)
+                count = images * tiles_per_image
+                V = U + filters + threadid() * stride
+                M = V + 36 * <Py_ssize_t>plan_block * Cg
+                mine = V + own
+                for i in range(images):
+                    cnnk_nchw_to_nhwc(xs + (n0 + i) * image_size, C, H * W, mine + i * image_size)
+                cnnk_wino43_input(mine, image_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
+                cnnk_wino43_multiply(V, U, count, Cg, Kp, M, M + 36 * <Py_ssize_t>plan_block * Kp)
+                cnnk_wino43_output(M, Kp, Kg, &img[0], &orow[0], &ocol[0], count, bias, ys + n0 * out_size,
+                                   out_size, P, Q)
+        return
     with nogil:
         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
             g = <int>(item // chunks)

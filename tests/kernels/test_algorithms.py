@@ -137,6 +137,23 @@ def test_im2row_work_split_by_images_or_blocks(backend, threads, batch):
                                                threads=3 - threads))
 
 
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_winograd_work_split_by_images_or_tiles(backend, threads):
+    """Small images in batches are Winograd work items of whole images (each thread copies its own images
+    channels-last); one image is split into blocks of tiles after a shared copy: the same bits either way."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((32, 32, 20, 20)).astype(np.float32)  # 25 tiles an image: 4-5 images an item
+    w = rng.standard_normal((16, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    y = ck.conv2d(x, w, b, padding=1, algorithm="winograd", backend=backend, threads=threads)
+    expected, _, scale, _ = reference(x, w, b, np.zeros_like(y), padding=1)
+    check(y, expected, np.float32, "winograd", scale, f"winograd by image, {threads} threads")
+    one_by_one = [ck.conv2d(x[n:n + 1], w, b, padding=1, algorithm="winograd", backend=backend, threads=threads)
+                  for n in range(len(x))]
+    np.testing.assert_array_equal(y, np.concatenate(one_by_one))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, w_shape, groups", [
@@ -144,6 +161,7 @@ def test_im2row_work_split_by_images_or_blocks(backend, threads, batch):
     ((2, 20, 9, 11), (30, 20, 1, 1), 1),   # 99 pixels: 32 + 32 + 32 + 3; 30 filters = 12 + 12 + 6 (dx: 20 = 12 + 6 + 2)
     ((1, 7, 4, 4), (13, 7, 1, 1), 1),      # fewer pixels than one register block
     ((2, 64, 20, 20), (24, 32, 1, 1), 2),  # 400 pixels: two work items of 384 and 16
+    ((1, 16, 70, 70), (24, 16, 1, 1), 1),  # one image at 2 threads: runs of 640 pixels, the last of 420
 ])
 def test_pointwise_gemm_matches_the_reference(backend, dtype, x_shape, w_shape, groups):
     rng = np.random.default_rng(7)
