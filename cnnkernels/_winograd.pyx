@@ -162,7 +162,7 @@ cdef inline int images_per_item(int N, int P, int Q, int Cg, int Kp, int groups,
     Each item's thread copies its images channels-last itself and transforms them from its own cache: the
     tutorial conv2 0.93x the time at 2 threads against a shared copy whose tiles the other core had written."""
     cdef int tiles = ((P + 3) // 4) * ((Q + 3) // 4)
-    if groups != 1 or tiles > block or 36 * <Py_ssize_t>Cg * Kp > (1 << 18):
+    if groups != 1 or tiles > block or 36 * <Py_ssize_t>Cg * Kp > (1 << 18):  # (Kp 0: the weight gradient's)
         return 0
     cdef int per_item = max(1, min(block // tiles, N // (4 * nt)))
     # items of 48 tiles or more: the tutorial conv2 with 8 images, an image an item, ran 1.02x slower
@@ -273,7 +273,9 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     x and dy are copied channels-last a chunk of images at a time; each work item (block of
     tiles, group) transforms its input and gradient tiles and adds their products into its
     thread's partial sums (36·K·Cg floats per thread), which are added up and transformed
-    back at the end.
+    back at the end. Small images go image by image, as in :func:`winograd_forward`: an item
+    of whole images copies them and their dy itself (the tutorial conv2 at 2 threads 0.84x the
+    time of the shared copy).
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
@@ -285,11 +287,17 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef int block = plan_block  # per chunk: balanced_block(); the scratch is sized by plan_block
     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
-    cdef float[::1] space = scratch(chunk * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
-    cdef float* xt = &space[0]
+    # image by image (as winograd_forward): each thread's part on a cache line, its V, D, then its images and dy
+    cdef int per_item = images_per_item(N, P, Q, Cg, 0, groups, plan_block, nt), i
+    cdef Py_ssize_t own = (per_thread + 15) // 16 * 16
+    cdef Py_ssize_t stride = own + (per_item * (x_size + dy_size) + 15) // 16 * 16
+    cdef float[::1] space = scratch(nt * (sums + stride) if per_item else
+                                    chunk * (x_size + dy_size) + nt * (sums + per_thread), np.float32)
+    cdef float* xt = &space[0]  # the chunk's x and dy channels-last (not image by image)
     cdef float* dyt = xt + chunk * x_size
-    cdef float* partial = dyt + chunk * dy_size
+    cdef float* partial = &space[0] if per_item else dyt + chunk * dy_size
     cdef float* scratch_tiles = partial + nt * sums
+    cdef float* mine
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dw[0, 0, 0, 0]
@@ -305,6 +313,26 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef float* V
     cdef float* D
     memset(partial, 0, nt * sums * sizeof(float))
+    if per_item:  # an item's thread copies its images and their dy channels-last, and transforms them from its cache
+        img, orow, ocol, irow, icol = chunk_tiles(per_item, P, Q, pt, pl)
+        with nogil:
+            # static, as below: each thread's partial sums hold the same images on every run
+            for item in prange((N + per_item - 1) // per_item, num_threads=nt, schedule="static"):
+                n0 = <int>item * per_item
+                images = min(per_item, N - n0)
+                count = images * tiles_per_image
+                tid = threadid()
+                V = scratch_tiles + tid * stride
+                D = V + 36 * <Py_ssize_t>plan_block * Cg
+                mine = V + own
+                for i in range(images):
+                    cnnk_nchw_to_nhwc(xs + (n0 + i) * x_size, C, H * W, mine + i * x_size)
+                    cnnk_nchw_to_nhwc(dys + (n0 + i) * dy_size, K, P * Q, mine + per_item * x_size + i * dy_size)
+                cnnk_wino43_input(mine, x_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
+                cnnk_wino43_grad_output(mine + per_item * x_size, dy_size, K, Kg, P, Q, &img[0], &orow[0],
+                                        &ocol[0], count, Kp, D)
+                cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums)
+        N = 0  # the loop over chunks below has nothing left to do
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)

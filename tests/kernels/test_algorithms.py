@@ -152,6 +152,17 @@ def test_winograd_work_split_by_images_or_tiles(backend, threads):
     one_by_one = [ck.conv2d(x[n:n + 1], w, b, padding=1, algorithm="winograd", backend=backend, threads=threads)
                   for n in range(len(x))]
     np.testing.assert_array_equal(y, np.concatenate(one_by_one))
+    # the weight gradient goes image by image too: within Winograd's bound, the same bits run after run
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    _, dw, _ = ck.conv2d_backward(dy, x, w, padding=1, input_grad=False, algorithm="winograd", backend=backend,
+                                  threads=threads)
+    f8 = [a.astype(np.float64) for a in (dy, x, w)]
+    expected = ck.conv2d_backward(*f8, padding=1, input_grad=False, backend="numpy")[1]
+    scale = ck.conv2d_backward(*(np.abs(a) for a in f8), padding=1, input_grad=False, backend="numpy")[1].max()
+    check(dw, expected, np.float32, "winograd", scale, f"winograd weight gradient by image, {threads} threads")
+    again = ck.conv2d_backward(dy, x, w, padding=1, input_grad=False, algorithm="winograd", backend=backend,
+                               threads=threads)[1]
+    np.testing.assert_array_equal(dw, again)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
