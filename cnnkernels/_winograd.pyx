@@ -332,8 +332,7 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
                 cnnk_wino43_grad_output(mine + per_item * x_size, dy_size, K, Kg, P, Q, &img[0], &orow[0],
                                         &ocol[0], count, Kp, D)
                 cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums)
-        N = 0  # the loop over chunks below has nothing left to do
-    for n0 in range(0, N, chunk):
+    for n0 in range(0, 0 if per_item else N, chunk):  # (image by image, every image is done)
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
         T = images * tiles_per_image
