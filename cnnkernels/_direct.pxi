@@ -50,7 +50,7 @@ def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int 
     Wp = Q + jmax + (0 if flat else 16)
     phases = len(row_phase) * len(col_phase)
     rows = max(1, min(P, band_floats // (C * phases * Wp) - imax))  # output rows per band
-    wanted = (4 * nt + N - 1) // N  # bands per image that give every thread 4 work items
+    wanted = parts_each(N, nt)  # bands per image
     rows = max(1, min(rows, (P + wanted - 1) // wanted))
     Hband = rows + imax
     cstride = phases * Hband * Wp
@@ -192,7 +192,7 @@ def pointwise_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, 
     cdef int N = x.shape[0], C = x.shape[1], K = w.shape[0], Cg = w.shape[1]
     cdef int Kg = K // groups, Kpad = cnnk_pointwise_padded_filters(Kg), nt = max(1, n_threads)
     cdef Py_ssize_t PQ = <Py_ssize_t>x.shape[2] * x.shape[3]
-    cdef Py_ssize_t parts = max(1, (4 * nt + N * groups - 1) // max(1, N * groups))
+    cdef Py_ssize_t parts = parts_each(<Py_ssize_t>N * groups, nt)
     cdef Py_ssize_t block = max(384, ((PQ + parts - 1) // parts + 31) // 32 * 32)
     cdef Py_ssize_t blocks = (PQ + block - 1) // block, per_image = groups * blocks
     cdef Py_ssize_t filters = <Py_ssize_t>groups * Cg * Kpad, panel = 32 * <Py_ssize_t>Cg

@@ -136,6 +136,12 @@ cdef inline int chunk_images(Py_ssize_t per_image, int N, Py_ssize_t items_per_i
     return <int>((N + chunks - 1) // chunks)  # chunks of equal size: a short last one leaves threads idle
 
 
+cdef inline Py_ssize_t parts_each(Py_ssize_t wholes, int nt) noexcept nogil:
+    """Into how many parts to cut each of ``wholes`` (images, or image x group) for every thread to get 4 work
+    items: 1 once there are that many wholes."""
+    return max(1, (4 * <Py_ssize_t>nt + wholes - 1) // max(wholes, 1))
+
+
 cdef inline int winograd_chunk(Py_ssize_t per_image, int N, int P, int Q, int groups, int block, int nt) noexcept:
     """Images per chunk of a Winograd pass, whose work items are (block of tiles, group): 4 per thread
     (ResNet 3x3 at 2 threads in chunks of one image, 5 items each, ran 3:2 between barriers)."""
@@ -155,14 +161,15 @@ cdef inline int balanced_block(int T, int block, int groups, int nt) noexcept no
     return min(block, ((T + items - 1) // items + 5) // 6 * 6)
 
 
-cdef inline int images_per_item(int N, int P, int Q, int Cg, int Kp, int groups, int block, int nt) noexcept:
+cdef inline int images_per_item(int N, int P, int Q, Py_ssize_t multiplied, int groups, int block, int nt) noexcept:
     """Images per work item when :func:`winograd_forward` goes image by image, or 0: one group, whole images
-    within the plan's tile block, the transformed filters within 1 MiB (each item multiplies them all: L5's 21 MB
-    ran 1.09x slower at 2 threads this way), and at least 2 items a thread (about 4 while the block allows).
+    within the plan's tile block, the `multiplied` floats every item multiplies by (the forward's transformed
+    filters; the weight gradient's: none) within 1 MiB (L5's 21 MB ran 1.09x slower at 2 threads this way), and
+    at least 2 items a thread (about 4 while the block allows).
     Each item's thread copies its images channels-last itself and transforms them from its own cache: the
     tutorial conv2 0.93x the time at 2 threads against a shared copy whose tiles the other core had written."""
     cdef int tiles = ((P + 3) // 4) * ((Q + 3) // 4)
-    if groups != 1 or tiles > block or 36 * <Py_ssize_t>Cg * Kp > (1 << 18):  # (Kp 0: the weight gradient's)
+    if groups != 1 or tiles > block or multiplied > (1 << 18):
         return 0
     cdef int per_item = max(1, min(block // tiles, N // (4 * nt)))
     # items of 48 tiles or more: the tutorial conv2 with 8 images, an image an item, ran 1.02x slower
@@ -174,7 +181,7 @@ def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int 
     cdef int Kp = (K // groups + 15) // 16 * 16, nt = max(1, n_threads)
     cdef Py_ssize_t image = <Py_ssize_t>C * H * W
     cdef Py_ssize_t shared = 36 * <Py_ssize_t>groups * Cg * Kp, own = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * Cg
-    cdef int per_item = images_per_item(N, P, Q, Cg, Kp, groups, block, nt)
+    cdef int per_item = images_per_item(N, P, Q, 36 * <Py_ssize_t>Cg * Kp, groups, block, nt)
     if per_item:  # each thread's part starts on a cache line
         return shared + nt * ((own + 15) // 16 * 16 + (per_item * image + 15) // 16 * 16)
     return winograd_chunk(image, N, P, Q, groups, block, nt) * image + shared + nt * own
@@ -194,8 +201,8 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef Py_ssize_t filters = 36 * <Py_ssize_t>Cg * Kp
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp) + 6 * <Py_ssize_t>Cg
     cdef float[::1] space = scratch(workspace_floats(N, C, H, W, K, Cg, groups, P, Q, block, nt), np.float32)
-    cdef float* xt = &space[0]  # one chunk of x, channels-last
-    cdef float* U = xt + chunk * image_size
+    cdef float* U = &space[0]  # the transformed filters, then one chunk of x channels-last, then each thread's part
+    cdef float* xt = U + groups * filters
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* wsrc = &w[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
@@ -210,17 +217,19 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef int chunks = (Cg + 15) // 16  # the filter transform is split by 16 input channels
     cdef float* V
     cdef float* M
-    cdef int per_item = images_per_item(N, P, Q, Cg, Kp, groups, plan_block, nt), i
+    cdef int per_item = images_per_item(N, P, Q, filters, groups, plan_block, nt), i
     cdef Py_ssize_t own = (per_thread + 15) // 16 * 16  # each thread's part on a cache line: its V, M, then images
     cdef Py_ssize_t stride = own + (per_item * image_size + 15) // 16 * 16
     cdef float* mine
+    with nogil:
+        for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
+            g = <int>(item // chunks)
+            c0 = <int>(item % chunks) * 16
+            cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),
+                               U + g * filters)
     if per_item:  # an item's thread copies its images channels-last and multiplies them from its own cache
         img, orow, ocol, irow, icol = chunk_tiles(per_item, P, Q, pt, pl)
-        U = &space[0]
         with nogil:
-            for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
-                c0 = <int>item * 16
-                cnnk_wino43_filter(wsrc, Kg, Cg, Kp, c0, min(c0 + 16, Cg), U)
             for item in prange((N + per_item - 1) // per_item, num_threads=nt, schedule="dynamic"):
                 n0 = <int>item * per_item
                 images = min(per_item, N - n0)
@@ -235,12 +244,6 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 cnnk_wino43_output(M, Kp, Kg, &img[0], &orow[0], &ocol[0], count, bias, ys + n0 * out_size,
                                    out_size, P, Q)
         return
-    with nogil:
-        for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
-            g = <int>(item // chunks)
-            c0 = <int>(item % chunks) * 16
-            cnnk_wino43_filter(wsrc + <Py_ssize_t>g * Kg * Cg * 9, Kg, Cg, Kp, c0, min(c0 + 16, Cg),
-                               U + g * filters)
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
@@ -255,7 +258,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 g = <int>(item % groups)
                 count = min(block, T - t0)
                 tid = threadid()
-                V = U + groups * filters + tid * per_thread
+                V = xt + chunk * image_size + tid * per_thread
                 M = V + 36 * <Py_ssize_t>block * Cg
                 cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
                                   &img[t0], &irow[t0], &icol[t0], count, V)
@@ -288,7 +291,7 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef Py_ssize_t sums = 36 * <Py_ssize_t>K * Cg  # all groups: [g][ξ][k][c]
     cdef Py_ssize_t per_thread = 36 * <Py_ssize_t>block * (Cg + Kp)
     # image by image (as winograd_forward): each thread's part on a cache line, its V, D, then its images and dy
-    cdef int per_item = images_per_item(N, P, Q, Cg, 0, groups, plan_block, nt), i
+    cdef int per_item = images_per_item(N, P, Q, 0, groups, plan_block, nt), i
     cdef Py_ssize_t own = (per_thread + 15) // 16 * 16
     cdef Py_ssize_t stride = own + (per_item * (x_size + dy_size) + 15) // 16 * 16
     cdef float[::1] space = scratch(nt * (sums + stride) if per_item else
