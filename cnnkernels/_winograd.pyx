@@ -28,6 +28,7 @@ import functools
 import numpy as np
 
 from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint16_t
 from libc.string cimport memcpy, memset
 
 from ._workspace import scratch
@@ -75,6 +76,9 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_direct_weight(const float* dyt, Py_ssize_t dy_image, int K, int P, int Q, const float* xl,
                             Py_ssize_t xl_image, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
                             int images, int k_begin, int k_end, int c, float* dw)
+    int cnnk_direct_weight_lanes(const float* dy, int K, int P, int Q, const float* xl, int C, Py_ssize_t cstride,
+                                 int Wp, const int* offset, int T, const uint16_t* masks, float* dyl, float* part)
+    void cnnk_sum_lanes(const float* part, Py_ssize_t count, float* out)
     int cnnk_pointwise_padded_filters(int K)
     void cnnk_pointwise_pack_filters(const float* w, int K, int C, int Kpad, float* wt)
     void cnnk_pointwise_forward(const float* x, int C, Py_ssize_t PQ, const float* wt, int K, int Kpad,

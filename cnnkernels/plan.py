@@ -24,7 +24,9 @@ direct
     (:func:`cnnkernels._winograd.direct_forward`): any stride and dilation, one group, float32,
     cython backend; chosen for few input channels (first layers) and, on AVX-512, for strided layers
     with fewer than 64 channels or a 1×1 kernel whose filters fit in half the L2 cache. Its weight gradient
-    (:func:`cnnkernels._winograd.direct_backward_weight`) sums dy times the same layout.
+    (:func:`cnnkernels._winograd.direct_backward_weight`) sums dy times the same layout, with filters as
+    lanes, or with output pixels as lanes where few channels leave too few items for the threads (AVX-512);
+    also chosen there for layers of 16 to 64 channels x taps.
 im2col
     channel-major unrolling + BLAS (every geometry, every backend).
 im2row
@@ -229,6 +231,11 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
         # 0.80, dilation 2 (64 -> 64) 0.88 / 0.98; but 1.05-1.6 with 3 channels and 3x3 (too little work per dy
         # value for its transpose), 2.9-6 for 1x1/2 (one tap: a broadcast per 2 FMAs), 1.0-1.4 below 16 columns,
         # and 1.0-1.16 on stride-1 3x3 layers of 128-256 channels (Winograd's or im2col's there)
+        backward_weight = "direct"
+    elif not_direct is None and isa == "avx512f" and 16 <= Cg * R * S <= 64 and not pointwise:
+        # few channels (first layers): filter lanes on 1 thread, pixel lanes on more (_direct.pxi), measured ÷
+        # im2col + BLAS at 1 / 2 threads: 32x3x20x20 -> 32 3x3 0.82 / 0.90, 16x3x100x100 -> 32 0.89 / 0.84, 3 ->
+        # 64 3x3/2 0.63 / 0.65, 1 -> 32 5x5 (28x28) 0.83 / 1.03; but 1 -> 32 3x3 1.10 / 1.05 (9 taps)
         backward_weight = "direct"
     else:
         backward_weight = "gemm" if pointwise else "im2col"

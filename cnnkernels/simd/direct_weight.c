@@ -9,6 +9,8 @@
    channel: the work splits by filters and channels, with no partial sums to add, and the result does not
    depend on the thread count. Arguments arrive validated from cnnkernels. */
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "simd.h"
 #include "winograd43.h"
@@ -94,7 +96,124 @@ FILTERS(1)
 FILTERS(2)
 #undef FILTERS
 #undef TAPS
+
+/* The pixel-lane kernel (cnnk_direct_weight_lanes): 8 filters x up to 3 taps (24 accumulators; 11 loads per 24
+   FMAs) over the flat pixels j_begin <= j < j_end of one image, added to the filters' vector sums. */
+#define LANES_FILTERS 8
+#define LANES_TAPS 3
+#define LANES_CHUNK 512 /* flat pixels a pass: 8 filters' dy (16 KiB) and the taps' inputs stay in L1 */
+
+AVX512 static inline __attribute__((always_inline)) void lanes_block(const float *dyl, ptrdiff_t Jp,
+                                                                     const float *const *src, const uint16_t *masks,
+                                                                     ptrdiff_t j_begin, ptrdiff_t j_end, int filters,
+                                                                     float *part, ptrdiff_t part_row, const int taps) {
+    __m512 acc[LANES_FILTERS][LANES_TAPS];
+#pragma GCC unroll 8
+    for (int i = 0; i < LANES_FILTERS; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < taps; t++) acc[i][t] = _mm512_setzero_ps();
+    for (ptrdiff_t j = j_begin; j < j_end; j += 16) {
+        __mmask16 valid = (__mmask16)masks[j >> 4];
+        __m512 x[LANES_TAPS];
+#pragma GCC unroll 3
+        for (int t = 0; t < taps; t++) x[t] = _mm512_maskz_loadu_ps(valid, src[t] + j);
+#pragma GCC unroll 8
+        for (int i = 0; i < LANES_FILTERS; i++) {
+            __m512 g = _mm512_loadu_ps(dyl + i * Jp + j);
+            __asm__("" : "+v"(g)); /* one load of g for its 3 FMAs (GCC folded it into each: 27 loads a step) */
+#pragma GCC unroll 3
+            for (int t = 0; t < taps; t++) acc[i][t] = _mm512_fmadd_ps(g, x[t], acc[i][t]);
+        }
+    }
+    /* unrolled, as every loop over acc: with one left rolled, GCC kept acc in memory (a store per FMA) */
+#pragma GCC unroll 8
+    for (int i = 0; i < LANES_FILTERS; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < taps; t++)
+            if (i < filters) {
+                float *sums = part + i * part_row + 16 * t;
+                _mm512_storeu_ps(sums, _mm512_add_ps(_mm512_loadu_ps(sums), acc[i][t]));
+            }
+}
+
+AVX512 static void weight_lanes_avx512(const float *dy, int K, int P, int Q, const float *xl, int C,
+                                       ptrdiff_t cstride, int Wp, const int *offset, int T, const uint16_t *masks,
+                                       float *dyl, float *part) {
+    ptrdiff_t PQ = (ptrdiff_t)P * Q, pixels = (ptrdiff_t)P * Wp, Jp = (pixels + 15) / 16 * 16;
+    int CT = C * T;
+    ptrdiff_t part_row = (ptrdiff_t)CT * 16;
+    for (int k0 = 0; k0 < K; k0 += LANES_FILTERS) {
+        int filters = K - k0 < LANES_FILTERS ? K - k0 : LANES_FILTERS;
+        /* dy's planes at the layout's row pitch, zeros past each row (the block's missing filters: all zeros) */
+        for (int i = 0; i < LANES_FILTERS; i++) {
+            float *row = dyl + i * Jp;
+            if (i >= filters) {
+                memset(row, 0, sizeof(float) * (size_t)Jp);
+                continue;
+            }
+            /* row after row, in order (dy streams from memory), by vectors: memcpy and memset of a 20-float row
+               cost more */
+            const float *in = dy + (k0 + i) * PQ;
+            for (int p = 0; p < P; p++, in += Q) {
+                float *out = row + (ptrdiff_t)p * Wp;
+                int q = 0;
+                for (; q + 16 <= Q; q += 16) _mm512_storeu_ps(out + q, _mm512_loadu_ps(in + q));
+                for (; q < Wp; q += 16) {
+                    int real = Q - q > 0 ? Q - q : 0, width = Wp - q > 16 ? 16 : Wp - q;
+                    _mm512_mask_storeu_ps(out + q, (__mmask16)((1u << width) - 1),
+                                          _mm512_maskz_loadu_ps((__mmask16)((1u << real) - 1), in + q));
+                }
+            }
+            memset(row + pixels, 0, sizeof(float) * (size_t)(Jp - pixels));
+        }
+        for (ptrdiff_t j0 = 0; j0 < Jp; j0 += LANES_CHUNK) {
+            ptrdiff_t j1 = Jp - j0 < LANES_CHUNK ? Jp : j0 + LANES_CHUNK;
+            for (int ct = 0; ct < CT; ct += LANES_TAPS) {
+                int taps = CT - ct < LANES_TAPS ? CT - ct : LANES_TAPS;
+                const float *src[LANES_TAPS];
+                for (int t = 0; t < taps; t++) src[t] = xl + (ct + t) / T * cstride + offset[(ct + t) % T];
+                float *sums = part + k0 * part_row + 16 * ct;
+                if (taps == 3)
+                    lanes_block(dyl, Jp, src, masks, j0, j1, filters, sums, part_row, 3);
+                else if (taps == 2)
+                    lanes_block(dyl, Jp, src, masks, j0, j1, filters, sums, part_row, 2);
+                else
+                    lanes_block(dyl, Jp, src, masks, j0, j1, filters, sums, part_row, 1);
+            }
+        }
+    }
+}
 #endif
+
+int cnnk_direct_weight_lanes(const float *dy, int K, int P, int Q, const float *xl, int C, ptrdiff_t cstride, int Wp,
+                             const int *offset, int T, const uint16_t *masks, float *dyl, float *part) {
+    /* part[(k·C·T + c·T + t)·16 + l] += Σ_j≡l (mod 16) dyl[k, j] · xl[c·cstride + j + offset[t]] for one image: the
+       lanes are flat output pixels j = p·Wp + q of the stride-phase layout (rows Wp apart), dy laid out at that
+       pitch with zeros past each row in dyl (8·⌈P·Wp/16⌉·16 floats); masks[j/16] has the lanes of real pixels,
+       the others' inputs are not read (an inf past a row's end cannot reach a sum). For layers with few channels
+       (first layers), where the filter-lane kernel has too little work per dy value to pay for dy's transpose.
+       AVX-512 only: returns 0, doing nothing, elsewhere. */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        weight_lanes_avx512(dy, K, P, Q, xl, C, cstride, Wp, offset, T, masks, dyl, part);
+        return 1;
+    }
+#endif
+    (void)dy, (void)K, (void)P, (void)Q, (void)xl, (void)C, (void)cstride, (void)Wp, (void)offset, (void)T;
+    (void)masks, (void)dyl, (void)part;
+    return 0;
+}
+
+void cnnk_sum_lanes(const float *part, ptrdiff_t count, float *out) {
+    /* out[i] = Σ_l<16 part[16·i + l], in one fixed order on every ISA */
+    for (ptrdiff_t i = 0; i < count; i++) {
+        const float *lanes = part + 16 * i;
+        float pairs[8];
+        for (int l = 0; l < 8; l++) pairs[l] = lanes[l] + lanes[l + 8];
+        for (int l = 0; l < 4; l++) pairs[l] += pairs[l + 4];
+        out[i] = (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]);
+    }
+}
 
 void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image,
                         int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k_begin,

@@ -3,6 +3,7 @@
 #define CNNK_WINOGRAD43_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out);
 void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
@@ -30,6 +31,9 @@ void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, cons
 void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image,
                         int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k_begin,
                         int k_end, int c, float *dw);
+int cnnk_direct_weight_lanes(const float *dy, int K, int P, int Q, const float *xl, int C, ptrdiff_t cstride, int Wp,
+                             const int *offset, int T, const uint16_t *masks, float *dyl, float *part);
+void cnnk_sum_lanes(const float *part, ptrdiff_t count, float *out);
 
 int cnnk_pointwise_padded_filters(int K);
 void cnnk_pointwise_pack_filters(const float *w, int K, int C, int Kpad, float *wt);

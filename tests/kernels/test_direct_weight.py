@@ -65,3 +65,54 @@ def test_chunks_and_threads_do_not_change_the_bits(backend, monkeypatch):
     assert np.array_equal(weight_grad(1), chunked)
     scale = reference_weight_grad(np.abs(dy), np.abs(x), np.abs(w), geometry).max()
     assert np.max(np.abs(chunked - whole)) <= 1e-5 * scale
+
+
+# pixel lanes (AVX-512, more than one thread, few channels): filter counts around its 8-filter blocks, taps around
+# its 3-tap blocks, more images than its groups, rows shorter than one vector of lanes
+LANES_GRID = [  # large enough for 2 threads (MIN_FLOPS_PER_THREAD)
+    ((19, 3, 20, 20), (32, 3, 3, 3), dict(padding=1)),  # the tutorial's first layer; 19 images: 7 groups of 3
+    ((12, 1, 28, 28), (20, 1, 5, 5), dict()),  # 25 taps: 8 blocks of 3 and 1; 20 filters: 8 + 8 + 4
+    ((32, 3, 33, 35), (13, 3, 3, 3), dict(stride=2, padding=1)),  # stride phases
+    ((72, 2, 9, 11), (40, 2, 3, 2), dict(dilation=(2, 1), padding=((2, 1), (0, 1)))),  # 12 taps, short rows
+    ((48, 4, 9, 64), (24, 4, 2, 2), dict(stride=(1, 3))),
+]
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,geometry", LANES_GRID)
+def test_pixel_lanes_match_the_reference_and_their_bits_hold(backend, x_shape, w_shape, geometry):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+
+    def weight_grad(threads):
+        return ck.conv2d_backward(dy, x, w, input_grad=False, bias=False, algorithm="direct", backend=backend,
+                                  threads=threads, **geometry)[1]
+
+    assert ck.conv2d_plan(x_shape, w_shape, backend=backend, threads=2, **geometry).n_threads == 2
+    dw = weight_grad(2)
+    expected = reference_weight_grad(dy, x, w, geometry).astype(np.float32)
+    assert_close(dw, expected, np.float32, "pixel lanes")
+    assert np.array_equal(weight_grad(3), dw)  # the images' groups depend on N alone
+    assert_close(weight_grad(1), expected, np.float32, "filter lanes")
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_pixel_lanes_past_a_row_never_reach_a_sum(backend):
+    """The lanes past each row's end read the next row's inputs (times dy's zeros): an inf there, which no tap of
+    the true sum multiplies, must leave those weights finite, as in the reference."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((40, 3, 12, 20)).astype(np.float32)
+    x[1, 2, 5, 0] = np.inf  # column 0: read by the taps s = 0 and 1 only (padding 1)
+    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    geometry = dict(padding=1)
+    assert ck.conv2d_plan(x.shape, w.shape, backend=backend, threads=2, **geometry).n_threads == 2
+    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+    dw = ck.conv2d_backward(dy, x, w, input_grad=False, bias=False, algorithm="direct", backend=backend,
+                            threads=2, **geometry)[1]
+    expected = reference_weight_grad(dy, x, w, geometry)
+    assert np.array_equal(np.isfinite(dw), np.isfinite(expected))
+    assert np.isfinite(dw[:, 2, :, 2]).all()
+    finite = np.isfinite(expected)
+    assert_close(np.where(finite, dw, 0), np.where(finite, expected, 0).astype(np.float32), np.float32, "finite")
