@@ -23,6 +23,14 @@ GRID = [
 ]
 
 
+def random_problem(seed, x_shape, w_shape, geometry):
+    """x, w and a dy of y's shape, float32 normals"""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    return x, w, rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+
+
 def reference_weight_grad(dy, x, w, geometry):
     f8 = [a.astype(np.float64) for a in (dy, x, w)]
     return ck.conv2d_backward(*f8, bias=False, backend="numpy", **geometry)[1]
@@ -31,10 +39,7 @@ def reference_weight_grad(dy, x, w, geometry):
 @pytest.mark.parametrize("backend", CYTHON)
 @pytest.mark.parametrize("x_shape,w_shape,geometry", GRID)
 def test_direct_weight_gradient_matches_the_reference(backend, x_shape, w_shape, geometry):
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal(w_shape).astype(np.float32)
-    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+    x, w, dy = random_problem(5, x_shape, w_shape, geometry)
     dx, dw, db = ck.conv2d_backward(dy, x, w, algorithm="direct", backend=backend, **geometry)
     expected = ck.conv2d_backward(*(a.astype(np.float64) for a in (dy, x, w)), backend="numpy", **geometry)
     assert_close(dw, expected[1].astype(np.float32), np.float32, "direct weight gradient")
@@ -81,10 +86,7 @@ LANES_GRID = [  # large enough for 2 threads (MIN_FLOPS_PER_THREAD)
 @pytest.mark.parametrize("backend", CYTHON)
 @pytest.mark.parametrize("x_shape,w_shape,geometry", LANES_GRID)
 def test_pixel_lanes_match_the_reference_and_their_bits_hold(backend, x_shape, w_shape, geometry):
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal(w_shape).astype(np.float32)
-    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
+    x, w, dy = random_problem(11, x_shape, w_shape, geometry)
 
     def weight_grad(threads):
         return ck.conv2d_backward(dy, x, w, input_grad=False, bias=False, algorithm="direct", backend=backend,
@@ -102,13 +104,10 @@ def test_pixel_lanes_match_the_reference_and_their_bits_hold(backend, x_shape, w
 def test_pixel_lanes_past_a_row_never_reach_a_sum(backend):
     """The lanes past each row's end read the next row's inputs (times dy's zeros): an inf there, which no tap of
     the true sum multiplies, must leave those weights finite, as in the reference."""
-    rng = np.random.default_rng(12)
-    x = rng.standard_normal((40, 3, 12, 20)).astype(np.float32)
-    x[1, 2, 5, 0] = np.inf  # column 0: read by the taps s = 0 and 1 only (padding 1)
-    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
     geometry = dict(padding=1)
+    x, w, dy = random_problem(12, (40, 3, 12, 20), (16, 3, 3, 3), geometry)
+    x[1, 2, 5, 0] = np.inf  # column 0: read by the taps s = 0 and 1 only (padding 1)
     assert ck.conv2d_plan(x.shape, w.shape, backend=backend, threads=2, **geometry).n_threads == 2
-    dy = rng.standard_normal(ck.conv2d(x, w, **geometry).shape).astype(np.float32)
     dw = ck.conv2d_backward(dy, x, w, input_grad=False, bias=False, algorithm="direct", backend=backend,
                             threads=2, **geometry)[1]
     expected = reference_weight_grad(dy, x, w, geometry)
