@@ -94,6 +94,12 @@ def test_forced_algorithms_match_the_reference(backend, x_shape, w_shape, geomet
     ((1, 136, 9, 9), (70, 136, 3, 3), dict(stride=2, padding=1)),
     # 1600 pixels an image: blocks of 240 and a last one of 160 (26 groups of 6 and one of 4); 8 channels, 9 taps a pass
     ((1, 8, 40, 40), (20, 8, 3, 3), dict(padding=1)),
+    # the input gradient: pixels no tap reaches (a 1x1/2 kernel; stride and dilation sharing a factor: odd rows),
+    # 136 dy channels, several blocks of pixels
+    ((2, 16, 9, 10), (12, 16, 1, 1), dict(stride=2)),
+    ((1, 20, 13, 14), (24, 20, 3, 3), dict(stride=2, dilation=2, padding=2)),
+    ((1, 18, 17, 16), (136, 18, 3, 2), dict(stride=3, dilation=(2, 1), padding=(2, 1))),
+    ((1, 16, 64, 62), (24, 16, 3, 3), dict(stride=2, padding=1)),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype):
@@ -109,7 +115,8 @@ def test_im2row_matches_the_reference(backend, x_shape, w_shape, geometry, dtype
                  dtype, "im2row")
     dy = rng.standard_normal(expected.shape).astype(dtype)
     planned = ck.conv2d_plan(x_shape, w_shape, dtype=dtype, backend=backend, algorithm="im2row", **geometry)
-    simd = dtype == np.float32 and backend == "cython" and w_shape[2:] != (1, 1)
+    pointwise = w_shape[2:] == (1, 1) and geometry.get("stride", 1) == 1 and not geometry.get("padding")
+    simd = dtype == np.float32 and backend == "cython" and not pointwise
     assert (planned.backward_data, planned.backward_weight) == ("im2row" if simd else "im2col", "im2col")
     dx, _, _ = ck.conv2d_backward(dy, x, w, algorithm="im2row", backend=backend, weight_grad=False, bias=False,
                                   **geometry)
