@@ -15,7 +15,7 @@ WEIGHT_DY_FLOATS = 1 << 17
 # a thread (few channels) take the pixel-lane weight gradient on AVX-512 (direct_weight_lanes). Measured (Xeon,
 # interleaved, 2 threads), pixel lanes ÷ the better of the filter lanes and im2col: 32x3x20x20 -> 32 3x3 0.91,
 # 16x3x100x100 -> 32 0.84, 3 -> 64 3x3/2 0.65, a 3 -> 64 7x7/2 stem 0.74, 3 -> 16 5x5 0.82, 1 -> 32 3x3 (28x28)
-# 1.05; on 1 thread the filter lanes ran 1.15x, 1.0x, 0.96x, 0.92x, 0.91x and 0.96x as long as the pixel lanes
+# 1.05; on 1 thread the filter lanes ran 0.87x, 0.99x, 1.11x, 0.88x, 0.91x and 1.09x as long as the pixel lanes
 LANES_MAX_TAPS = 160
 # ... and at most this many floats of per-thread sums (K·C·R·S lanes of 16: 4 MiB)
 LANES_MAX_SUMS = 1 << 20
@@ -209,13 +209,14 @@ def direct_weight_lanes(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] 
                         const int[::1] cols_of, const int[::1] offset, float[:, :, :, ::1] dweight):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] for few channels (AVX-512)
 
-    The lanes are 16 output pixels in a row of the stride-phase layout (weight_layout), so each tap's
-    inputs are one vector load and dy is read as it lies, at that row pitch: no transpose of dy, which
-    the filter-lane kernel needs and which costs more than a first layer's 27 taps save. A work item is
-    a group of images (at most LANES_GROUPS groups, sized by N alone): its thread lays each image out and
-    adds 16 lanes of sums per filter and tap (simd/direct_weight.c), then folds them into the group's
-    sums; the groups are added in order, so the bits do not depend on the thread count. Workspace: the
-    groups' sums, and per thread an image's layout, 8 filters' dy at the layout's pitch and 16·K·C·R·S sums.
+    The filter-lane kernel's work items (32 filters x one channel) are too few for two threads with a
+    first layer's 3 channels; here the images split instead. The lanes are 16 output pixels of the
+    stride-phase layout (weight_layout) taken as one flat run, so each tap's inputs are one vector load,
+    and dy is copied at that row pitch, 8 filters at a time. A work item is a group of images (at most
+    LANES_GROUPS groups, sized by N alone): its thread lays each image out and adds 16 lanes of sums per
+    filter and tap (simd/direct_weight.c), then folds them into the group's sums; the groups are added in
+    order, so the bits do not depend on the thread count. Workspace: the groups' sums, and per thread an
+    image's layout, CNNK_LANES_FILTERS filters' dy at the layout's pitch and 16·K·C·R·S sums.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], T = offset.shape[0], nt = max(1, n_threads)
@@ -225,7 +226,7 @@ def direct_weight_lanes(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] 
     cdef Py_ssize_t dy_image = <Py_ssize_t>K * P * Q, x_image = <Py_ssize_t>C * H * W
     cdef int per_group = (N + LANES_GROUPS - 1) // LANES_GROUPS
     cdef int groups = (N + per_group - 1) // per_group
-    cdef Py_ssize_t per_thread = image + 8 * Jp + 16 * KCT + (cnnk_direct_row_floats(W, pl, sw, Wp) + 15) // 16 * 16
+    cdef Py_ssize_t per_thread = image + CNNK_LANES_FILTERS * Jp + 16 * KCT + (cnnk_direct_row_floats(W, pl, sw, Wp) + 15) // 16 * 16
     cdef Py_ssize_t shared = (groups * KCT + 15) // 16 * 16
     cdef float[::1] space = scratch(shared + min(nt, groups) * per_thread, np.float32)
     cdef const uint16_t[::1] masks = lane_masks(P, Q, Wp)
@@ -242,7 +243,7 @@ def direct_weight_lanes(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] 
     with nogil:
         for g in prange(groups, num_threads=min(nt, groups), schedule="dynamic"):
             xl = own + threadid() * per_thread
-            part = xl + image + 8 * Jp
+            part = xl + image + CNNK_LANES_FILTERS * Jp
             memset(part, 0, 16 * KCT * sizeof(float))
             for n in range(g * per_group, min(N, (g + 1) * per_group)):
                 cnnk_direct_phase_image(xs + n * x_image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases,

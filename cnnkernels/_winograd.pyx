@@ -79,6 +79,7 @@ cdef extern from "simd/winograd43.h" nogil:
     int cnnk_direct_weight_lanes(const float* dy, int K, int P, int Q, const float* xl, int C, Py_ssize_t cstride,
                                  int Wp, const int* offset, int T, const uint16_t* masks, float* dyl, float* part)
     void cnnk_sum_lanes(const float* part, Py_ssize_t count, float* out)
+    int CNNK_LANES_FILTERS
     int cnnk_pointwise_padded_filters(int K)
     void cnnk_pointwise_pack_filters(const float* w, int K, int C, int Kpad, float* wt)
     void cnnk_pointwise_forward(const float* x, int C, Py_ssize_t PQ, const float* wt, int K, int Kpad,

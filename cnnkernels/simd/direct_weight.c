@@ -7,7 +7,9 @@
    accumulators (2 loads and 9 broadcasts per 18 FMAs; 27 accumulators spilled to the stack, measured),
    summed over a chunk of images before they are stored. Each call owns its filters' rows of dw for one
    channel: the work splits by filters and channels, with no partial sums to add, and the result does not
-   depend on the thread count. Arguments arrive validated from cnnkernels. */
+   depend on the thread count. With few channels those items are too few for the threads: there
+   cnnk_direct_weight_lanes (AVX-512) takes 16 output pixels as the lanes, one image a call, and its caller splits
+   the images. Arguments arrive validated from cnnkernels. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -99,7 +101,7 @@ FILTERS(2)
 
 /* The pixel-lane kernel (cnnk_direct_weight_lanes): 8 filters x up to 3 taps (24 accumulators; 11 loads per 24
    FMAs) over the flat pixels j_begin <= j < j_end of one image, added to the filters' vector sums. */
-#define LANES_FILTERS 8
+#define LANES_FILTERS CNNK_LANES_FILTERS
 #define LANES_TAPS 3
 #define LANES_CHUNK 512 /* flat pixels a pass: 8 filters' dy (16 KiB) and the taps' inputs stay in L1 */
 
@@ -189,10 +191,10 @@ int cnnk_direct_weight_lanes(const float *dy, int K, int P, int Q, const float *
                              const int *offset, int T, const uint16_t *masks, float *dyl, float *part) {
     /* part[(k·C·T + c·T + t)·16 + l] += Σ_j≡l (mod 16) dyl[k, j] · xl[c·cstride + j + offset[t]] for one image: the
        lanes are flat output pixels j = p·Wp + q of the stride-phase layout (rows Wp apart), dy laid out at that
-       pitch with zeros past each row in dyl (8·⌈P·Wp/16⌉·16 floats); masks[j/16] has the lanes of real pixels,
-       the others' inputs are not read (an inf past a row's end cannot reach a sum). For layers with few channels
-       (first layers), where the filter-lane kernel has too little work per dy value to pay for dy's transpose.
-       AVX-512 only: returns 0, doing nothing, elsewhere. */
+       pitch with zeros past each row in dyl (CNNK_LANES_FILTERS·⌈P·Wp/16⌉·16 floats); masks[j/16] has the lanes of
+       real pixels, the others' inputs are not read (an inf past a row's end cannot reach a sum). For layers with
+       few channels (first layers), whose filter lanes leave too few work items for the threads: the caller splits
+       the images instead. AVX-512 only: returns 0, doing nothing, elsewhere. */
 #ifdef CNNK_HAVE_X86_SIMD
     if (cnnk_simd_level() == CNNK_AVX512) {
         weight_lanes_avx512(dy, K, P, Q, xl, C, cstride, Wp, offset, T, masks, dyl, part);

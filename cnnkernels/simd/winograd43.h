@@ -31,6 +31,7 @@ void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, cons
 void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image,
                         int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k_begin,
                         int k_end, int c, float *dw);
+#define CNNK_LANES_FILTERS 8 /* filters a block of cnnk_direct_weight_lanes: its dy scratch holds 8 rows */
 int cnnk_direct_weight_lanes(const float *dy, int K, int P, int Q, const float *xl, int C, ptrdiff_t cstride, int Wp,
                              const int *offset, int T, const uint16_t *masks, float *dyl, float *part);
 void cnnk_sum_lanes(const float *part, ptrdiff_t count, float *out);
