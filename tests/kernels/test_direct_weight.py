@@ -80,6 +80,7 @@ LANES_GRID = [  # large enough for 2 threads (MIN_FLOPS_PER_THREAD)
     ((32, 3, 33, 35), (13, 3, 3, 3), dict(stride=2, padding=1)),  # stride phases
     ((72, 2, 9, 11), (40, 2, 3, 2), dict(dilation=(2, 1), padding=((2, 1), (0, 1)))),  # 12 taps, short rows
     ((48, 4, 9, 64), (24, 4, 2, 2), dict(stride=(1, 3))),
+    ((1, 3, 64, 64), (32, 3, 3, 3), dict(padding=1)),  # one image, one group; 4224 flat pixels: passes of 512
 ]
 
 
