@@ -27,9 +27,22 @@
             }                                                                                               \
         }                                                                                                   \
     }                                                                                                       \
+    /* in place: one pointer, so the loop vectorises without the restrict that x == y would break */     \
+    CNNK_CLONES static void in_place_##SUFFIX(T *x, ptrdiff_t n, T slope, int relu) {                       \
+        if (relu) {                                                                                         \
+            for (ptrdiff_t i = 0; i < n; i++) x[i] = !(x[i] <= 0) ? x[i] : (T)0;                            \
+        } else {                                                                                            \
+            for (ptrdiff_t i = 0; i < n; i++) {                                                             \
+                T value = x[i], scaled = x[i] * slope;                                                      \
+                x[i] = value > 0 ? value : scaled;                                                          \
+            }                                                                                               \
+        }                                                                                                   \
+    }                                                                                                       \
     void cnnk_leaky_relu_##SUFFIX(const T *x, const T *dy, ptrdiff_t n, T slope, int relu, T *out) {        \
         if (dy)                                                                                             \
             gradient_##SUFFIX(x, dy, n, slope, relu, out);                                                  \
+        else if (out == x)                                                                                  \
+            in_place_##SUFFIX(out, n, slope, relu);                                                         \
         else                                                                                                \
             forward_##SUFFIX(x, n, slope, relu, out);                                                       \
     }

@@ -58,6 +58,41 @@ def test_empty_and_non_contiguous_inputs(backend):
     np.testing.assert_array_equal(cnnkernels.leaky_relu(x, 0.5, backend=backend), np.where(x > 0, x, 0.5 * x))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_inplace_overwrites_x_with_the_result(backend, rng, dtype, slope):
+    x = _values(rng, dtype).reshape(-1, 50)
+    want = cnnkernels.leaky_relu(x, slope, backend="numpy")
+    y = cnnkernels.leaky_relu(x, slope, inplace=True, backend=backend)
+    assert y is x
+    np.testing.assert_array_equal(x, want)  # NaN kept, -0.0 and the infinities as out of place
+    x = _values(rng, dtype)
+    want = cnnkernels.relu(x, backend="numpy")
+    assert cnnkernels.relu(x, True, backend=backend) is x
+    np.testing.assert_array_equal(x, want)
+
+
+def test_inplace_on_strided_and_byte_swapped_arrays(backend):
+    base = np.arange(-12, 12, dtype=np.float64).reshape(4, 6)
+    view = base[:, ::-2]  # every other column, reversed: written through, the rest untouched
+    want = np.where(view > 0, view, 0.5 * view)
+    assert cnnkernels.leaky_relu(view, 0.5, inplace=True, backend=backend) is view
+    np.testing.assert_array_equal(view, want)
+    np.testing.assert_array_equal(base[:, ::2], np.arange(-12, 12, dtype=np.float64).reshape(4, 6)[:, ::2])
+    swapped = np.array([-1.0, 2.0, -3.0], dtype=">f4")
+    assert cnnkernels.relu(swapped, inplace=True, backend=backend) is swapped
+    np.testing.assert_array_equal(swapped, [0.0, 2.0, 0.0])
+
+
+def test_inplace_refuses_read_only_and_non_bool():
+    x = np.ones(3, np.float32)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        cnnkernels.relu(x, inplace=True)
+    with pytest.raises(TypeError, match="inplace='yes'"):
+        cnnkernels.leaky_relu(np.ones(3), 0.1, inplace="yes")
+
+
 @pytest.mark.parametrize("call,error,quoted", [
     (lambda: cnnkernels.relu([1.0, -1.0]), TypeError, "list"),
     (lambda: cnnkernels.relu(np.ones(3, np.int32)), TypeError, "int32"),
