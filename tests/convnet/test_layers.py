@@ -96,6 +96,21 @@ def test_dropout_scales_and_routes_gradient():
     np.testing.assert_array_equal(layer.forward(x, training=False), x)
 
 
+@pytest.mark.parametrize("rate", [1e-4, 0.1, 0.25, 0.5, 0.9, 0.999])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_drops_at_its_rate(rate, dtype):
+    """The drawn fraction within 5 standard deviations of the rate, odd sizes (a half-used 64-bit draw) included."""
+    layer = layers.Dropout(rate, seed=3)
+    x = np.ones((999, 1001), dtype)
+    y = layer.forward(x, training=True)
+    assert y.dtype == dtype
+    dropped = float(np.mean(y == 0))
+    assert abs(dropped - rate) < 5 * np.sqrt(rate * (1 - rate) / x.size) + 1e-6
+    np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-6)
+    again = layers.Dropout(rate, seed=3).forward(x, training=True)  # seeded: the same mask
+    np.testing.assert_array_equal(again, y)
+
+
 def test_residual_and_parallel_gradients():
     residual = layers.Residual([layers.Conv2D(3, 3, padding="same", activation="tanh"),
                                 layers.Conv2D(3, 3, padding="same")])

@@ -7,7 +7,7 @@ import numpy as np
 import cnnkernels
 
 from .. import activations, constraints, initializers, regularizers
-from .._random import draws, seeded
+from .._random import draws, keep_mask, seeded
 from .base import Layer, check_data_format, check_positive_int, check_rate
 
 
@@ -103,11 +103,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._scale = None
             return x
-        rng = draws(self)
-        # uniform draws in x's float type: half the work and memory of float64 for float32 activations
-        uniform = rng.random(x.shape, dtype=x.dtype if x.dtype in (np.float32, np.float64) else np.float64)
-        self._scale = (uniform >= self.rate).astype(x.dtype)
-        self._scale *= x.dtype.type(1.0 / (1.0 - self.rate))
+        self._scale = keep_mask(draws(self), x.shape, self.rate) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._scale
 
     def backward(self, dy):
