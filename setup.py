@@ -78,7 +78,7 @@ def extensions():
     # The convolutions' SIMD kernels (Winograd F(4x4) and F(2x2), direct, 1x1, row products): one extension, its
     # .pyx including the direct and F(2x2) wrappers (.pxi), the C compiled per ISA inside one object (target_clones).
     simd = ["winograd43.c", "winograd43_grad.c", "winograd43_avx512.c", "winograd22.c", "direct.c", "direct_flat.c",
-            "direct_weight.c", "avx512.c", "rows.c"]
+            "direct_weight.c", "avx512.c", "rows.c", "dense.c"]
     modules.append(Extension("cnnkernels._winograd",
                              ["cnnkernels/_winograd.pyx", *(f"cnnkernels/simd/{name}" for name in simd)],
                              include_dirs=["cnnkernels"]))

@@ -3,8 +3,6 @@ rows.c), in the same extension as the Winograd kernels so that the C they share 
 
 # The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
 BAND_FLOATS = 1 << 20
-# rows_matmul's rows of b packed per work item
-PACK_ROWS = 256
 # The direct weight gradient's chunk of laid-out images and dy (4 MiB): each work item stores its sums once per
 # chunk, so larger chunks store less often (the strided ResNet layer: 3 images a chunk instead of 1)
 WEIGHT_CHUNK_FLOATS = 1 << 20
@@ -410,40 +408,3 @@ def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w
                 cnnk_gemm_rows(dyt + <Py_ssize_t>pixel0 * K, U, count, K, CRSp, M, M + <Py_ssize_t>block * CRSp)
                 cnnk_row2im_add_nhwc(M, CRSp, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0, count, Q, dxt)
             cnnk_rows_to_nchw(dxt, <int>HW, C, C, NULL, dxs + <Py_ssize_t>n * C * HW, HW, 0)
-
-
-def rows_matmul(const float[:, ::1] v, const float[:, :] b, int n_threads, float[:, ::1] out, bint transposed):
-    """out = v·b (or, with ``transposed``, out = (v·b)ᵀ) for float32 matrices: v's rows (R x K) as the rows of
-    the Winograd product's register-blocked kernel (cnnk_gemm_rows), b (K x N, any positive strides) packed in
-    panels of 16 columns, PACK_ROWS of b's rows per work item, then v's rows in blocks of 6·g, a block per work
-    item (one a thread, at most 240 rows). Workspace: b packed (K·⌈N/16⌉·16 floats), the products' rows
-    (R·⌈N/16⌉·16, unless out takes them as they come: N a multiple of 16, not transposed), 6·K floats a thread."""
-    cdef int R = v.shape[0], K = v.shape[1], N = b.shape[1], nt = max(1, n_threads)
-    cdef int pack_rows = PACK_ROWS, Kp = (N + 15) // 16 * 16, chunks = (K + pack_rows - 1) // pack_rows
-    cdef Py_ssize_t row_stride = b.strides[0] // sizeof(float), col_stride = b.strides[1] // sizeof(float)
-    cdef bint direct = not transposed and Kp == N  # out holds the rows of the product as they come
-    # a block per thread (more rows per block read the packed panels fewer times), of at most 240 rows
-    cdef int block = max(6, min(((R + nt - 1) // nt + 5) // 6 * 6, 240))
-    cdef int blocks = (R + block - 1) // block
-    cdef float[::1] space = scratch(<Py_ssize_t>Kp * K + (0 if direct else <Py_ssize_t>R * Kp) + nt * 6 * K,
-                                    np.float32)
-    cdef float* U = &space[0]
-    cdef float* M = &out[0, 0] if direct else U + <Py_ssize_t>Kp * K
-    cdef float* panel = U + <Py_ssize_t>Kp * K + (0 if direct else <Py_ssize_t>R * Kp)
-    cdef const float* vs = &v[0, 0]
-    cdef const float* bs = &b[0, 0]
-    cdef float* outs = &out[0, 0]
-    cdef int p, item, r0, count, i
-    with nogil:
-        for p in prange(chunks, num_threads=min(nt, chunks), schedule="dynamic"):
-            cnnk_pack_columns(bs, row_stride, col_stride, K, N, Kp, p * pack_rows, min(K, (p + 1) * pack_rows), U)
-        for item in prange(blocks, num_threads=min(nt, blocks), schedule="dynamic"):
-            r0 = item * block
-            count = min(block, R - r0)
-            cnnk_gemm_rows(vs + <Py_ssize_t>r0 * K, U, count, K, Kp, M + <Py_ssize_t>r0 * Kp,
-                           panel + threadid() * 6 * K)
-            if transposed:  # out[j, r0 + i] = M[r0 + i, j]
-                cnnk_rows_to_nchw(M + <Py_ssize_t>r0 * Kp, count, Kp, N, NULL, outs, R, r0)
-            elif not direct:
-                for i in range(count):
-                    memcpy(outs + <Py_ssize_t>(r0 + i) * N, M + <Py_ssize_t>(r0 + i) * Kp, N * sizeof(float))

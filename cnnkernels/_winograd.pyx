@@ -1,5 +1,6 @@
 """The convolutions' SIMD kernels, float32: Winograd F(4×4, 3×3) here; the direct, 1×1 and row-product kernels
-(_direct.pxi) and Winograd F(2×2, 3×3) (_winograd22.pxi) are included below, one extension for the C they share.
+(_direct.pxi), matmul's products (_dense.pxi) and Winograd F(2×2, 3×3) (_winograd22.pxi) are included below, one
+extension for the C they share.
 
 Winograd F(4×4, 3×3): 3×3 kernels, stride 1, dilation 1, any groups.
 Arguments arrive validated and planned from :mod:`cnnkernels.api` / :mod:`cnnkernels.plan`.
@@ -378,4 +379,5 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
 
 
 include "_direct.pxi"
+include "_dense.pxi"
 include "_winograd22.pxi"

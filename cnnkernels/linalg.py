@@ -2,9 +2,10 @@
 
 NumPy's ``@`` runs on BLAS, whose threads a training loop holds at one while the convolutions'
 OpenMP threads own the cores (OpenBLAS's workers spin after each call, against them). Here a
-float32 product runs on the backend's threads instead, with the register-blocked kernel of the
-convolutions' row products: the rows of one operand stream past the other packed in panels of 16
-columns (see ``cnnkernels._winograd.rows_matmul``).
+float32 product runs on the backend's threads instead: with few rows (a batch through a dense layer),
+b's rows stream past a's broadcast values where they lie (``stream_matmul``, AVX-512); otherwise
+with the register-blocked kernel of the convolutions' row products, the rows of one operand
+streaming past the other packed in panels of 16 columns (``rows_matmul``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ MIN_REDUCTION = 64
 # The packed operand is read again by every block of rows, so it must stay in L2 (1 MiB here): a (32 x 40000)
 # ·(40000 x 100) product streaming 18 MB of packed columns per block took 2.2x OpenBLAS's time
 MAX_PACKED_FLOATS = 1 << 18
+# Products of at most this many rows read b where it lies (stream_matmul), when it is C-contiguous and fits in L2:
+# packing b cost as much as the product. Measured (1600 x 100 b, 1 / 2 threads, µs): 32 rows 72 / 44 against 94 /
+# 100 packed or OpenBLAS, 64 rows 141-153 / 95 against 137-150 / 133-140; 128 rows (317 / 189 against 222 / 217) and
+# a 4096 x 512 b (8 MB, read from memory by every block of 6 rows: 3.6 ms against 0.9) lose
+MAX_STREAMED_ROWS = 64
+MIN_STREAMED_FLOPS = 200_000  # (32 x 512)·(512 x 10), 0.3 MFLOP: 5-6 µs against OpenBLAS's 8-9
 # A streamed operand that is not C-contiguous is copied first (NumPy, one thread): only small ones
 MAX_COPIED_FLOATS = 1 << 16
 
@@ -88,6 +95,12 @@ def matmul(a, b, *, backend=None, threads=None):
     ops = kernels(backend)
     flops = 2.0 * M * N * K
     n_threads = _threads.for_work(_threads.resolve(threads), flops)
+    if (a.dtype == b.dtype == np.float32 and hasattr(ops, "stream_matmul") and flops >= MIN_STREAMED_FLOPS
+            and M <= MAX_STREAMED_ROWS and b.size <= MAX_PACKED_FLOATS and b.flags.c_contiguous and _packable(a)
+            and max(M, K, N) <= _args.MAX_EXTENT):
+        out = memory.empty((M, N), np.float32)
+        if ops.stream_matmul(a, b, _threads.under_load(n_threads), out):
+            return out
     way = None
     # On one thread OpenBLAS's call is as fast or faster ((32 x 1600)·(1600 x 100): 100 µs against 116), unless b
     # is a transposed view ((32 x 100)·(1600 x 100)ᵀ: 124-130 µs against 80)

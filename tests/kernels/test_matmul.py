@@ -9,9 +9,10 @@ import cnnkernels as ck
 from cnnkernels import linalg
 
 KERNEL = hasattr(ck._backends._load("cython"), "rows_matmul")
+AVX512 = KERNEL and ck._backends._load("cython").simd_isa() == "avx512f"
 # (M, K, N): a dense layer's forward, its two gradients, a row, columns past a panel, a 16-multiple (written in place)
 SHAPES = [(32, 1600, 100), (1600, 64, 100), (32, 100, 1600), (1, 3000, 700), (77, 300, 17), (48, 512, 128),
-          (6, 4096, 16)]
+          (6, 4096, 16), (64, 200, 33)]
 
 
 def operands(M, K, N, a_transposed, b_transposed, dtype=np.float32, seed=0):
@@ -67,28 +68,44 @@ def test_the_same_bits_at_any_thread_count_on_cython(shape):
 def test_the_kernel_runs_where_it_pays_on_cython(monkeypatch):
     ops = ck._backends.kernels("cython")
     calls = []
-    real = ops.rows_matmul
-
-    def spy(*args):
-        calls.append(args[-1])
-        return real(*args)
-
-    monkeypatch.setattr(ops, "rows_matmul", spy)
+    for name in ("rows_matmul", "stream_matmul"):
+        def spy(*args, real=getattr(ops, name), name=name):
+            calls.append(name if name == "stream_matmul" else args[-1])
+            return real(*args)
+        monkeypatch.setattr(ops, name, spy)
+    streams = AVX512  # else stream_matmul declines and the packed kernel or NumPy serves
     a, b = operands(32, 1600, 100, False, False)
-    ck.matmul(a, b, threads=2, backend="cython")
-    assert calls == [False]  # 2 threads: the kernel, straight
-    ck.matmul(a, b, threads=1, backend="cython")
-    assert calls == [False]  # 1 thread, b as it lies: NumPy's BLAS
+    for threads in (2, 1):  # few rows, b as it lies and in L2: b's rows streamed
+        calls.clear()
+        ck.matmul(a, b, threads=threads, backend="cython")
+        assert calls == (["stream_matmul"] if streams else ["stream_matmul", False] if threads == 2
+                         else ["stream_matmul"])
+    calls.clear()
+    ck.matmul(*operands(128, 1600, 100, False, False), threads=2, backend="cython")
+    assert calls == [False]  # more rows: b packed once pays
+    calls.clear()
     dz, w = operands(32, 100, 1600, False, True)
     ck.matmul(dz, w, threads=1, backend="cython")
-    assert calls == [False, True]  # b a transposed view: the kernel, turned round
-    small = operands(8, 64, 8, False, False)
-    ck.matmul(*small, threads=2, backend="cython")
-    short = operands(1600, 32, 100, True, False)
-    ck.matmul(*short, threads=2, backend="cython")
-    big = operands(4, 20000, 64, False, False)  # b packed would not stay in L2, aᵀ would be copied
-    ck.matmul(*big, threads=2, backend="cython")
-    assert calls == [False, True]
+    assert calls == [True]  # b a transposed view: the packed kernel, turned round
+    calls.clear()
+    ck.matmul(*operands(8, 64, 8, False, False), threads=2, backend="cython")  # tiny: NumPy
+    ck.matmul(*operands(1600, 32, 100, True, False), threads=2, backend="cython")  # many rows, short sums: NumPy
+    ck.matmul(*operands(4, 20000, 64, False, False), threads=2, backend="cython")  # b past L2: NumPy
+    assert calls == []
+
+
+@pytest.mark.skipif(not AVX512, reason="needs the compiled backend on AVX-512")
+@pytest.mark.parametrize("a_transposed", [False, True])
+@pytest.mark.parametrize("shape", [(1, 70, 1), (5, 33, 17), (6, 300, 64), (13, 129, 65), (64, 200, 100),
+                                   (31, 16, 250), (7, 1, 3)])
+def test_streamed_product_every_block_shape(shape, a_transposed):
+    """Rows around the 6-row blocks, columns around the 4-vector blocks and the masked last vector, one-term sums."""
+    a, b = operands(*shape, a_transposed, False)
+    ops = ck._backends.kernels("cython")
+    for threads in (1, 2, 3):
+        out = np.full((shape[0], shape[2]), np.nan, np.float32)
+        assert ops.stream_matmul(a, b, threads, out)
+        assert relative_error(out, a, b) < 1e-6
 
 
 @pytest.mark.parametrize("backend", ck.backends())
