@@ -4,8 +4,9 @@ For each layer of the ``speed`` set, the forward pass and forward + backward (in
 weight gradients) of cnnkernels (cython backend, the plan's algorithms) and of PyTorch in
 NCHW and channels_last run in turn, round after round, in one process, so the machine's
 load drifts over all of them alike; the medians are compared with the faster PyTorch
-layout. Then the tutorial model's training step, the same way, on 20x20x3 and 100x100x3 images. PyTorch's thread count is
-set before each of its calls (another library in the process may have moved it).
+layout. Then the tutorial model's training step, the same way, on 20x20x3 and 100x100x3 images: step by step, and in
+runs of consecutive steps, as a training loop runs them (each run's first step starts in the caches the other library
+left). PyTorch's thread count is set before each of its calls (another library in the process may have moved it).
 
     python -m bench.versus --threads 1,2 [--rounds 15] [--json FILE]
     python -m bench.versus --layers resnet-3x3-s2,tut-conv1 --no-training   # some rows only
@@ -89,8 +90,15 @@ def conv_rows(threads: int, rounds: int, names=None):
                "forward_gflops": flops / m["ours"] / 1e6}
 
 
+# A training loop runs its steps back to back. Step by step, interleaved, each step starts after the other
+# library's, in caches that library has filled: ours took 1.10x its back-to-back time after PyTorch's, PyTorch's
+# 1.06x after ours. In runs of consecutive steps only a run's first step pays that.
+STEPS_PER_RUN = 10
+
+
 def training_row(threads: int, rounds: int, size: int):
-    """The tutorial model's training step on size x size x 3 images, batch 32: images/s and ours ÷ the faster torch."""
+    """The tutorial model's training step on size x size x 3 images, batch 32: images/s and ours ÷ the faster torch,
+    interleaved step by step, and in runs of STEPS_PER_RUN consecutive steps (a training loop's throughput)."""
     import torch
 
     from . import training
@@ -98,17 +106,31 @@ def training_row(threads: int, rounds: int, size: int):
     ours = training.convnet_step(size)
     nchw, nhwc = training.torch_step(size=size), training.torch_step(channels_last=True, size=size)
 
-    def pinned(step):
+    def pinned(step, steps=1):
         def call():
             torch.set_num_threads(threads)
-            step()
+            for _ in range(steps):
+                step()
         return call
 
-    steps = 3 * rounds if size <= 32 else rounds  # a 100x100 step takes ~25 of the 20x20's
+    def run_of(step, steps):
+        def call():
+            for _ in range(steps):
+                step()
+        return call
+
+    small = size <= 32
+    steps = 3 * rounds if small else rounds  # a 100x100 step takes ~25 of the 20x20's
     m = _interleaved({"convnet": ours, "torch": pinned(nchw), "torch-nhwc": pinned(nhwc)}, steps)
+    per_run = STEPS_PER_RUN if small else 3
+    runs = _interleaved({"convnet": run_of(ours, per_run), "torch": pinned(nchw, per_run),
+                         "torch-nhwc": pinned(nhwc, per_run)}, rounds if small else max(5, rounds // 3))
     per_second = {k: training.BATCH / v * 1e3 for k, v in m.items()}
+    in_runs = {k: training.BATCH * per_run / v * 1e3 for k, v in runs.items()}
     return {"threads": threads, "size": size, "images_per_s": per_second,
-            "ratio": per_second["convnet"] / max(per_second["torch"], per_second["torch-nhwc"])}
+            "ratio": per_second["convnet"] / max(per_second["torch"], per_second["torch-nhwc"]),
+            "steps_per_run": per_run, "images_per_s_in_runs": in_runs,
+            "ratio_in_runs": in_runs["convnet"] / max(in_runs["torch"], in_runs["torch-nhwc"])}
 
 
 def main(argv=None) -> int:
@@ -146,9 +168,11 @@ def main(argv=None) -> int:
             row = training_row(threads, args.rounds, size)
             results["training"].append(row)
             rates = row["images_per_s"]
+            runs = row["images_per_s_in_runs"]
             print(f"training step (tutorial model, batch 32, {size}x{size}x3): convnet {rates['convnet']:.0f} img/s, "
-                  f"torch {rates['torch']:.0f}, torch-nhwc {rates['torch-nhwc']:.0f}: ratio {row['ratio']:.2f}",
-                  flush=True)
+                  f"torch {rates['torch']:.0f}, torch-nhwc {rates['torch-nhwc']:.0f}: ratio {row['ratio']:.2f}; "
+                  f"in runs of {row['steps_per_run']} steps: convnet {runs['convnet']:.0f}, torch {runs['torch']:.0f}, "
+                  f"torch-nhwc {runs['torch-nhwc']:.0f}: ratio {row['ratio_in_runs']:.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

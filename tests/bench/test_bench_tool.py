@@ -253,3 +253,16 @@ def test_versus_runs_only_the_layers_named():
     rows = list(versus.conv_rows(1, 1, ["tut-conv1"]))
     assert [row["layer"].split()[0] for row in rows] == ["tut-conv1"]
     assert rows[0]["forward_ratio"] > 0 and rows[0]["algorithm"].startswith("direct/")
+
+
+def test_versus_training_row_step_by_step_and_in_runs():
+    pytest.importorskip("torch")
+    from bench import versus
+
+    row = versus.training_row(1, 1, 20)
+    assert row["steps_per_run"] == versus.STEPS_PER_RUN
+    for rates in (row["images_per_s"], row["images_per_s_in_runs"]):
+        assert set(rates) == {"convnet", "torch", "torch-nhwc"} and min(rates.values()) > 0
+    assert row["ratio_in_runs"] == pytest.approx(
+        row["images_per_s_in_runs"]["convnet"] / max(row["images_per_s_in_runs"]["torch"],
+                                                     row["images_per_s_in_runs"]["torch-nhwc"]))
