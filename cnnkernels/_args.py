@@ -343,6 +343,15 @@ def check_grad(name: str, dy, expected_shape, dtype) -> np.ndarray:
     return dy
 
 
+def check_activation(activation) -> bool:
+    """A convolution's fused activation: None, or "relu" (True)."""
+    if activation is None:
+        return False
+    if isinstance(activation, str) and activation == "relu":
+        return True
+    raise ValueError(f"activation must be None or 'relu'; received activation={activation!r}")
+
+
 def check_flag(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool; received {name}={value!r}")

@@ -38,7 +38,8 @@ KERNELS = (
 # Kernels only some backends have; the plan (cnnkernels.plan) only picks what a backend offers.
 OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "direct_backward_weight",
                     "pointwise_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns",
-                    "conv2d_forward_rows", "simd_isa", "winograd22_forward", "rows_matmul", "stream_matmul")
+                    "conv2d_forward_rows", "simd_isa", "winograd22_forward", "rows_matmul", "stream_matmul",
+                    "relu_gradient_sums")
 _MODULES = {
     "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm",
                "cnnkernels._activations"),

@@ -80,8 +80,9 @@ def weight_layout(int P, int Q, int R, int S, int sh, int sw, int dh, int dw):
 
 
 def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
-                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
-    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
+                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32);
+    with ``relu``, max(y, 0) on each work item's band as soon as it is written
 
     A direct kernel for layers with few input channels (a 3-channel first layer), where the
     unrolled matrix would be thin and Winograd's transforms would cost more than they save, and for
@@ -127,6 +128,8 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
                                     col_phases, p0, Hband, Wp, laid_out, laid_out + C * cstride + tail)
             cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
                                 Q, 0, min(rows, P - p0), flat)
+            if relu:
+                cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q)
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,

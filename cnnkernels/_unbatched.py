@@ -13,9 +13,10 @@ import inspect
 import numpy as np
 
 
-def accepts_unbatched(*image_arguments: str, batched_results: int = 1):
+def accepts_unbatched(*image_arguments: str, batched_results: int = 1, optional: tuple = ()):
     """Decorate an op whose ``x`` (and ``image_arguments``, e.g. ``dy``) may be 3-D; of a tuple
-    result, the first ``batched_results`` items lose the batch axis ((y, indices); (dx, dw, db))."""
+    result, the first ``batched_results`` items lose the batch axis ((y, indices); (dx, dw, db)).
+    The ``optional`` image arguments may be None (left as they are)."""
 
     def decorate(function):
         names = list(inspect.signature(function).parameters)
@@ -33,6 +34,8 @@ def accepts_unbatched(*image_arguments: str, batched_results: int = 1):
             args = list(args)
             for name in ("x", *image_arguments):
                 value = lookup(name, args, kwargs)
+                if value is None and name in optional:
+                    continue
                 if not isinstance(value, np.ndarray) or value.ndim != 3:
                     shape = getattr(value, "shape", None)
                     raise ValueError(f"x is unbatched (3-D), so {name} must be 3-D too; received shape {shape}")

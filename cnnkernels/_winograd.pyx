@@ -70,6 +70,7 @@ cdef extern from "simd/winograd43.h" nogil:
                                  int Hph, int Wp, float* xp, float* row)
     int cnnk_direct_row_floats(int W, int pl, int sw, int Wp)
     int cnnk_direct_flat(int Q, int jmax)
+    void cnnk_relu_planes(float* y, int K, Py_ssize_t PQ, Py_ssize_t count)
     int CNNK_DIRECT_FLAT_TAIL
     void cnnk_direct_forward(const float* xp, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
                              const float* wt, int K, int Kpad, const float* bias, float* y, int P, int Q, int p_begin,

@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from . import _args, _threads, memory, plan as _plan
+from . import _args, _threads, activations as _activations, memory, plan as _plan
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
 
@@ -157,8 +157,12 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
                           _threads.resolve(threads))
 
 
-def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
+def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, relu=False):
+    """y = the convolution; with ``relu``, returns whether the kernel applied it too (else the caller does)."""
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
+    if plan.forward == "direct" and relu:
+        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, True)
+        return True
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
     elif plan.forward == "winograd2x2":
@@ -175,6 +179,7 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y):
         ops.conv2d_forward_columns(x, weight, bias, *conv_args, y)
     else:  # numba and numpy: their own im2col / einsum
         ops.conv2d_forward(x, weight, bias, *conv_args, y)
+    return False
 
 
 def _flipped_transposed(weight, groups):
@@ -186,7 +191,7 @@ def _flipped_transposed(weight, groups):
 
 @accepts_unbatched()
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
-           algorithm="auto", backend=None, threads=None):
+           activation=None, algorithm="auto", backend=None, threads=None):
     """2-D convolution (cross-correlation, as in deep learning), NCHW.
 
     ``y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·C/G + c, p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s]``
@@ -203,6 +208,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
+    activation : {None, "relu"}
+        Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), in
+        place: no second array. The direct algorithm applies it to each work item's output as
+        soon as it is written, still in cache; the others in one parallel pass after. Its
+        gradient: :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than
@@ -220,6 +230,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     ops = kernels(backend)
     x, weight, dtype, geometry, plan = _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
                                                    algorithm, threads)
+    relu = _args.check_activation(activation)
     K = weight.shape[0]
     if bias is None:
         bias = np.empty(0, dtype)
@@ -234,11 +245,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         return y
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     with _running(ops, _forward_calls_blas(ops, plan)):
-        _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y)
+        fused = _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y, relu)
+    if relu and not fused:
+        _activations.relu(y, inplace=True, backend=backend, threads=threads)
     return y
 
 
-@accepts_unbatched("dy")
+@accepts_unbatched("dy", "output", optional=("output",))
 def conv2d_backward(
     dy,
     x,
@@ -252,6 +265,8 @@ def conv2d_backward(
     *,
     input_grad=True,
     weight_grad=True,
+    activation=None,
+    output=None,
     algorithm="auto",
     backend=None,
     threads=None,
@@ -273,6 +288,13 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
+    activation : {None, "relu"}, optional
+        The forward pass's fused activation (see :func:`conv2d`): ``dy`` is then the
+        gradient of its output ``y``, given as ``output``, and goes through ReLU's
+        gradient (0 where ``y <= 0``) on the way in, together with the bias gradient's
+        sums in one pass.
+    output : ndarray like ``dy``, optional
+        The forward pass's output ``y``; needed with ``activation``.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         As for :func:`conv2d`; Winograd serves ``dx`` (the adjoint of a stride-1
         3×3 convolution is one too) and ``dweight`` (Gᵀ[Σ (Bᵀ d B) ⊙ (A dy Aᵀ)]G);
@@ -297,7 +319,15 @@ def conv2d_backward(
     weight_grad = _args.check_flag("weight_grad", weight_grad)
     N, K = x.shape[0], weight.shape[0]
     dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
-    dbias = _channel_sums(ops, dy, threads) if with_bias else None
+    if _args.check_activation(activation):
+        if output is None:
+            raise ValueError("activation='relu' needs the forward pass's output: pass output=y")
+        output = _args.check_grad("output", output, dy.shape, dtype)
+        dy, dbias = _through_relu(ops, dy, output, with_bias, backend, threads)
+    elif output is not None:
+        raise ValueError("output= is the output of a fused activation; received it with activation=None")
+    else:
+        dbias = _channel_sums(ops, dy, threads) if with_bias else None
     dx = dweight = None
     if N == 0:
         dx = memory.zeros(x.shape, dtype) if input_grad else None
@@ -318,6 +348,22 @@ def _channel_sums(ops, dy, threads):
         n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
         ops.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], -1), _threads.under_load(n_threads), sums)
     return sums.astype(dy.dtype)
+
+
+def _through_relu(ops, dy, y, with_bias, backend, threads):
+    """dz = 0 where y <= 0, else dy (ReLU's gradient) and, with the bias, Σ dz per channel: one pass where the
+    backend has the fused kernel, else relu_backward and then _channel_sums."""
+    if not (with_bias and hasattr(ops, "relu_gradient_sums")):
+        dz = _activations.relu_backward(dy, y, backend=backend, threads=threads)
+        return dz, (_channel_sums(ops, dz, threads) if with_bias else None)
+    dz = memory.empty(dy.shape, dy.dtype)
+    sums = np.zeros(dy.shape[1])
+    if dy.size:
+        n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
+        planes = (dy.shape[0], dy.shape[1], -1)
+        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), _threads.under_load(n_threads),
+                               dz.reshape(planes), sums)
+    return dz, sums.astype(dy.dtype)
 
 
 def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad):

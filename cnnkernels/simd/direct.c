@@ -352,3 +352,12 @@ double cnnk_fma_peak_gflops(void) {
 #endif
     return 0.0; /* no SIMD kernels here: no peak to compare with */
 }
+
+CNNK_CLONES void cnnk_relu_planes(float *y, int K, ptrdiff_t PQ, ptrdiff_t count) {
+    /* y[k·PQ + i] = max(y[k·PQ + i], 0) (NaN kept, as cnnkernels.relu) for k < K, i < count: a fused ReLU on the
+       block of output a work item has just written, while it is in cache */
+    for (int k = 0; k < K; k++) {
+        float *plane = y + (ptrdiff_t)k * PQ;
+        for (ptrdiff_t i = 0; i < count; i++) plane[i] = !(plane[i] <= 0) ? plane[i] : 0.0f;
+    }
+}

@@ -9,6 +9,9 @@
  * fused on one ISA and not on another). */
 #include "moments.h"
 
+#include <stdint.h>
+#include <string.h>
+
 #include "simd.h"
 
 #define LANES 32
@@ -63,6 +66,40 @@ CNNK_CLONES double cnnk_channel_dot_f32(const float *restrict grad, const float 
         for (; i + LANES <= L; i += LANES)
             for (int j = 0; j < LANES; j++) acc[j] += (double)g[i + j] * ((double)v[i + j] - centre);
         for (int j = 0; i < L; i++, j++) acc[j] += (double)g[i] * ((double)v[i] - centre);
+    }
+    return combine(acc);
+}
+
+/* grad where y passes ReLU (y > 0, or NaN), else +0: by a mask, so that the loop vectorises (written as a select,
+   GCC branched on it: mispredicted on random signs) */
+static inline float relu_gradient(float grad, float y) {
+    uint32_t bits;
+    memcpy(&bits, &grad, sizeof bits);
+    bits &= (uint32_t)0 - (uint32_t)!(y <= 0);
+    memcpy(&grad, &bits, sizeof bits);
+    return grad;
+}
+
+CNNK_CLONES double cnnk_channel_relu_sum_f32(const float *restrict dy, const float *restrict y, float *restrict dz,
+                                            ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L) {
+    /* dz = 0 where y <= 0, else dy (ReLU's gradient, a NaN y passing dy), for one channel's strips, and Σ dz in
+       the order of cnnk_channel_sum_f32 on dz: one pass where the gradient and then its sum took two */
+    double acc[LANES] = {0};
+    for (ptrdiff_t n = 0; n < strips; n++) {
+        const float *restrict g = dy + n * pitch, *restrict v = y + n * pitch;
+        float *restrict d = dz + n * pitch;
+        ptrdiff_t i = 0;
+        for (; i + LANES <= L; i += LANES)
+            for (int j = 0; j < LANES; j++) {
+                float value = relu_gradient(g[i + j], v[i + j]);
+                d[i + j] = value;
+                acc[j] += (double)value;
+            }
+        for (int j = 0; i < L; i++, j++) {
+            float value = relu_gradient(g[i], v[i]);
+            d[i] = value;
+            acc[j] += (double)value;
+        }
     }
     return combine(acc);
 }

@@ -83,15 +83,25 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False):
         self._x = x
+        if self.activation == "relu":  # fused: the kernels apply it while the output is in cache
+            self._y = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry(),
+                                        activation="relu")
+            self._z = None
+            return self._y
         z = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry())
         self._y, self._z = activations.apply_owned(self.activation, z)
         return self._y
 
     def backward(self, dy):
-        dz = activations.backward(self.activation, self._y, dy, self._z)
+        dy = np.ascontiguousarray(dy, dtype=self._x.dtype)  # a float64 loss gradient may reach a float32 layer
+        if self.activation == "relu":  # ReLU's gradient and the bias sums in one pass
+            fused = dict(activation="relu", output=self._y)
+        else:
+            dy, fused = np.ascontiguousarray(activations.backward(self.activation, self._y, dy, self._z),
+                                             dtype=self._x.dtype), {}
         dx, dkernel, dbias = cnnkernels.conv2d_backward(
-            np.ascontiguousarray(dz, dtype=self._x.dtype), self._x, self.params["kernel"], **self._geometry(),
-            bias=self.use_bias, input_grad=self.needs_input_grad)
+            dy, self._x, self.params["kernel"], **self._geometry(), bias=self.use_bias,
+            input_grad=self.needs_input_grad, **fused)
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias
