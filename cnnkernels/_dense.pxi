@@ -20,7 +20,7 @@ def stream_matmul(const float[:, :] a, const float[:, ::1] b, int n_threads, flo
     cdef int M = a.shape[0], K = a.shape[1], N = b.shape[1], nt = max(1, n_threads)
     cdef Py_ssize_t a_row = a.strides[0] // sizeof(float), a_col = a.strides[1] // sizeof(float)
     cdef int rows = max(6, min(STREAM_ROWS, ((M + nt - 1) // nt + 5) // 6 * 6))
-    cdef int items = (M + rows - 1) // rows, item, done = 1
+    cdef int items = (M + rows - 1) // rows, item
     if simd_isa() != "avx512f":
         return False
     with nogil:

@@ -71,9 +71,11 @@ def matmul(a, b, *, backend=None, threads=None):
 
     ``out[i, j] = Σ_k a[i, k] · b[k, j]``, summed in the operands' dtype. Either operand may
     be a transposed view (``x.T``): the product is taken the way round that copies least.
-    NumPy's ``@`` (BLAS) runs instead for float64 (and a float32 operand with a float64 one, which
-    gives float64, as NumPy's), for the backends without the kernel (numba, numpy) and where it
-    measured faster: products under ``MIN_FLOPS``, reductions shorter than
+    At most ``MAX_STREAMED_ROWS`` rows times a C-contiguous ``b`` that fits in L2 run with b's
+    rows read where they lie (AVX-512), on any thread count, from ``MIN_STREAMED_FLOPS``.
+    Otherwise NumPy's ``@`` (BLAS) runs instead for float64 (and a float32 operand with a float64
+    one, which gives float64, as NumPy's), for the backends without the kernels (numba, numpy) and
+    where it measured faster: products under ``MIN_FLOPS``, reductions shorter than
     ``MIN_REDUCTION``, one thread unless ``b`` is a transposed view, and operands that would not
     stay in cache (see ``_way``).
 

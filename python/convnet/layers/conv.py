@@ -93,15 +93,13 @@ class Conv2D(Layer):
         return self._y
 
     def backward(self, dy):
-        dy = np.ascontiguousarray(dy, dtype=self._x.dtype)  # a float64 loss gradient may reach a float32 layer
         if self.activation == "relu":  # ReLU's gradient and the bias sums in one pass
-            fused = dict(activation="relu", output=self._y)
+            dz, fused = dy, dict(activation="relu", output=self._y)
         else:
-            dy, fused = np.ascontiguousarray(activations.backward(self.activation, self._y, dy, self._z),
-                                             dtype=self._x.dtype), {}
+            dz, fused = activations.backward(self.activation, self._y, dy, self._z), {}
         dx, dkernel, dbias = cnnkernels.conv2d_backward(
-            dy, self._x, self.params["kernel"], **self._geometry(), bias=self.use_bias,
-            input_grad=self.needs_input_grad, **fused)
+            np.ascontiguousarray(dz, dtype=self._x.dtype), self._x, self.params["kernel"], **self._geometry(),
+            bias=self.use_bias, input_grad=self.needs_input_grad, **fused)  # a float64 loss gradient: cast
         self.grads["kernel"] = dkernel
         if self.use_bias:
             self.grads["bias"] = dbias
