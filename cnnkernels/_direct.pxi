@@ -130,6 +130,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
                                 Q, 0, min(rows, P - p0), flat)
             if relu:
                 cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q)
+    return relu
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
@@ -308,7 +309,7 @@ cdef inline void rows_block(const float* xt, int H, int W, int C, int R, int S, 
 
 
 def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
-                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y):
+                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
 
     Pixel-major patches (im2row) of a channels-last copy of x, multiplied by the filters in panels
@@ -318,7 +319,8 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     per thread, a work item is an image: its thread copies it and runs its blocks of ≤ 240 output
     pixels (the copy is read from that core's cache); with fewer, the items are (image, block), after
     a chunk of images is copied. Per thread the product takes pixels·⌈K/16⌉·16 floats, and written
-    patches pixels·C·R·S.
+    patches pixels·C·R·S. With ``relu`` and an item of an image, max(y, 0) on the image's output as soon as it is
+    written; returns whether it applied the ReLU (else the caller does).
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
@@ -354,7 +356,9 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 for i in range(blocks):
                     rows_block(mine, H, W, C, R, S, sh, sw, pt, pl, dh, dw, i * block, <int>min(block, PQ - i * block),
                                Q, zeros, U, Kp, K, block, bias, ys + n * out_size, PQ, mine + image_size)
-        return
+                if relu:
+                    cnnk_relu_planes(ys + n * out_size, 1, 0, out_size)
+        return relu
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
@@ -366,6 +370,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 rows_block(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
                            <int>min(<Py_ssize_t>block, PQ - pixel0), Q, zeros, U, Kp, K, block, bias,
                            ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread)
+    return False
 
 
 def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,

@@ -195,8 +195,11 @@ def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int 
 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
-                     int pt, int pl, int groups, int plan_block, int n_threads, float[:, :, :, ::1] y):
-    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3)"""
+                     int pt, int pl, int groups, int plan_block, int n_threads, float[:, :, :, ::1] y,
+                     bint relu=False):
+    """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3);
+    with ``relu``, max(y, 0) on each work item's images as soon as they are written (an item of whole images),
+    else on each chunk's after its items. Returns whether it applied the ReLU (always, here)."""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
@@ -250,7 +253,9 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 cnnk_wino43_multiply(V, U, count, Cg, Kp, M, M + 36 * <Py_ssize_t>plan_block * Kp)
                 cnnk_wino43_output(M, Kp, Kg, &img[0], &orow[0], &ocol[0], count, bias, ys + n0 * out_size,
                                    out_size, P, Q)
-        return
+                if relu:
+                    cnnk_relu_planes(ys + n0 * out_size, 1, 0, images * out_size)
+        return relu
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
@@ -273,6 +278,10 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
                                    bias + g * Kg if bias != NULL else NULL,
                                    ys + n0 * out_size + <Py_ssize_t>g * Kg * P * Q, out_size, P, Q)
+            if relu:  # the chunk's output, while it is in the caches that wrote it
+                for n in prange(images, num_threads=nt, schedule="static"):
+                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
+    return relu
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,

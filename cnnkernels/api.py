@@ -160,19 +160,19 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
 def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, relu=False):
     """y = the convolution; with ``relu``, returns whether the kernel applied it too (else the caller does)."""
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
-    if plan.forward == "direct" and relu:
-        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, True)
-        return True
     if plan.forward == "winograd":
-        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y)
-    elif plan.forward == "winograd2x2":
+        return ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y,
+                                    relu)
+    if plan.forward == "direct":
+        return ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
+                                  y, relu)
+    if plan.simd_im2row:
+        return ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
+                                y, relu)
+    if plan.forward == "winograd2x2":
         ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, y)
-    elif plan.forward == "direct":
-        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "gemm" and plan.simd_gemm:
         ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
-    elif plan.simd_im2row:
-        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
     elif hasattr(ops, "conv2d_forward_columns"):
@@ -210,9 +210,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
     activation : {None, "relu"}
         Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), in
-        place: no second array. The direct algorithm applies it to each work item's output as
-        soon as it is written, still in cache; the others in one parallel pass after. Its
-        gradient: :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
+        place: no second array. The direct, Winograd and im2row kernels apply it to each work
+        item's output as soon as it is written, still in cache (Winograd and im2row where an
+        item is whole images); otherwise one parallel pass follows. Its gradient:
+        :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than

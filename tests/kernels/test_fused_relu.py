@@ -120,3 +120,24 @@ def test_bad_fused_arguments_raise_quoting_them(call, error, quoted):
     with pytest.raises(error) as caught:
         call(x, w, y)
     assert quoted in str(caught.value)
+
+
+@pytest.mark.skipif("cython" not in ck.backends(), reason="the compiled backend is not built")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("x_shape,w_shape,geometry,algorithm", [
+    ((32, 32, 20, 20), (16, 32, 3, 3), dict(padding=1), "winograd"),  # items of whole images
+    ((1, 16, 40, 40), (16, 16, 3, 3), dict(padding=1), "winograd"),   # one image in blocks of tiles: per chunk
+    ((8, 8, 11, 11), (12, 8, 3, 3), dict(stride=2, padding=1), "im2row"),  # an image an item
+    ((1, 8, 30, 30), (12, 8, 3, 3), dict(stride=2, padding=1), "im2row"),  # one image in blocks: a pass after
+    ((4, 3, 40, 37), (20, 3, 5, 5), dict(padding=2), "direct"),  # bands of rows
+])
+def test_each_kernels_epilogue(threads, x_shape, w_shape, geometry, algorithm):
+    """The ReLU applied inside each kernel's work items (or by the pass after): the same bits as the plain
+    convolution's relu, NaN kept."""
+    x, w, b = operands(x_shape, w_shape, np.float32, seed=4)
+    x = np.nan_to_num(x)
+    x[0, 0, 0, 0] = np.nan  # one NaN: it reaches a few outputs, the rest take both sides of the ReLU
+    y = ck.conv2d(x, w, b, **geometry, activation="relu", algorithm=algorithm, backend="cython", threads=threads)
+    plain = ck.conv2d(x, w, b, **geometry, algorithm=algorithm, backend="cython", threads=threads)
+    np.testing.assert_array_equal(y, np.where(plain <= 0, 0, plain))
+    assert (y == 0).mean() > 0.3 and np.isnan(y).any()
