@@ -319,8 +319,8 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     per thread, a work item is an image: its thread copies it and runs its blocks of ≤ 240 output
     pixels (the copy is read from that core's cache); with fewer, the items are (image, block), after
     a chunk of images is copied. Per thread the product takes pixels·⌈K/16⌉·16 floats, and written
-    patches pixels·C·R·S. With ``relu`` and an item of an image, max(y, 0) on the image's output as soon as it is
-    written; returns whether it applied the ReLU (else the caller does).
+    patches pixels·C·R·S. With ``relu``, max(y, 0) on each image's output as soon as it is written (an item of an
+    image), else on each chunk's after its items; returns whether it applied the ReLU (always, here).
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
@@ -370,7 +370,10 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 rows_block(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
                            <int>min(<Py_ssize_t>block, PQ - pixel0), Q, zeros, U, Kp, K, block, bias,
                            ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread)
-    return False
+            if relu:  # the chunk's output, while it is in the caches that wrote it
+                for n in prange(images, num_threads=nt, schedule="static"):
+                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
+    return relu
 
 
 def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,

@@ -211,8 +211,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     activation : {None, "relu"}
         Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), in
         place: no second array. The direct, Winograd and im2row kernels apply it to each work
-        item's output as soon as it is written, still in cache (Winograd and im2row where an
-        item is whole images); otherwise one parallel pass follows. Its gradient:
+        item's output as soon as it is written, still in cache (to each chunk of images where an
+        item is a block of one); the other algorithms in one parallel pass after. Its gradient:
         :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose

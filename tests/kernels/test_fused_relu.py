@@ -128,7 +128,7 @@ def test_bad_fused_arguments_raise_quoting_them(call, error, quoted):
     ((32, 32, 20, 20), (16, 32, 3, 3), dict(padding=1), "winograd"),  # items of whole images
     ((1, 16, 40, 40), (16, 16, 3, 3), dict(padding=1), "winograd"),   # one image in blocks of tiles: per chunk
     ((8, 8, 11, 11), (12, 8, 3, 3), dict(stride=2, padding=1), "im2row"),  # an image an item
-    ((1, 8, 30, 30), (12, 8, 3, 3), dict(stride=2, padding=1), "im2row"),  # one image in blocks: a pass after
+    ((1, 8, 30, 30), (12, 8, 3, 3), dict(stride=2, padding=1), "im2row"),  # one image in blocks: per chunk
     ((4, 3, 40, 37), (20, 3, 5, 5), dict(padding=2), "direct"),  # bands of rows
 ])
 def test_each_kernels_epilogue(threads, x_shape, w_shape, geometry, algorithm):
