@@ -130,7 +130,6 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
                                 Q, 0, min(rows, P - p0), flat)
             if relu:
                 cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q)
-    return relu
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
@@ -320,7 +319,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     pixels (the copy is read from that core's cache); with fewer, the items are (image, block), after
     a chunk of images is copied. Per thread the product takes pixels·⌈K/16⌉·16 floats, and written
     patches pixels·C·R·S. With ``relu``, max(y, 0) on each image's output as soon as it is written (an item of an
-    image), else on each chunk's after its items; returns whether it applied the ReLU (always, here).
+    image), else on each chunk's after its items.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
@@ -358,7 +357,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                                Q, zeros, U, Kp, K, block, bias, ys + n * out_size, PQ, mine + image_size)
                 if relu:
                     cnnk_relu_planes(ys + n * out_size, 1, 0, out_size)
-        return relu
+        return
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         with nogil:
@@ -373,7 +372,6 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
                     cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
-    return relu
 
 
 def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,

@@ -199,7 +199,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                      bint relu=False):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3);
     with ``relu``, max(y, 0) on each work item's images as soon as they are written (an item of whole images),
-    else on each chunk's after its items. Returns whether it applied the ReLU (always, here)."""
+    else on each chunk's after its items"""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
@@ -255,7 +255,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                                    out_size, P, Q)
                 if relu:
                     cnnk_relu_planes(ys + n0 * out_size, 1, 0, images * out_size)
-        return relu
+        return
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
         img, orow, ocol, irow, icol = chunk_tiles(images, P, Q, pt, pl)
@@ -281,7 +281,6 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
                     cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
-    return relu
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,

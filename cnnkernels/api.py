@@ -161,25 +161,22 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, relu=False)
     """y = the convolution; with ``relu``, returns whether the kernel applied it too (else the caller does)."""
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if plan.forward == "winograd":
-        return ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y,
-                                    relu)
-    if plan.forward == "direct":
-        return ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
-                                  y, relu)
-    if plan.simd_im2row:
-        return ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
-                                y, relu)
-    if plan.forward == "winograd2x2":
+        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu)
+    elif plan.forward == "winograd2x2":
         ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, y)
+    elif plan.forward == "direct":
+        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu)
     elif plan.forward == "gemm" and plan.simd_gemm:
         ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
+    elif plan.simd_im2row:
+        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
     elif hasattr(ops, "conv2d_forward_columns"):
         ops.conv2d_forward_columns(x, weight, bias, *conv_args, y)
     else:  # numba and numpy: their own im2col / einsum
         ops.conv2d_forward(x, weight, bias, *conv_args, y)
-    return False
+    return relu and (plan.forward in ("winograd", "direct") or plan.simd_im2row)
 
 
 def _flipped_transposed(weight, groups):
