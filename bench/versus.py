@@ -106,11 +106,10 @@ def training_row(threads: int, rounds: int, size: int):
     ours = training.convnet_step(size)
     nchw, nhwc = training.torch_step(size=size), training.torch_step(channels_last=True, size=size)
 
-    def pinned(step, steps=1):
+    def pinned(step):
         def call():
             torch.set_num_threads(threads)
-            for _ in range(steps):
-                step()
+            step()
         return call
 
     def run_of(step, steps):
@@ -123,8 +122,8 @@ def training_row(threads: int, rounds: int, size: int):
     steps = 3 * rounds if small else rounds  # a 100x100 step takes ~25 of the 20x20's
     m = _interleaved({"convnet": ours, "torch": pinned(nchw), "torch-nhwc": pinned(nhwc)}, steps)
     per_run = STEPS_PER_RUN if small else 3
-    runs = _interleaved({"convnet": run_of(ours, per_run), "torch": pinned(nchw, per_run),
-                         "torch-nhwc": pinned(nhwc, per_run)}, rounds if small else max(5, rounds // 3))
+    runs = _interleaved({"convnet": run_of(ours, per_run), "torch": run_of(pinned(nchw), per_run),
+                         "torch-nhwc": run_of(pinned(nhwc), per_run)}, rounds if small else max(5, rounds // 3))
     per_second = {k: training.BATCH / v * 1e3 for k, v in m.items()}
     in_runs = {k: training.BATCH * per_run / v * 1e3 for k, v in runs.items()}
     return {"threads": threads, "size": size, "images_per_s": per_second,
