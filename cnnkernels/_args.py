@@ -343,13 +343,18 @@ def check_grad(name: str, dy, expected_shape, dtype) -> np.ndarray:
     return dy
 
 
-def check_activation(activation) -> bool:
-    """A convolution's fused activation: None, or "relu" (True)."""
-    if activation is None:
-        return False
-    if isinstance(activation, str) and activation == "relu":
-        return True
-    raise ValueError(f"activation must be None or 'relu'; received activation={activation!r}")
+def check_activation(activation, negative_slope=None) -> float | None:
+    """A convolution's fused activation as its negative slope: None for none, 0.0 for "relu", ``negative_slope``
+    (default 0.01, PyTorch's) for "leaky_relu". The slope must be >= 0: the gradient reads the output's sign as
+    the input's, which a negative slope flips."""
+    if isinstance(activation, str) and activation == "leaky_relu":
+        return 0.01 if negative_slope is None else check_real("negative_slope", negative_slope, 0.0)
+    if activation is not None and not (isinstance(activation, str) and activation == "relu"):
+        raise ValueError(f"activation must be None, 'relu' or 'leaky_relu'; received activation={activation!r}")
+    if negative_slope is not None:
+        raise ValueError(f"negative_slope is the slope of activation='leaky_relu'; received "
+                         f"negative_slope={negative_slope!r} with activation={activation!r}")
+    return None if activation is None else 0.0
 
 
 def check_flag(name: str, value) -> bool:

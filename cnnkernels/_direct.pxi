@@ -80,9 +80,11 @@ def weight_layout(int P, int Q, int R, int S, int sh, int sw, int dh, int dw):
 
 
 def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
-                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False):
+                   int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False,
+                   float negative_slope=0):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32);
-    with ``relu``, max(y, 0) on each work item's band as soon as it is written
+    with ``relu``, leaky_relu(y, negative_slope) (max(y, 0) at slope 0) on each work item's band as soon as it
+    is written
 
     A direct kernel for layers with few input channels (a 3-channel first layer), where the
     unrolled matrix would be thin and Winograd's transforms would cost more than they save, and for
@@ -129,7 +131,8 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
             cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
                                 Q, 0, min(rows, P - p0), flat)
             if relu:
-                cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q)
+                cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q,
+                                 negative_slope)
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
@@ -308,7 +311,8 @@ cdef inline void rows_block(const float* xt, int H, int W, int C, int R, int S, 
 
 
 def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
-                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False):
+                 int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False,
+                 float negative_slope=0):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32)
 
     Pixel-major patches (im2row) of a channels-last copy of x, multiplied by the filters in panels
@@ -318,8 +322,8 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     per thread, a work item is an image: its thread copies it and runs its blocks of ≤ 240 output
     pixels (the copy is read from that core's cache); with fewer, the items are (image, block), after
     a chunk of images is copied. Per thread the product takes pixels·⌈K/16⌉·16 floats, and written
-    patches pixels·C·R·S. With ``relu``, max(y, 0) on each image's output as soon as it is written (an item of an
-    image), else on each chunk's after its items.
+    patches pixels·C·R·S. With ``relu``, leaky_relu(y, negative_slope) on each image's output as soon
+    as it is written (an item of an image), else on each chunk's after its items.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
@@ -356,7 +360,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                     rows_block(mine, H, W, C, R, S, sh, sw, pt, pl, dh, dw, i * block, <int>min(block, PQ - i * block),
                                Q, zeros, U, Kp, K, block, bias, ys + n * out_size, PQ, mine + image_size)
                 if relu:
-                    cnnk_relu_planes(ys + n * out_size, 1, 0, out_size)
+                    cnnk_relu_planes(ys + n * out_size, 1, 0, out_size, negative_slope)
         return
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
@@ -371,7 +375,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                            ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread)
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
-                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
+                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size, negative_slope)
 
 
 def rows_backward_data(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] w, int sh, int sw, int pt, int pl,

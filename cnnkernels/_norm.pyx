@@ -16,7 +16,7 @@ cdef extern from "simd/moments.h" nogil:
     double cnnk_channel_dot_f32(const float* grad, const float* values, Py_ssize_t strips, Py_ssize_t pitch,
                                 Py_ssize_t L, double centre)
     double cnnk_channel_relu_sum_f32(const float* dy, const float* y, float* dz, Py_ssize_t strips, Py_ssize_t pitch,
-                                     Py_ssize_t L)
+                                     Py_ssize_t L, float slope)
 
 ctypedef fused floating:
     float
@@ -140,21 +140,26 @@ def channel_sums(const floating[:, :, ::1] x, int n_threads, double[::1] sums):
             sums[c] = channel_sum(&x[0, c, 0], N, C * L, L)
 
 
-def relu_gradient_sums(const floating[:, :, ::1] dy, const floating[:, :, ::1] y, int n_threads,
-                       floating[:, :, ::1] dz, double[::1] sums):
-    """dz = 0 where y <= 0, else dy (relu_backward's); sums[c] = Σ dz[:, c] in float64, the bits of channel_sums on
-    dz: a convolution's bias gradient through a fused ReLU, in one pass"""
+def relu_gradient_sums(const floating[:, :, ::1] dy, const floating[:, :, ::1] y, double negative_slope,
+                       int n_threads, floating[:, :, ::1] dz, double[::1] sums):
+    """dz = dy where y > 0, else negative_slope·dy (leaky_relu_backward's; at slope 0 relu_backward's: 0 where
+    y <= 0); sums[c] = Σ dz[:, c] in float64, the bits of channel_sums on dz: a convolution's bias gradient through
+    a fused (leaky) ReLU, in one pass"""
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1], L = dy.shape[2], n, c, i
     cdef double total
+    cdef floating slope = <floating>negative_slope
     with nogil:
         for c in prange(C, num_threads=max(1, n_threads), schedule="static"):
             if floating is float:
-                sums[c] = cnnk_channel_relu_sum_f32(&dy[0, c, 0], &y[0, c, 0], &dz[0, c, 0], N, C * L, L)
+                sums[c] = cnnk_channel_relu_sum_f32(&dy[0, c, 0], &y[0, c, 0], &dz[0, c, 0], N, C * L, L, slope)
             else:
                 total = 0
                 for n in range(N):
                     for i in range(L):
-                        dz[n, c, i] = 0 if y[n, c, i] <= 0 else dy[n, c, i]
+                        if slope == 0:
+                            dz[n, c, i] = 0 if y[n, c, i] <= 0 else dy[n, c, i]
+                        else:
+                            dz[n, c, i] = dy[n, c, i] if y[n, c, i] > 0 else dy[n, c, i] * slope
                     total = total + strip_sum(&dz[n, c, 0], L)
                 sums[c] = total
 

@@ -70,7 +70,7 @@ cdef extern from "simd/winograd43.h" nogil:
                                  int Hph, int Wp, float* xp, float* row)
     int cnnk_direct_row_floats(int W, int pl, int sw, int Wp)
     int cnnk_direct_flat(int Q, int jmax)
-    void cnnk_relu_planes(float* y, int K, Py_ssize_t PQ, Py_ssize_t count)
+    void cnnk_relu_planes(float* y, int K, Py_ssize_t PQ, Py_ssize_t count, float slope)
     int CNNK_DIRECT_FLAT_TAIL
     void cnnk_direct_forward(const float* xp, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
                              const float* wt, int K, int Kpad, const float* bias, float* y, int P, int Q, int p_begin,
@@ -196,10 +196,10 @@ def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
                      int pt, int pl, int groups, int plan_block, int n_threads, float[:, :, :, ::1] y,
-                     bint relu=False):
+                     bint relu=False, float negative_slope=0):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3);
-    with ``relu``, max(y, 0) on each work item's images as soon as they are written (an item of whole images),
-    else on each chunk's after its items"""
+    with ``relu``, leaky_relu(y, negative_slope) (max(y, 0) at slope 0) on each work item's images as soon as they
+    are written (an item of whole images), else on each chunk's after its items"""
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
@@ -254,7 +254,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 cnnk_wino43_output(M, Kp, Kg, &img[0], &orow[0], &ocol[0], count, bias, ys + n0 * out_size,
                                    out_size, P, Q)
                 if relu:
-                    cnnk_relu_planes(ys + n0 * out_size, 1, 0, images * out_size)
+                    cnnk_relu_planes(ys + n0 * out_size, 1, 0, images * out_size, negative_slope)
         return
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
@@ -280,7 +280,7 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                                    ys + n0 * out_size + <Py_ssize_t>g * Kg * P * Q, out_size, P, Q)
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
-                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size)
+                    cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size, negative_slope)
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,

@@ -157,19 +157,25 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
                           _threads.resolve(threads))
 
 
-def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, relu=False):
-    """y = the convolution; with ``relu``, returns whether the kernel applied it too (else the caller does)."""
+def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None):
+    """y = the convolution; with a (leaky) ReLU's ``slope``, returns whether the kernel applied it too (else the
+    caller does)."""
+    relu = slope is not None  # the kernels' flag: a (leaky) ReLU on the output
+    slope = slope or 0.0
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
     if plan.forward == "winograd":
-        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu)
+        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
+                             slope)
     elif plan.forward == "winograd2x2":
         ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, y)
     elif plan.forward == "direct":
-        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu)
+        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
+                           slope)
     elif plan.forward == "gemm" and plan.simd_gemm:
         ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
     elif plan.simd_im2row:
-        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu)
+        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
+                         slope)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
     elif hasattr(ops, "conv2d_forward_columns"):
@@ -188,7 +194,7 @@ def _flipped_transposed(weight, groups):
 
 @accepts_unbatched()
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
-           activation=None, algorithm="auto", backend=None, threads=None):
+           activation=None, negative_slope=None, algorithm="auto", backend=None, threads=None):
     """2-D convolution (cross-correlation, as in deep learning), NCHW.
 
     ``y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·C/G + c, p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s]``
@@ -205,12 +211,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Input channels and filters are split into this many groups
         (``groups == C`` with ``K == C`` is a depthwise convolution).
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
-    activation : {None, "relu"}
-        Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), in
-        place: no second array. The direct, Winograd and im2row kernels apply it to each work
+    activation : {None, "relu", "leaky_relu"}
+        Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), or
+        :func:`leaky_relu` of it with ``negative_slope``, in place: no second array. The direct, Winograd and im2row kernels apply it to each work
         item's output as soon as it is written, still in cache (to each chunk of images where an
         item is a block of one); the other algorithms in one parallel pass after. Its gradient:
         :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
+    negative_slope : float >= 0, optional
+        The slope of ``activation="leaky_relu"`` (default 0.01, as :func:`leaky_relu`); a
+        negative slope is refused, since the gradient reads the output's sign as the input's.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
         Force one algorithm (see :mod:`cnnkernels.plan`); "auto" lets the plan choose
         (:func:`conv2d_plan` says what it chose). Winograd's rounding error is larger than
@@ -228,7 +237,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     ops = kernels(backend)
     x, weight, dtype, geometry, plan = _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
                                                    algorithm, threads)
-    relu = _args.check_activation(activation)
+    slope = _args.check_activation(activation, negative_slope)
     K = weight.shape[0]
     if bias is None:
         bias = np.empty(0, dtype)
@@ -243,9 +252,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         return y
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     with _running(ops, _forward_calls_blas(ops, plan)):
-        fused = _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y, relu)
-    if relu and not fused:
-        _activations.relu(y, inplace=True, backend=backend, threads=threads)
+        fused = _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y, slope)
+    if slope is not None and not fused:
+        _activations.leaky_relu(y, slope, inplace=True, backend=backend, threads=threads)
     return y
 
 
@@ -264,6 +273,7 @@ def conv2d_backward(
     input_grad=True,
     weight_grad=True,
     activation=None,
+    negative_slope=None,
     output=None,
     algorithm="auto",
     backend=None,
@@ -286,11 +296,13 @@ def conv2d_backward(
     input_grad, weight_grad : bool
         Compute ``dx`` / ``dweight``; a skipped one is returned as None (a
         network's first layer needs no ``dx``).
-    activation : {None, "relu"}, optional
+    activation : {None, "relu", "leaky_relu"}, optional
         The forward pass's fused activation (see :func:`conv2d`): ``dy`` is then the
-        gradient of its output ``y``, given as ``output``, and goes through ReLU's
-        gradient (0 where ``y <= 0``) on the way in, together with the bias gradient's
-        sums in one pass.
+        gradient of its output ``y``, given as ``output``, and goes through the activation's
+        gradient (ReLU's: 0 where ``y <= 0``; leaky ReLU's: ``negative_slope·dy`` where
+        ``y <= 0``) on the way in, together with the bias gradient's sums in one pass.
+    negative_slope : float >= 0, optional
+        As given to :func:`conv2d` with ``activation="leaky_relu"``.
     output : ndarray like ``dy``, optional
         The forward pass's output ``y``; needed with ``activation``.
     algorithm : {"auto", "winograd", "winograd2x2", "direct", "im2col", "im2row", "gemm"}
@@ -317,11 +329,12 @@ def conv2d_backward(
     weight_grad = _args.check_flag("weight_grad", weight_grad)
     N, K = x.shape[0], weight.shape[0]
     dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
-    if _args.check_activation(activation):
+    slope = _args.check_activation(activation, negative_slope)
+    if slope is not None:
         if output is None:
-            raise ValueError("activation='relu' needs the forward pass's output: pass output=y")
+            raise ValueError(f"activation={activation!r} needs the forward pass's output: pass output=y")
         output = _args.check_grad("output", output, dy.shape, dtype)
-        dy, dbias = _through_relu(ops, dy, output, with_bias, backend, threads)
+        dy, dbias = _through_relu(ops, dy, output, slope, with_bias, backend, threads)
     elif output is not None:
         raise ValueError("output= is the output of a fused activation; received it with activation=None")
     else:
@@ -348,18 +361,18 @@ def _channel_sums(ops, dy, threads):
     return sums.astype(dy.dtype)
 
 
-def _through_relu(ops, dy, y, with_bias, backend, threads):
-    """dz = 0 where y <= 0, else dy (ReLU's gradient) and, with the bias, Σ dz per channel: one pass where the
-    backend has the fused kernel, else relu_backward and then _channel_sums."""
+def _through_relu(ops, dy, y, slope, with_bias, backend, threads):
+    """dz = dy where y > 0, else slope·dy (leaky ReLU's gradient; ReLU's, 0, at slope 0) and, with the bias, Σ dz
+    per channel: one pass where the backend has the fused kernel, else leaky_relu_backward and _channel_sums."""
     if not (with_bias and hasattr(ops, "relu_gradient_sums")):
-        dz = _activations.relu_backward(dy, y, backend=backend, threads=threads)
+        dz = _activations.leaky_relu_backward(dy, y, slope, backend=backend, threads=threads)
         return dz, (_channel_sums(ops, dz, threads) if with_bias else None)
     dz = memory.empty(dy.shape, dy.dtype)
     sums = np.zeros(dy.shape[1])
     if dy.size:
         n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
         planes = (dy.shape[0], dy.shape[1], -1)
-        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), _threads.under_load(n_threads),
+        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), slope, _threads.under_load(n_threads),
                                dz.reshape(planes), sums)
     return dz, sums.astype(dy.dtype)
 

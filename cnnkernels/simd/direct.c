@@ -353,11 +353,17 @@ double cnnk_fma_peak_gflops(void) {
     return 0.0; /* no SIMD kernels here: no peak to compare with */
 }
 
-CNNK_CLONES void cnnk_relu_planes(float *y, int K, ptrdiff_t PQ, ptrdiff_t count) {
-    /* y[k·PQ + i] = max(y[k·PQ + i], 0) (NaN kept, as cnnkernels.relu) for k < K, i < count: a fused ReLU on the
-       block of output a work item has just written, while it is in cache */
+CNNK_CLONES void cnnk_relu_planes(float *y, int K, ptrdiff_t PQ, ptrdiff_t count, float slope) {
+    /* y[k·PQ + i] = y if y > 0 else slope·y, and max(y, 0) at slope 0 (NaN kept: cnnkernels.leaky_relu's bits) for
+       k < K, i < count: a fused (leaky) ReLU on the block of output a work item has just written, while in cache */
     for (int k = 0; k < K; k++) {
         float *plane = y + (ptrdiff_t)k * PQ;
-        for (ptrdiff_t i = 0; i < count; i++) plane[i] = !(plane[i] <= 0) ? plane[i] : 0.0f;
+        if (slope == 0.0f)
+            for (ptrdiff_t i = 0; i < count; i++) plane[i] = !(plane[i] <= 0) ? plane[i] : 0.0f;
+        else
+            for (ptrdiff_t i = 0; i < count; i++) {
+                float value = plane[i], scaled = plane[i] * slope;
+                plane[i] = value > 0 ? value : scaled;
+            }
     }
 }

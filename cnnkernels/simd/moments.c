@@ -80,10 +80,22 @@ static inline float relu_gradient(float grad, float y) {
     return grad;
 }
 
-CNNK_CLONES double cnnk_channel_relu_sum_f32(const float *restrict dy, const float *restrict y, float *restrict dz,
-                                            ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L) {
-    /* dz = 0 where y <= 0, else dy (ReLU's gradient, a NaN y passing dy), for one channel's strips, and Σ dz in
-       the order of cnnk_channel_sum_f32 on dz: one pass where the gradient and then its sum took two */
+/* grad where y > 0, else slope·grad (leaky_relu_backward's select, a NaN y taking slope·grad), by the same mask */
+static inline float leaky_gradient(float grad, float y, float slope) {
+    float scaled = grad * slope;
+    uint32_t bits, other, mask = (uint32_t)0 - (uint32_t)(y > 0);
+    memcpy(&bits, &grad, sizeof bits);
+    memcpy(&other, &scaled, sizeof other);
+    bits = (bits & mask) | (other & ~mask);
+    memcpy(&grad, &bits, sizeof bits);
+    return grad;
+}
+
+/* one channel's strips through the gradient, and their sum in the order of cnnk_channel_sum_f32 (leaky a constant
+   after inlining: one vectorised loop each) */
+static inline __attribute__((always_inline)) double gradient_sum(const float *restrict dy, const float *restrict y,
+                                                                 float *restrict dz, ptrdiff_t strips, ptrdiff_t pitch,
+                                                                 ptrdiff_t L, float slope, const int leaky) {
     double acc[LANES] = {0};
     for (ptrdiff_t n = 0; n < strips; n++) {
         const float *restrict g = dy + n * pitch, *restrict v = y + n * pitch;
@@ -91,15 +103,24 @@ CNNK_CLONES double cnnk_channel_relu_sum_f32(const float *restrict dy, const flo
         ptrdiff_t i = 0;
         for (; i + LANES <= L; i += LANES)
             for (int j = 0; j < LANES; j++) {
-                float value = relu_gradient(g[i + j], v[i + j]);
+                float value = leaky ? leaky_gradient(g[i + j], v[i + j], slope) : relu_gradient(g[i + j], v[i + j]);
                 d[i + j] = value;
                 acc[j] += (double)value;
             }
         for (int j = 0; i < L; i++, j++) {
-            float value = relu_gradient(g[i], v[i]);
+            float value = leaky ? leaky_gradient(g[i], v[i], slope) : relu_gradient(g[i], v[i]);
             d[i] = value;
             acc[j] += (double)value;
         }
     }
     return combine(acc);
+}
+
+CNNK_CLONES double cnnk_channel_relu_sum_f32(const float *restrict dy, const float *restrict y, float *restrict dz,
+                                            ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L, float slope) {
+    /* dz = leaky_relu_backward(dy, y, slope) for one channel's strips (at slope 0 ReLU's: 0 where y <= 0, a NaN y
+       passing dy), and Σ dz in the order of cnnk_channel_sum_f32 on dz: one pass where the gradient and then its
+       sum took two */
+    return slope == 0.0f ? gradient_sum(dy, y, dz, strips, pitch, L, slope, 0)
+                         : gradient_sum(dy, y, dz, strips, pitch, L, slope, 1);
 }

@@ -9,6 +9,6 @@ double cnnk_channel_squares_f32(const float *first, ptrdiff_t strips, ptrdiff_t 
 double cnnk_channel_dot_f32(const float *grad, const float *values, ptrdiff_t strips, ptrdiff_t pitch, ptrdiff_t L,
                             double centre);
 double cnnk_channel_relu_sum_f32(const float *dy, const float *y, float *dz, ptrdiff_t strips, ptrdiff_t pitch,
-                                 ptrdiff_t L);
+                                 ptrdiff_t L, float slope);
 
 #endif

@@ -24,7 +24,7 @@ void cnnk_direct_phase_image(const float *x, int C, int H, int W, int sh, int sw
 int cnnk_direct_row_floats(int W, int pl, int sw, int Wp);
 #define CNNK_DIRECT_FLAT_TAIL 64 /* floats after the last laid-out image that the flat-run kernel may read */
 int cnnk_direct_flat(int Q, int jmax);
-void cnnk_relu_planes(float *y, int K, ptrdiff_t PQ, ptrdiff_t count);
+void cnnk_relu_planes(float *y, int K, ptrdiff_t PQ, ptrdiff_t count, float slope);
 void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, const int *offset, int T,
                          const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
                          int p_end, int flat);
