@@ -172,6 +172,33 @@ def _cache_of(layer) -> dict:
     return vars(layer).copy()
 
 
+def _activations_after(nodes, outputs) -> dict:
+    """{id(node): the call after it} where a call's one output feeds nothing but a call of an activation layer that
+    the first layer can run inside its own (Conv2D, then ReLU or LeakyReLU): the pairs :meth:`Graph._run` fuses
+    when both layers' settings allow it at the time (the model's outputs stay as they are)."""
+    readers: dict[int, list] = {}
+    for node in nodes:
+        for tensor in node.inputs:
+            readers.setdefault(id(tensor), []).append(node)
+    returned = {id(t) for t in outputs}
+    pairs = {}
+    for node in nodes:
+        if len(node.outputs) != 1 or not hasattr(node.layer, "_forward_activated"):
+            continue
+        after = readers.get(id(node.outputs[0]), [])
+        if (id(node.outputs[0]) not in returned and len(after) == 1 and len(after[0].inputs) == 1
+                and hasattr(after[0].layer, "_fused_slope")):
+            pairs[id(node)] = after[0]
+    return pairs
+
+
+def _fused_slope(layer, activation_layer):
+    """The (leaky) ReLU's slope if ``layer`` can apply ``activation_layer`` inside its call now, else None."""
+    if not layer._absorbs_activation() or activation_layer.activity_regularizer is not None:
+        return None
+    return activation_layer._fused_slope()
+
+
 class Graph:
     """The nodes between ``inputs`` and ``outputs``, ordered as Keras 3 orders them.
 
@@ -238,6 +265,7 @@ class Graph:
         for layer in self.layers:
             if seen.setdefault(layer.name, layer) is not layer:
                 raise ValueError(f"the name {layer.name!r} is used by two layers in the model; names must be unique")
+        self._activation_after = _activations_after(self.nodes, self.outputs)
 
     def nodes_of(self, layer) -> list[Node]:
         return [node for node in self.nodes if node.layer is layer]
@@ -249,15 +277,29 @@ class Graph:
         return [values[id(t)] for t in self.outputs], tape
 
     def values(self, arrays, training=False) -> dict:
-        """{id(tensor): value} of every tensor in one forward pass (internal layout)."""
-        return self._run(arrays, training)[0]
+        """{id(tensor): value} of every tensor in one forward pass (internal layout), each layer's own."""
+        return self._run(arrays, training, fuse=False)[0]
 
-    def _run(self, arrays, training):
+    def _run(self, arrays, training, fuse=True):
+        """With ``fuse``, a Conv2D whose output only a ReLU / LeakyReLU reads applies it in its kernels, while the
+        output is in cache (tutorial model, 20x20, 2 threads: LeakyReLU's 0.09 ms forward and 0.08 ms backward
+        were its passes over memory); the activation's call then passes the value on, and its gradient back."""
         values = {id(t): a for t, a in zip(self.inputs, arrays)}
         tape = []
+        absorbed = set()
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
-            result = node.layer.forward(args if getattr(node.layer, "_multi_input", False) else args[0], training)
+            if id(node) in absorbed:
+                values[id(node.outputs[0])] = args[0]
+                tape.append((node, None, None))  # no cache: the gradient passes through
+                continue
+            after = self._activation_after.get(id(node)) if fuse else None
+            slope = None if after is None else _fused_slope(node.layer, after.layer)
+            if slope is not None:
+                result = node.layer._forward_activated(args[0], training, slope)
+                absorbed.add(id(after))
+            else:
+                result = node.layer.forward(args if getattr(node.layer, "_multi_input", False) else args[0], training)
             outputs = result if isinstance(result, list) else [result]
             for tensor, value in zip(node.outputs, outputs):
                 values[id(tensor)] = value
@@ -304,6 +346,9 @@ class Graph:
                 continue  # nothing downstream of this call reaches the loss
             wants_dx = any(id(t) in flows for t in node.inputs)
             if not wants_dx and not _has_weights(layer):
+                continue
+            if cache is None:  # an activation the call before applied: that call's backward takes its gradient
+                add(node.inputs[0], incoming[0])
                 continue
             dy = incoming if len(node.outputs) > 1 else incoming[0]  # a nested model takes None for unused outputs
             vars(layer).update(cache)

@@ -82,10 +82,23 @@ class Conv2D(Layer):
         return (self.filters, *geometry.out_hw)
 
     def forward(self, x, training=False):
+        return self._forward(x, dict(activation="relu") if self.activation == "relu" else None)
+
+    def _absorbs_activation(self) -> bool:
+        """Whether a model may run the ReLU / LeakyReLU that alone reads this call's output inside it: no
+        activation of its own, no penalty on its output, Conv2D's own forward and backward."""
+        return (self.activation == "linear" and self.activity_regularizer is None
+                and type(self).forward is Conv2D.forward and type(self).backward is Conv2D.backward)
+
+    def _forward_activated(self, x, training, negative_slope):
+        """The output through a (leaky) ReLU of slope ``negative_slope`` (0: ReLU), applied by the kernels."""
+        return self._forward(x, dict(activation="leaky_relu", negative_slope=negative_slope))
+
+    def _forward(self, x, fused):
         self._x = x
-        if self.activation == "relu":  # fused: the kernels apply it while the output is in cache
-            self._y = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry(),
-                                        activation="relu")
+        self._fused = fused  # the activation the kernels apply (with its gradient in backward), or None
+        if fused is not None:  # while the output is in cache
+            self._y = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry(), **fused)
             self._z = None
             return self._y
         z = cnnkernels.conv2d(x, self.params["kernel"], self.params.get("bias"), **self._geometry())
@@ -93,8 +106,8 @@ class Conv2D(Layer):
         return self._y
 
     def backward(self, dy):
-        if self.activation == "relu":  # ReLU's gradient and the bias sums in one pass
-            dz, fused = dy, dict(activation="relu", output=self._y)
+        if self._fused is not None:  # the activation's gradient and the bias sums in one pass
+            dz, fused = dy, dict(**self._fused, output=self._y)
         else:
             dz, fused = activations.backward(self.activation, self._y, dy, self._z), {}
         dx, dkernel, dbias = cnnkernels.conv2d_backward(

@@ -128,6 +128,12 @@ class Activation(Layer):
     def backward(self, dy):
         return activations.backward(self.activation, self._y, dy, self._z)
 
+    def _fused_slope(self):
+        """The slope a convolution before it applies this activation with (see convnet.graph), or None."""
+        if type(self).forward is not Activation.forward or type(self).backward is not Activation.backward:
+            return None
+        return {"relu": 0.0, "leaky_relu": activations.LEAKY_SLOPE}.get(self.activation)
+
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
 
@@ -170,6 +176,11 @@ class LeakyReLU(Layer):
     def backward(self, dy):
         # the slope is >= 0, so y has x's sign and stands for it
         return cnnkernels.leaky_relu_backward(np.asarray(dy, self._y.dtype), self._y, self.negative_slope)
+
+    def _fused_slope(self):
+        """The slope a convolution before it applies this activation with (see convnet.graph), or None."""
+        plain = type(self).forward is LeakyReLU.forward and type(self).backward is LeakyReLU.backward
+        return self.negative_slope if plain else None
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
