@@ -108,7 +108,8 @@ def for_work(n_threads: int, flops: float, per_thread: float | None = None) -> i
 # How long one look at the run queue is trusted: reading it costs ~80 µs, a call ~0.1-10 ms.
 LOAD_TTL_SECONDS = 0.05
 _load_lock = threading.Lock()
-_load_seen = (-1.0, 0)  # (monotonic time, CPUs other programs kept busy in the last two looks)
+# (monotonic time, CPUs other programs kept busy in the last two looks, whether the user lets threads adapt)
+_load_seen = (-1.0, 0, True)
 _last_look = 0
 
 
@@ -144,25 +145,29 @@ def under_load(n_threads: int) -> int:
     waits for the thread the OS has descheduled, and a 3.5 ms convolution took 60 ms
     (``python -m bench.busy``). With as many threads as CPUs left free (at least 1) it takes
     what one thread takes. Linux only; elsewhere, and with OMP_DYNAMIC=false or
-    CNNKERNELS_DYNAMIC_THREADS=0, ``n_threads`` is returned.
+    CNNKERNELS_DYNAMIC_THREADS=0, ``n_threads`` is returned. The run queue and these two
+    switches are read at most every LOAD_TTL_SECONDS (a change to them counts from the next look).
     """
     global _load_seen, _last_look
-    if n_threads <= 1 or not _adapts_to_load():
+    if n_threads <= 1:
         return n_threads
     now = time.monotonic()
-    seen_at, elsewhere = _load_seen
-    if now - seen_at > LOAD_TTL_SECONDS:
+    seen_at, elsewhere, adapts = _load_seen
+    if now - seen_at > LOAD_TTL_SECONDS:  # the switches are read with the run queue: 1.3 µs a call otherwise
         with _load_lock:
-            try:
-                look = _runnable_elsewhere()
-            except (OSError, ValueError, IndexError):  # no /proc: not Linux
-                look = 0
+            adapts = _adapts_to_load()
+            look = 0
+            if adapts:
+                try:
+                    look = _runnable_elsewhere()
+                except (OSError, ValueError, IndexError):  # no /proc: not Linux
+                    pass
             # Busy in two looks in a row: one look catches a kernel worker or a process waking for
             # a moment (measured: 4% of looks on an idle machine), sustained load shows in both.
             elsewhere = min(look, _last_look)
             _last_look = look
-            _load_seen = (now, elsewhere)
-    return max(1, min(n_threads, _cpu_count() - elsewhere))
+            _load_seen = (now, elsewhere, adapts)
+    return max(1, min(n_threads, _cpu_count() - elsewhere)) if adapts else n_threads
 
 
 @functools.lru_cache(maxsize=1)

@@ -60,11 +60,11 @@ def test_threads_give_way_to_other_programs(monkeypatch):
     monkeypatch.setattr(_threads, "_last_look", 0)
     for elsewhere, expected in ((0, 2), (1, 2), (1, 1), (5, 1), (0, 2)):  # a look once busy is not load
         monkeypatch.setattr(_threads, "_runnable_elsewhere", lambda: elsewhere)
-        monkeypatch.setattr(_threads, "_load_seen", (-1.0, 0))
+        monkeypatch.setattr(_threads, "_load_seen", (-1.0, 0, True))
         assert _threads.under_load(2) == expected, elsewhere
     monkeypatch.setenv("OMP_DYNAMIC", "false")
     monkeypatch.delenv("CNNKERNELS_DYNAMIC_THREADS")
-    monkeypatch.setattr(_threads, "_load_seen", (-1.0, 0))
+    monkeypatch.setattr(_threads, "_load_seen", (-1.0, 0, True))
     assert _threads.under_load(2) == 2  # the user's OpenMP setting wins
 
 
