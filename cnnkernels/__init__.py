@@ -9,6 +9,7 @@ NCHW layout, weights (K, C/groups, R, S); signatures mirror
 
 from .api import conv2d, conv2d_backward, conv2d_plan
 from .linalg import matmul
+from .layout import to_channels_first, to_channels_last
 from .pooling import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -75,5 +76,7 @@ __all__ = [
     "sum_pool2d",
     "sum_pool2d_backward",
     "threads",
+    "to_channels_first",
+    "to_channels_last",
     "use_backend",
 ]

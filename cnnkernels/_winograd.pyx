@@ -99,6 +99,17 @@ def simd_isa():
     return cnnk_simd_isa().decode()
 
 
+def channels_last(const float[:, :, ::1] x, int n_threads, float[:, :, ::1] out):
+    """out[n, p, c] = x[n, c, p]: each image's (C, L) plane transposed to (L, C) by the SIMD transpose (16 x 16
+    blocks in registers on AVX-512); to_channels_first passes (N, L, C) as (N, C', L') with C' = L, L' = C"""
+    cdef Py_ssize_t n, N = x.shape[0], C = x.shape[1], L = x.shape[2], size = C * L
+    cdef const float* xs = &x[0, 0, 0]
+    cdef float* outs = &out[0, 0, 0]
+    with nogil:
+        for n in prange(N, num_threads=max(1, n_threads), schedule="static"):
+            cnnk_nchw_to_nhwc(xs + n * size, <int>C, <int>L, outs + n * size)
+
+
 @functools.lru_cache(maxsize=64)
 def tile_tables(int N, int P, int Q):
     """(image, output row, output column) of each 4×4 output tile, image-major then row-major

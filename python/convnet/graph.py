@@ -19,6 +19,8 @@ import threading
 
 import numpy as np
 
+import cnnkernels
+
 from ._random import floatx
 
 CHANNELS_LAST, CHANNELS_FIRST, INTERNAL = "channels_last", "channels_first", "internal"
@@ -42,13 +44,13 @@ def to_user(shape, data_format) -> tuple:
 
 def array_to_internal(x: np.ndarray, data_format) -> np.ndarray:
     if x.ndim == 4 and data_format in (CHANNELS_LAST, None):
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return cnnkernels.to_channels_first(x)
     return np.ascontiguousarray(x)
 
 
 def array_to_user(y: np.ndarray, data_format) -> np.ndarray:
     if y.ndim == 4 and data_format in (CHANNELS_LAST, None):
-        return np.ascontiguousarray(y.transpose(0, 2, 3, 1))
+        return cnnkernels.to_channels_last(y)
     return y
 
 

@@ -76,14 +76,14 @@ class Flatten(Layer):
     def forward(self, x, training=False):
         self._shape = x.shape
         if x.ndim == 4 and self.data_format != "channels_first":
-            x = x.transpose(0, 2, 3, 1)
+            x = cnnkernels.to_channels_last(x)
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # not -1: a batch may be empty
 
     def backward(self, dy):
         N, *rest = self._shape
         if len(rest) == 3 and self.data_format != "channels_first":
             C, H, W = rest
-            return np.ascontiguousarray(dy.reshape(N, H, W, C).transpose(0, 3, 1, 2))
+            return cnnkernels.to_channels_first(dy.reshape(N, H, W, C))
         return dy.reshape(self._shape)
 
     def get_config(self):
