@@ -64,7 +64,8 @@ void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stride, ptr
 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R, int S, int sh, int sw, int pt,
                                int pl, int dh, int dw, int pixel0, int npix, int Q, const float *zeros,
                                const float *U, int Kpad, float *M);
-void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, float *out);
+void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, const float *shift,
+                             float *out);
 float cnnk_fma_chains_avx512(long rounds);
 void cnnk_wino43_filter_avx512(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
 #endif

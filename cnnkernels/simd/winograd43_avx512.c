@@ -243,10 +243,11 @@ AVX512 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stri
     }
 }
 
-/* out[p·ldo + c] = x[c·ldi + p] for c < C, p < HW, both multiples of 16: 16 x 16 blocks transposed in registers (4
+/* out[p·ldo + c] = x[c·ldi + p] (+ shift[p]) for c < C, p < HW, both multiples of 16: 16 x 16 blocks transposed in registers (4
    rounds of 16 two-source shuffles, where AVX2's 8 x 8 blocks take 3 rounds of 8 for a quarter of the floats), the
    rows read ahead (they lie ldi apart: the hardware prefetchers do not follow them) */
-AVX512 void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, float *out) {
+AVX512 void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, const float *shift,
+                                    float *out) {
     const int ahead = 128; /* pixels, as the AVX2 transpose's */
     for (int p0 = 0; p0 < HW; p0 += 16)
         for (int c0 = 0; c0 < C; c0 += 16) {
@@ -276,6 +277,8 @@ AVX512 void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi
                 r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
             }
             float *dst = out + (ptrdiff_t)p0 * ldo + c0;
+            if (shift) /* a bias per output row, added before the store (not in a second pass over out) */
+                for (int i = 0; i < 16; i++) r[i] = _mm512_add_ps(r[i], _mm512_set1_ps(shift[p0 + i]));
             for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldo, r[i]); /* register i: pixel p0 + i */
         }
 }
