@@ -142,8 +142,8 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
     WEIGHT_CHUNK_FLOATS floats and WEIGHT_DY_FLOATS of a 32-filter block's dy, or one image), x laid out as
     its stride phases and dy channels-last in slabs of 32 filters (an item's dy rows 128 bytes apart, not
-    K floats: the strided ResNet layer's weight gradient 0.89-0.92x the time), then each work item takes 32 filters and one channel and sums dy
-    times the broadcast inputs over the chunk's images into its own part of dw
+    K floats: the strided ResNet layer's weight gradient 0.89-0.92x the time), then each work item takes 32
+    filters and one channel and sums dy times the broadcast inputs over the chunk's images into its own part of dw
     (cnnkernels/simd/direct_weight.c): no partial sums, and the same result at any thread count (the chunk
     depends on the geometry only). Items running together take channels half the channels apart: with
     neighbouring channels the two threads wrote the same lines of dw (2 threads 1.1x faster without).

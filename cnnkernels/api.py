@@ -213,9 +213,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     padding_mode : {"zeros", "replicate", "reflect", "circular"}
     activation : {None, "relu", "leaky_relu"}
         Fused into the convolution: ``y = max(conv + b, 0)`` (NaN kept, as :func:`relu`), or
-        :func:`leaky_relu` of it with ``negative_slope``, in place: no second array. The direct, Winograd and im2row kernels apply it to each work
-        item's output as soon as it is written, still in cache (to each chunk of images where an
-        item is a block of one); the other algorithms in one parallel pass after. Its gradient:
+        :func:`leaky_relu` of it with ``negative_slope``, in place: no second array. The direct,
+        Winograd and im2row kernels apply it to each work item's output as soon as it is written,
+        still in cache (to each chunk of images where an item is a block of one); the other
+        algorithms in one parallel pass after. Its gradient:
         :func:`conv2d_backward` with the same ``activation`` and ``output=y``.
     negative_slope : float >= 0, optional
         The slope of ``activation="leaky_relu"`` (default 0.01, as :func:`leaky_relu`); a

@@ -2,8 +2,9 @@
 
    dw[k, c, t] += Σ_n Σ_p,q dyt_n[p·Q + q, k] · xl_n[c·cstride + p·Wp + q + offset[t]]
 
-   with dy channels-last (dyt: one row of K filters per output pixel; the caller passes slabs of 32 filters as K). The lanes are filters: per output
-   pixel, 32 filters' dy (2 vectors) times the broadcast input of each of up to 9 taps, into 18
+   with dy channels-last (dyt: one row of K filters per output pixel; the caller passes slabs of 32 filters as K).
+   The lanes are filters: per output pixel, 32 filters' dy (2 vectors) times the broadcast input of each of up to 9
+   taps, into 18
    accumulators (2 loads and 9 broadcasts per 18 FMAs; 27 accumulators spilled to the stack, measured),
    summed over a chunk of images before they are stored. Each call owns its filters' rows of dw for one
    channel: the work splits by filters and channels, with no partial sums to add, and the result does not

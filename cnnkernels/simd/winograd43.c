@@ -391,7 +391,8 @@ void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *b
         cnnk_transpose16_avx512(M, i16, k16, Kpad, PQ, bias, y + pixel0);
         if (i16 < npix) transpose_avx2(M + (ptrdiff_t)i16 * Kpad, npix - i16, K, Kpad, PQ, bias, y + pixel0 + i16);
         if (k16 < K && i16 > 0)
-            transpose_avx2(M + k16, i16, K - k16, Kpad, PQ, bias ? bias + k16 : NULL, y + (ptrdiff_t)k16 * PQ + pixel0);
+            transpose_avx2(M + k16, i16, K - k16, Kpad, PQ, bias ? bias + k16 : NULL,
+                           y + (ptrdiff_t)k16 * PQ + pixel0);
         return;
     }
     if (cnnk_simd_level() >= CNNK_AVX2) {

@@ -243,9 +243,9 @@ AVX512 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stri
     }
 }
 
-/* out[p·ldo + c] = x[c·ldi + p] (+ shift[p]) for c < C, p < HW, both multiples of 16: 16 x 16 blocks transposed in registers (4
-   rounds of 16 two-source shuffles, where AVX2's 8 x 8 blocks take 3 rounds of 8 for a quarter of the floats), the
-   rows read ahead (they lie ldi apart: the hardware prefetchers do not follow them) */
+/* out[p·ldo + c] = x[c·ldi + p] (+ shift[p]) for c < C, p < HW, both multiples of 16: 16 x 16 blocks transposed in
+   registers (4 rounds of 16 two-source shuffles, where AVX2's 8 x 8 blocks take 3 rounds of 8 for a quarter of the
+   floats), the rows read ahead (they lie ldi apart: the hardware prefetchers do not follow them) */
 AVX512 void cnnk_transpose16_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, const float *shift,
                                     float *out) {
     const int ahead = 128; /* pixels, as the AVX2 transpose's */
