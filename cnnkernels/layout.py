@@ -62,19 +62,8 @@ def to_channels_last(x, *, backend=None, threads=None):
 
 
 def to_channels_first(x, *, backend=None, threads=None):
-    """``y[n, c, h, w] = x[n, h, w, c]``: a C-contiguous (N, C, H, W) copy of an (N, H, W, C) batch,
-    the inverse of :func:`to_channels_last`.
-
-    Parameters
-    ----------
-    x : ndarray, 4-D, any dtype (float32 runs the compiled transpose)
-    backend, threads
-        As for :func:`cnnkernels.conv2d`.
-
-    Returns
-    -------
-    y : ndarray of shape (N, C, H, W), dtype of ``x``
-    """
+    """``y[n, c, h, w] = x[n, h, w, c]``: a C-contiguous (N, C, H, W) copy of an (N, H, W, C) batch, the
+    inverse of :func:`to_channels_last` (the same arguments, dtypes and kernels)."""
     x = _image_batch("x", x)
     N, H, W, C = x.shape
     return _transposed(x, H * W, C, (N, C, H, W), backend, threads)
