@@ -139,3 +139,22 @@ def test_fused_gradients_against_central_differences(activation):
                                        rtol=1e-5, atol=1e-7, err_msg=f"{owner.name}.{key}")
     finally:
         convnet.set_floatx("float32")
+
+
+def test_a_nested_model_fuses_inside_and_keeps_the_bits():
+    def build(conv):
+        convnet.set_seed(0)
+        inner = convnet.Sequential([convnet.Input((8, 8, 3)), conv(4, 3, padding="same"), layers.LeakyReLU(0.2)])
+        inputs = convnet.Input((8, 8, 3))
+        model = convnet.Model(inputs, layers.Dense(3, activation="softmax")(layers.Flatten()(inner(inputs))))
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        return model, inner.layers[0]
+
+    x = np.random.default_rng(0).standard_normal((5, 8, 8, 3)).astype(np.float32)
+    y = np.arange(5) % 3
+    (fused, conv), (plain, _) = build(layers.Conv2D), build(Unfused)
+    for _ in range(3):
+        assert fused.train_on_batch(x, y) == plain.train_on_batch(x, y)
+    for a, b in zip(fused.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert conv._fused == dict(activation="leaky_relu", negative_slope=0.2)
