@@ -256,12 +256,20 @@ static void nchw_to_nhwc_avx2(const float *x, int C, int HW, float *out) {
 }
 
 __attribute__((target("avx2,fma")))
-static void nchw_to_nhwc_avx512(const float *x, int C, int HW, float *out) {
-    /* 16 x 16 blocks, the channels and pixels past the last whole block by the AVX2 transpose */
+static void transpose_avx512(const float *x, int C, int HW, ptrdiff_t ldi, ptrdiff_t ldo, const float *shift,
+                             float *out) {
+    /* out[p*ldo + c] = x[c*ldi + p] (+ shift[p]): 16 x 16 blocks (AVX-512), the rows and columns past the last
+       whole block by the AVX2 transpose */
     int c16 = C / 16 * 16, p16 = HW / 16 * 16;
-    cnnk_transpose16_avx512(x, c16, p16, HW, C, NULL, out);
-    if (c16 < C) transpose_avx2(x + (ptrdiff_t)c16 * HW, C - c16, HW, HW, C, NULL, out + c16);
-    if (p16 < HW && c16 > 0) transpose_avx2(x + p16, c16, HW - p16, HW, C, NULL, out + (ptrdiff_t)p16 * C);
+    cnnk_transpose16_avx512(x, c16, p16, ldi, ldo, shift, out);
+    if (c16 < C) transpose_avx2(x + (ptrdiff_t)c16 * ldi, C - c16, HW, ldi, ldo, shift, out + c16);
+    if (p16 < HW && c16 > 0)
+        transpose_avx2(x + p16, c16, HW - p16, ldi, ldo, shift ? shift + p16 : NULL, out + (ptrdiff_t)p16 * ldo);
+}
+
+__attribute__((target("avx2,fma")))
+static void nchw_to_nhwc_avx512(const float *x, int C, int HW, float *out) {
+    transpose_avx512(x, C, HW, HW, C, NULL, out);
 }
 #endif
 
@@ -385,14 +393,8 @@ void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *b
                        int pixel0) {
     /* y[k, pixel0 + i] = M[i, k] + bias[k] for one image */
 #ifdef CNNK_HAVE_X86_SIMD
-    if (cnnk_simd_level() == CNNK_AVX512) {
-        /* 16 x 16 blocks with the bias added in registers; the pixels and filters past them as on AVX2 */
-        int i16 = npix / 16 * 16, k16 = K / 16 * 16;
-        cnnk_transpose16_avx512(M, i16, k16, Kpad, PQ, bias, y + pixel0);
-        if (i16 < npix) transpose_avx2(M + (ptrdiff_t)i16 * Kpad, npix - i16, K, Kpad, PQ, bias, y + pixel0 + i16);
-        if (k16 < K && i16 > 0)
-            transpose_avx2(M + k16, i16, K - k16, Kpad, PQ, bias ? bias + k16 : NULL,
-                           y + (ptrdiff_t)k16 * PQ + pixel0);
+    if (cnnk_simd_level() == CNNK_AVX512) { /* the bias added in registers, not in a second pass */
+        transpose_avx512(M, npix, K, Kpad, PQ, bias, y + pixel0);
         return;
     }
     if (cnnk_simd_level() >= CNNK_AVX2) {
