@@ -333,10 +333,19 @@ def check_allocations(x_shape, channels_out, geometry, dtype) -> None:
     check_allocation("the padded input", (N, C, H + top + bottom, W + left + right), dtype)
 
 
-def check_grad(name: str, dy, expected_shape, dtype) -> np.ndarray:
-    """The incoming gradient must match the forward output's shape and dtype."""
-    dy = as_input(name, dy, 4)
-    if dy.dtype != dtype:
+def is_channels_last(array) -> bool:
+    """Whether an (N, C, H, W) array lies in memory as (N, H, W, C): PyTorch's channels_last memory format
+    (``to_channels_last(x).transpose(0, 3, 1, 2)``). An array that is both (one channel, or one pixel) is
+    NCHW."""
+    return (isinstance(array, np.ndarray) and array.ndim == 4 and not array.flags.c_contiguous
+            and array.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
+def check_grad(name: str, dy, expected_shape, dtype, *, copy: bool = True) -> np.ndarray:
+    """The incoming gradient must match the forward output's shape and dtype; returned as by :func:`as_input`
+    (with ``copy=False``: checked only, as it lies)."""
+    dy = as_input(name, dy, 4) if copy else check_array(name, dy, 4)
+    if dy.dtype.newbyteorder("=") != dtype:
         raise TypeError(f"{name} must have dtype {dtype}, like the input; received dtype={dy.dtype}")
     if dy.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have shape {tuple(expected_shape)}; received shape {dy.shape}")

@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from . import _args, _threads, activations as _activations, memory, plan as _plan
+from . import _args, _threads, activations as _activations, layout, memory, plan as _plan
 from ._backends import kernels
 from ._unbatched import accepts_unbatched
 
@@ -23,17 +23,35 @@ _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"
 
 
 def _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode, algorithm, threads):
-    """The call's arrays (checked), its geometry and its plan."""
-    x = _args.as_input("x", x, 4)
+    """The call's arrays (checked), its geometry, its plan and whether x is channels-last
+    (:func:`cnnkernels._args.is_channels_last`): then x comes back as its C-contiguous (N, H, W, C) view."""
+    channels_last = _args.is_channels_last(x)
+    x = _args.as_input("x", x.transpose(0, 2, 3, 1) if channels_last else x, 4)
     weight = _args.as_input("weight", weight, 4)
     if x.dtype != weight.dtype:
         _args.check_same_dtype(x=x, weight=weight)
-    key = (x.shape, weight.shape, x.dtype, stride, padding, dilation, groups, padding_mode, algorithm, ops.name,
+    x_shape = _channels_first_shape(x.shape) if channels_last else x.shape
+    key = (x_shape, weight.shape, x.dtype, stride, padding, dilation, groups, padding_mode, algorithm, ops.name,
            _threads.resolve(threads))
     checked = _args.cached_if_plain(_checked_geometry_and_plan, (stride, padding, dilation, groups, padding_mode,
                                                                  algorithm))
     geometry, plan = checked(*key)
-    return x, weight, x.dtype, geometry, plan
+    return x, weight, x.dtype, geometry, plan, channels_last
+
+
+def _channels_first_shape(shape):
+    return (shape[0], shape[3], shape[1], shape[2])
+
+
+def _in_place_channels_last(plan, geometry, padding_mode, backward=False):
+    """Whether the kernels of the plan's forward (or input-gradient) pass read and write channels-last images as
+    they lie: im2row's on our micro-kernel, which also serves one-group 1x1 layers (a pixel's patch is its
+    channels). The others run on NCHW copies."""
+    if padding_mode != "zeros" and any(geometry.pad):
+        return False
+    algorithm, own_rows = (plan.backward_data, plan.backward_data == "im2row") if backward else (plan.forward,
+                                                                                                 plan.simd_im2row)
+    return own_rows or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
 
 
 @functools.lru_cache(maxsize=512)
@@ -157,12 +175,16 @@ def conv2d_plan(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1
                           _threads.resolve(threads))
 
 
-def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None):
+def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None, channels_last=False):
     """y = the convolution; with a (leaky) ReLU's ``slope``, returns whether the kernel applied it too (else the
-    caller does)."""
+    caller does). With ``channels_last`` (:func:`_in_place_channels_last` said so), x and y are NHWC."""
     relu = slope is not None  # the kernels' flag: a (leaky) ReLU on the output
     slope = slope or 0.0
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
+    if channels_last:
+        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
+                         slope, True)
+        return relu
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
                              slope)
@@ -236,8 +258,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     y : ndarray, shape (N, K, P, Q), dtype of ``x``
     """
     ops = kernels(backend)
-    x, weight, dtype, geometry, plan = _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
-                                                   algorithm, threads)
+    x, weight, dtype, geometry, plan, channels_last = _conv_setup(ops, x, weight, stride, padding, dilation, groups,
+                                                                  padding_mode, algorithm, threads)
     slope = _args.check_activation(activation, negative_slope)
     K = weight.shape[0]
     if bias is None:
@@ -248,15 +270,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
             raise TypeError(f"bias must have dtype {dtype}, like x; received dtype={bias.dtype}")
         if bias.shape != (K,):
             raise ValueError(f"bias must have shape ({K},); received shape {bias.shape}")
-    y = memory.empty((x.shape[0], K, *geometry.out_hw), dtype)
     if x.shape[0] == 0:
-        return y
+        return memory.empty((0, K, *geometry.out_hw), dtype)
+    in_place = channels_last and _in_place_channels_last(plan, geometry, padding_mode)
+    if channels_last and not in_place:
+        x = layout.to_channels_first(x, backend=ops.name, threads=threads)
+    y = memory.empty((x.shape[0], *geometry.out_hw, K) if in_place else (x.shape[0], K, *geometry.out_hw), dtype)
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     with _running(ops, _forward_calls_blas(ops, plan)):
-        fused = _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y, slope)
+        fused = _run_forward(ops, _threads_now(plan), source, weight, bias, geometry, top, left, y, slope, in_place)
     if slope is not None and not fused:
         _activations.leaky_relu(y, slope, inplace=True, backend=backend, threads=threads)
-    return y
+    if channels_last and not in_place:
+        y = layout.to_channels_last(y, backend=ops.name, threads=threads)
+    return y.transpose(0, 3, 1, 2) if channels_last else y
 
 
 @accepts_unbatched("dy", "output", optional=("output",))
@@ -323,27 +350,32 @@ def conv2d_backward(
     dbias : ndarray of shape (K,), or None
     """
     ops = kernels(backend)
-    x, weight, dtype, geometry, plan = _conv_setup(ops, x, weight, stride, padding, dilation, groups, padding_mode,
-                                                   algorithm, threads)
+    x, weight, dtype, geometry, plan, channels_last = _conv_setup(ops, x, weight, stride, padding, dilation, groups,
+                                                                  padding_mode, algorithm, threads)
     with_bias = _args.check_flag("bias", bias)
     input_grad = _args.check_flag("input_grad", input_grad)
     weight_grad = _args.check_flag("weight_grad", weight_grad)
     N, K = x.shape[0], weight.shape[0]
-    dy = _args.check_grad("dy", dy, (N, K, *geometry.out_hw), dtype)
+    out_shape = (N, K, *geometry.out_hw)
+    dy = _gradient("dy", dy, out_shape, dtype, channels_last, ops.name, threads)
     slope = _args.check_activation(activation, negative_slope)
     if slope is not None:
         if output is None:
             raise ValueError(f"activation={activation!r} needs the forward pass's output: pass output=y")
-        output = _args.check_grad("output", output, dy.shape, dtype)
-        dy, dbias = _through_relu(ops, dy, output, slope, with_bias, backend, threads)
+        output = _gradient("output", output, out_shape, dtype, channels_last, ops.name, threads)
+        dy, dbias = _through_relu(ops, dy, output, slope, with_bias, backend, threads, channels_last)
     elif output is not None:
         raise ValueError("output= is the output of a fused activation; received it with activation=None")
     else:
-        dbias = _channel_sums(ops, dy, threads) if with_bias else None
+        dbias = _channel_sums(ops, dy, threads, channels_last) if with_bias else None
     dx = dweight = None
     if N == 0:
-        dx = memory.zeros(x.shape, dtype) if input_grad else None
+        dx = memory.zeros(_channels_first_shape(x.shape) if channels_last else x.shape, dtype) if input_grad else None
         dweight = memory.zeros(weight.shape, dtype) if weight_grad else None
+        return dx, dweight, dbias
+    if channels_last:
+        dx, dweight = _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, input_grad,
+                                              weight_grad, threads)
         return dx, dweight, dbias
     source, top, left = _pad_explicitly(x, geometry, padding_mode)
     with _running(ops, _backward_calls_blas(ops, plan, input_grad, weight_grad)):
@@ -352,9 +384,56 @@ def conv2d_backward(
     return dx, dweight, dbias
 
 
-def _channel_sums(ops, dy, threads):
-    """Σ dy over all axes but 1 (the bias gradient): in float64, on the backend's threads (NumPy's sum took
-    0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer)."""
+def _gradient(name, array, shape, dtype, channels_last, backend, threads):
+    """A gradient-shaped argument checked as by :func:`cnnkernels._args.check_grad`, C-contiguous: NCHW, or its
+    (N, H, W, C) view when x is channels-last; an array lying the other way is transposed by
+    :mod:`cnnkernels.layout` (not NumPy's strided copy)."""
+    lies_last = _args.is_channels_last(array)
+    if not (channels_last or lies_last):
+        return _args.check_grad(name, array, shape, dtype)
+    _args.check_grad(name, array, shape, dtype, copy=False)
+    if not lies_last:
+        return layout.to_channels_last(_args.as_input(name, array, 4), backend=backend, threads=threads)
+    array = _args.as_input(name, array.transpose(0, 2, 3, 1), 4)
+    return array if channels_last else layout.to_channels_first(array, backend=backend, threads=threads)
+
+
+def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, input_grad, weight_grad, threads):
+    """:func:`conv2d_backward`'s gradients of a channels-last x (dy too, both NHWC here): dx by im2row's adjoint
+    as they lie where :func:`_in_place_channels_last` says so, else (and dweight, whose kernels all read
+    NCHW) from NCHW copies; dx is returned channels-last, as x came."""
+    copies = {}
+
+    def channels_first(name, array):
+        if name not in copies:
+            copies[name] = layout.to_channels_first(array, backend=ops.name, threads=threads)
+        return copies[name]
+
+    plan = _threads_now(plan)
+    dx = dweight = None
+    if input_grad and _in_place_channels_last(plan, geometry, padding_mode, backward=True):
+        top, left = geometry.pad[0], geometry.pad[2]
+        dx = memory.empty(x.shape, x.dtype)
+        ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dx, True)
+        dx = dx.transpose(0, 3, 1, 2)
+        input_grad = False
+    if input_grad or weight_grad:
+        nchw = channels_first("x", x)
+        source, top, left = _pad_explicitly(nchw, geometry, padding_mode)
+        with _running(ops, _backward_calls_blas(ops, plan, input_grad, weight_grad)):
+            dx_first, dweight = _run_backward(ops, plan, channels_first("dy", dy), nchw, source, weight, geometry,
+                                              padding_mode, top, left, input_grad, weight_grad)
+        if input_grad:
+            dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads).transpose(0, 3, 1, 2)
+    return dx, dweight
+
+
+def _channel_sums(ops, dy, threads, channels_last=False):
+    """Σ dy over all axes but the channels' (the bias gradient): in float64, on the backend's threads (NumPy's sum
+    took 0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer); an NHWC dy (``channels_last``) by
+    NumPy's sum over its rows."""
+    if channels_last:
+        return np.add.reduce(dy.reshape(-1, dy.shape[-1]), axis=0, dtype=np.float64).astype(dy.dtype)
     sums = np.zeros(dy.shape[1])
     if dy.size:
         n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
@@ -362,12 +441,12 @@ def _channel_sums(ops, dy, threads):
     return sums.astype(dy.dtype)
 
 
-def _through_relu(ops, dy, y, slope, with_bias, backend, threads):
+def _through_relu(ops, dy, y, slope, with_bias, backend, threads, channels_last=False):
     """dz = dy where y > 0, else slope·dy (leaky ReLU's gradient; ReLU's, 0, at slope 0) and, with the bias, Σ dz
     per channel: one pass where the backend has the fused kernel, else leaky_relu_backward and _channel_sums."""
-    if not (with_bias and hasattr(ops, "relu_gradient_sums")):
+    if not (with_bias and hasattr(ops, "relu_gradient_sums")) or channels_last:
         dz = _activations.leaky_relu_backward(dy, y, slope, backend=backend, threads=threads)
-        return dz, (_channel_sums(ops, dz, threads) if with_bias else None)
+        return dz, (_channel_sums(ops, dz, threads, channels_last) if with_bias else None)
     dz = memory.empty(dy.shape, dy.dtype)
     sums = np.zeros(dy.shape[1])
     if dy.size:

@@ -33,6 +33,19 @@ void cnnk_row2im_add_nhwc(const float *M, ptrdiff_t ldm, int H, int W, int C, in
 }
 
 CNNK_CLONES
+void cnnk_rows_to_nhwc(const float *M, int npix, int Kpad, int K, const float *bias, float *y) {
+    /* y[i, k] = M[i, k] + bias[k] for npix rows: the product's rows as pixels of a channels-last image */
+    for (int i = 0; i < npix; i++) {
+        const float *src = M + (ptrdiff_t)i * Kpad;
+        float *dst = y + (ptrdiff_t)i * K;
+        if (bias)
+            for (int k = 0; k < K; k++) dst[k] = src[k] + bias[k];
+        else
+            for (int k = 0; k < K; k++) dst[k] = src[k];
+    }
+}
+
+CNNK_CLONES
 void cnnk_pack_columns(const float *b, ptrdiff_t row_stride, ptrdiff_t col_stride, int rows, int cols, int Kpad,
                        int k_begin, int k_end, float *U) {
     /* U[((j/16)·rows + k)·16 + j%16] = b[k·row_stride + j·col_stride] (zero for j >= cols) for rows k_begin <= k <
