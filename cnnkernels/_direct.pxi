@@ -136,7 +136,7 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
-                           int dh, int dw, int n_threads, float[:, :, :, ::1] dweight):
+                           int dh, int dw, int n_threads, float[:, :, :, ::1] dweight, bint channels_last=False):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] (one group, float32)
 
     The adjoint of :func:`direct_forward` in the filters: a chunk of images at a time (at most
@@ -150,9 +150,13 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     Workspace: the chunk's layouts and a padded row per thread. With few channels its items are too few
     for more than one thread: on AVX-512 those layers run :func:`direct_weight_lanes` instead (so there
     the last bits can differ between thread counts).
+    With ``channels_last``, x is (N, H, W, C) and dy (N, P, Q, K): each image of x is transposed in its
+    thread's scratch and laid out from there, an item an image, and dy's slabs are copied row by row.
     """
-    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int K = dy.shape[1], P = dy.shape[2], Q = dy.shape[3], R = dweight.shape[2], S = dweight.shape[3]
+    cdef int N = x.shape[0], C = x.shape[3 if channels_last else 1]
+    cdef int H = x.shape[1 if channels_last else 2], W = x.shape[2 if channels_last else 3]
+    cdef int K = dy.shape[3 if channels_last else 1], P = dy.shape[1 if channels_last else 2]
+    cdef int Q = dy.shape[2 if channels_last else 3], R = dweight.shape[2], S = dweight.shape[3]
     cdef int T = R * S, nt = max(1, n_threads)
     cdef int Hph, Wp
     cdef Py_ssize_t cstride
@@ -163,16 +167,23 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     cdef int blocks = (K + 31) // 32
     if (nt > 1 and blocks * C < 4 * nt and C * T <= LANES_MAX_TAPS and 16 * <Py_ssize_t>K * C * T <= LANES_MAX_SUMS
             and simd_isa() == "avx512f"):
+        if channels_last:  # few channels: small images, NumPy's copies
+            x = np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
+            dy = np.ascontiguousarray(np.asarray(dy).transpose(0, 3, 1, 2))
         direct_weight_lanes(dy, x, sh, sw, pt, pl, n_threads, Hph, Wp, cstride, rows_of, cols_of, offset, dweight)
         return
     cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
     cdef Py_ssize_t image = C * cstride, PQ = <Py_ssize_t>P * Q, dy_image = K * PQ, x_image = <Py_ssize_t>C * H * W
     cdef int chunk = <int>max(1, min(N, WEIGHT_CHUNK_FLOATS // (image + dy_image), WEIGHT_DY_FLOATS // (32 * PQ)))
     cdef Py_ssize_t row = cnnk_direct_row_floats(W, pl, sw, Wp)
-    cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * row, np.float32)
+    cdef Py_ssize_t own = row + (x_image if channels_last else 0)  # per thread: a padded row (and an image)
+    cdef float[::1] space = scratch(chunk * (image + dy_image) + nt * own, np.float32)
     cdef float* xl = &space[0]
     cdef float* dyt = xl + chunk * image
     cdef float* rows = dyt + chunk * dy_image
+    cdef float* planes
+    cdef int kc
+    cdef Py_ssize_t p
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dweight[0, 0, 0, 0]
@@ -180,15 +191,32 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     memset(dws, 0, <Py_ssize_t>K * C * T * sizeof(float))
     for n0 in range(0, N, chunk):
         images = min(chunk, N - n0)
+        if channels_last:
+            with nogil:
+                for item in prange(2 * images, num_threads=nt, schedule="dynamic"):
+                    n = item // 2
+                    if item % 2 == 0:  # the image to NCHW in cache, then each channel's phases
+                        planes = rows + threadid() * own + row
+                        cnnk_nchw_to_nhwc(xs + (n0 + n) * x_image, H * W, C, planes)
+                        for c in range(C):
+                            cnnk_direct_phase_image(planes + <Py_ssize_t>c * H * W, 1, H, W, sh, sw, pt, pl,
+                                                    &rows_of[0], row_phases, &cols_of[0], col_phases, 0, Hph, Wp,
+                                                    xl + n * image + c * cstride, rows + threadid() * own)
+                    else:  # dy's slabs of 32 filters: each pixel's run of the slab's filters
+                        for k0 in range(0, K, 32):
+                            kc = min(32, K - k0)
+                            for p in range(PQ):
+                                memcpy(dyt + n * dy_image + k0 * PQ + p * kc, dys + (n0 + n) * dy_image + p * K + k0,
+                                       kc * sizeof(float))
         with nogil:
             # layout items: one channel of one image, or one image's dy (3 images a chunk kept 2 threads 2:1)
-            for item in prange(images * (C + 1), num_threads=nt, schedule="dynamic"):
+            for item in prange(0 if channels_last else images * (C + 1), num_threads=nt, schedule="dynamic"):
                 n = item // (C + 1)
                 c = item % (C + 1)
                 if c < C:
                     cnnk_direct_phase_image(xs + (n0 + n) * x_image + <Py_ssize_t>c * H * W, 1, H, W, sh, sw, pt, pl,
                                             &rows_of[0], row_phases, &cols_of[0], col_phases, 0, Hph, Wp,
-                                            xl + n * image + c * cstride, rows + threadid() * row)
+                                            xl + n * image + c * cstride, rows + threadid() * own)
                 else:  # channels-last in slabs of 32 filters: an item's rows of dy lie 32 floats apart, not K
                     for k0 in range(0, K, 32):
                         cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_image + k0 * PQ, min(32, K - k0), <int>PQ,

@@ -15,6 +15,7 @@ cdef extern from "simd/moments.h" nogil:
                                     double centre)
     double cnnk_channel_dot_f32(const float* grad, const float* values, Py_ssize_t strips, Py_ssize_t pitch,
                                 Py_ssize_t L, double centre)
+    void cnnk_pixel_sums_f32(const float* x, Py_ssize_t rows, Py_ssize_t pitch, int width, double* sums)
     double cnnk_channel_relu_sum_f32(const float* dy, const float* y, float* dz, Py_ssize_t strips, Py_ssize_t pitch,
                                      Py_ssize_t L, float slope)
 
@@ -138,6 +139,18 @@ def channel_sums(const floating[:, :, ::1] x, int n_threads, double[::1] sums):
     with nogil:
         for c in prange(C, num_threads=max(1, n_threads), schedule="static"):
             sums[c] = channel_sum(&x[0, c, 0], N, C * L, L)
+
+
+def pixel_sums(const float[:, ::1] x, int n_threads, double[::1] sums):
+    """sums[c] = Σ_i x[i, c] in float64: the channel sums of a channels-last array (rows are pixels), each thread
+    a block of 16 channels down all rows"""
+    cdef Py_ssize_t rows = x.shape[0], C = x.shape[1], block
+    if rows == 0:
+        sums[:] = 0
+        return
+    with nogil:
+        for block in prange((C + 15) // 16, num_threads=max(1, n_threads), schedule="static"):
+            cnnk_pixel_sums_f32(&x[0, 16 * block], rows, C, <int>min(16, C - 16 * block), &sums[16 * block])
 
 
 def relu_gradient_sums(const floating[:, :, ::1] dy, const floating[:, :, ::1] y, double negative_slope,

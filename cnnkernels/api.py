@@ -43,14 +43,16 @@ def _channels_first_shape(shape):
     return (shape[0], shape[3], shape[1], shape[2])
 
 
-def _in_place_channels_last(plan, geometry, padding_mode, backward=False):
-    """Whether the kernels of the plan's forward (or input-gradient) pass read and write channels-last images as
-    they lie: im2row's on our micro-kernel, which also serves one-group 1x1 layers (a pixel's patch is its
-    channels). The others run on NCHW copies."""
+def _in_place_channels_last(plan, geometry, padding_mode, step="forward"):
+    """Whether the kernel of the plan's ``step`` ("forward", "data" or "weight") reads and writes channels-last
+    images as they lie: im2row's forward and its adjoint on our micro-kernel, which also serve one-group 1x1
+    layers (a pixel's patch is its channels), and the direct weight gradient. The others run on NCHW copies."""
     if padding_mode != "zeros" and any(geometry.pad):
         return False
-    algorithm, own_rows = (plan.backward_data, plan.backward_data == "im2row") if backward else (plan.forward,
-                                                                                                 plan.simd_im2row)
+    if step == "weight":
+        return plan.backward_weight == "direct"
+    algorithm, own_rows = ((plan.forward, plan.simd_im2row) if step == "forward" else
+                           (plan.backward_data, plan.backward_data == "im2row"))
     return own_rows or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
 
 
@@ -399,9 +401,8 @@ def _gradient(name, array, shape, dtype, channels_last, backend, threads):
 
 
 def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, input_grad, weight_grad, threads):
-    """:func:`conv2d_backward`'s gradients of a channels-last x (dy too, both NHWC here): dx by im2row's adjoint
-    as they lie where :func:`_in_place_channels_last` says so, else (and dweight, whose kernels all read
-    NCHW) from NCHW copies; dx is returned channels-last, as x came."""
+    """:func:`conv2d_backward`'s gradients of a channels-last x (dy too, both NHWC here): each as they lie where
+    :func:`_in_place_channels_last` says so, else from NCHW copies; dx is returned channels-last, as x came."""
     copies = {}
 
     def channels_first(name, array):
@@ -411,18 +412,24 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
 
     plan = _threads_now(plan)
     dx = dweight = None
-    if input_grad and _in_place_channels_last(plan, geometry, padding_mode, backward=True):
-        top, left = geometry.pad[0], geometry.pad[2]
+    top, left = geometry.pad[0], geometry.pad[2]
+    if input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data"):
         dx = memory.empty(x.shape, x.dtype)
         ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dx, True)
         dx = dx.transpose(0, 3, 1, 2)
         input_grad = False
+    if weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight"):
+        dweight = memory.empty(weight.shape, x.dtype)
+        ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dweight,
+                                   True)
+        weight_grad = False
     if input_grad or weight_grad:
         nchw = channels_first("x", x)
         source, top, left = _pad_explicitly(nchw, geometry, padding_mode)
         with _running(ops, _backward_calls_blas(ops, plan, input_grad, weight_grad)):
-            dx_first, dweight = _run_backward(ops, plan, channels_first("dy", dy), nchw, source, weight, geometry,
-                                              padding_mode, top, left, input_grad, weight_grad)
+            dx_first, dweight_first = _run_backward(ops, plan, channels_first("dy", dy), nchw, source, weight,
+                                                    geometry, padding_mode, top, left, input_grad, weight_grad)
+        dweight = dweight if dweight_first is None else dweight_first
         if input_grad:
             dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads).transpose(0, 3, 1, 2)
     return dx, dweight
@@ -430,14 +437,19 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
 
 def _channel_sums(ops, dy, threads, channels_last=False):
     """Σ dy over all axes but the channels' (the bias gradient): in float64, on the backend's threads (NumPy's sum
-    took 0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer); an NHWC dy (``channels_last``) by
-    NumPy's sum over its rows."""
-    if channels_last:
-        return np.add.reduce(dy.reshape(-1, dy.shape[-1]), axis=0, dtype=np.float64).astype(dy.dtype)
-    sums = np.zeros(dy.shape[1])
+    took 0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer); an NHWC dy (``channels_last``) down
+    its rows of pixels (NumPy's sum in float64 took 0.33 ms of the strided ResNet layer's dy, on one thread)."""
+    channels = dy.shape[-1] if channels_last else dy.shape[1]
+    sums = np.zeros(channels)
     if dy.size:
-        n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
-        ops.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], -1), _threads.under_load(n_threads), sums)
+        n_threads = _threads.under_load(_threads.for_work(_threads.resolve(threads), float(dy.size),
+                                                          MIN_SUMMED_PER_THREAD))
+        if not channels_last:
+            ops.channel_sums(dy.reshape(dy.shape[0], channels, -1), n_threads, sums)
+        elif dy.dtype == np.float32 and hasattr(ops, "pixel_sums"):
+            ops.pixel_sums(dy.reshape(-1, channels), n_threads, sums)
+        else:
+            sums = np.add.reduce(dy.reshape(-1, channels), axis=0, dtype=np.float64)
     return sums.astype(dy.dtype)
 
 

@@ -124,3 +124,17 @@ CNNK_CLONES double cnnk_channel_relu_sum_f32(const float *restrict dy, const flo
     return slope == 0.0f ? gradient_sum(dy, y, dz, strips, pitch, L, slope, 0)
                          : gradient_sum(dy, y, dz, strips, pitch, L, slope, 1);
 }
+
+CNNK_CLONES
+void cnnk_pixel_sums_f32(const float *x, ptrdiff_t rows, ptrdiff_t pitch, int width, double *sums) {
+    /* sums[j] = Σ_i x[i·pitch + j] for j < width <= 16, in float64, rows in order: the channel sums of up to 16
+       channels of a channels-last array (rows = pixels), one 64-byte run a row */
+    double acc[16] = {0};
+    if (width == 16)
+        for (ptrdiff_t i = 0; i < rows; i++)
+            for (int j = 0; j < 16; j++) acc[j] += x[i * pitch + j];
+    else
+        for (ptrdiff_t i = 0; i < rows; i++)
+            for (int j = 0; j < width; j++) acc[j] += x[i * pitch + j];
+    for (int j = 0; j < width; j++) sums[j] = acc[j];
+}

@@ -10,5 +10,6 @@ double cnnk_channel_dot_f32(const float *grad, const float *values, ptrdiff_t st
                             double centre);
 double cnnk_channel_relu_sum_f32(const float *dy, const float *y, float *dz, ptrdiff_t strips, ptrdiff_t pitch,
                                  ptrdiff_t L, float slope);
+void cnnk_pixel_sums_f32(const float *x, ptrdiff_t rows, ptrdiff_t pitch, int width, double *sums);
 
 #endif
