@@ -15,10 +15,9 @@ import numpy as np
 
 from . import _args, _threads, activations as _activations, layout, memory, plan as _plan
 from ._backends import kernels
+from ._bias_gradient import channel_sums, through_relu
 from ._unbatched import accepts_unbatched
 
-# values per thread of the bias gradient's sums (as cnnkernels.normalization's channel moments, measured)
-MIN_SUMMED_PER_THREAD = 32_768
 _NUMPY_PAD_MODE = {"replicate": "edge", "reflect": "reflect", "circular": "wrap"}
 
 
@@ -258,6 +257,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     Returns
     -------
     y : ndarray, shape (N, K, P, Q), dtype of ``x``
+        In x's memory format: given an NCHW view of NHWC memory (PyTorch's ``channels_last``,
+        ``to_channels_last(x).transpose(0, 3, 1, 2)``), y is one too. im2row (and one-group 1x1
+        layers) read and write it as it lies, without the channels-last copy of x and the
+        transpose of y; the other algorithms run on NCHW copies.
     """
     ops = kernels(backend)
     x, weight, dtype, geometry, plan, channels_last = _conv_setup(ops, x, weight, stride, padding, dilation, groups,
@@ -347,7 +350,7 @@ def conv2d_backward(
 
     Returns
     -------
-    dx : ndarray like ``x``, or None
+    dx : ndarray like ``x`` (channels-last memory if ``x`` is, as :func:`conv2d`'s ``y``), or None
     dweight : ndarray like ``weight``, or None
     dbias : ndarray of shape (K,), or None
     """
@@ -365,11 +368,11 @@ def conv2d_backward(
         if output is None:
             raise ValueError(f"activation={activation!r} needs the forward pass's output: pass output=y")
         output = _gradient("output", output, out_shape, dtype, channels_last, ops.name, threads)
-        dy, dbias = _through_relu(ops, dy, output, slope, with_bias, backend, threads, channels_last)
+        dy, dbias = through_relu(ops, dy, output, slope, with_bias, backend, threads, channels_last)
     elif output is not None:
         raise ValueError("output= is the output of a fused activation; received it with activation=None")
     else:
-        dbias = _channel_sums(ops, dy, threads, channels_last) if with_bias else None
+        dbias = channel_sums(ops, dy, threads, channels_last) if with_bias else None
     dx = dweight = None
     if N == 0:
         dx = memory.zeros(_channels_first_shape(x.shape) if channels_last else x.shape, dtype) if input_grad else None
@@ -433,40 +436,6 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
         if input_grad:
             dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads).transpose(0, 3, 1, 2)
     return dx, dweight
-
-
-def _channel_sums(ops, dy, threads, channels_last=False):
-    """Σ dy over all axes but the channels' (the bias gradient): in float64, on the backend's threads (NumPy's sum
-    took 0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer); an NHWC dy (``channels_last``) down
-    its rows of pixels (NumPy's sum in float64 took 0.33 ms of the strided ResNet layer's dy, on one thread)."""
-    channels = dy.shape[-1] if channels_last else dy.shape[1]
-    sums = np.zeros(channels)
-    if dy.size:
-        n_threads = _threads.under_load(_threads.for_work(_threads.resolve(threads), float(dy.size),
-                                                          MIN_SUMMED_PER_THREAD))
-        if not channels_last:
-            ops.channel_sums(dy.reshape(dy.shape[0], channels, -1), n_threads, sums)
-        elif dy.dtype == np.float32 and hasattr(ops, "pixel_sums"):
-            ops.pixel_sums(dy.reshape(-1, channels), n_threads, sums)
-        else:
-            sums = np.add.reduce(dy.reshape(-1, channels), axis=0, dtype=np.float64)
-    return sums.astype(dy.dtype)
-
-
-def _through_relu(ops, dy, y, slope, with_bias, backend, threads, channels_last=False):
-    """dz = dy where y > 0, else slope·dy (leaky ReLU's gradient; ReLU's, 0, at slope 0) and, with the bias, Σ dz
-    per channel: one pass where the backend has the fused kernel, else leaky_relu_backward and _channel_sums."""
-    if not (with_bias and hasattr(ops, "relu_gradient_sums")) or channels_last:
-        dz = _activations.leaky_relu_backward(dy, y, slope, backend=backend, threads=threads)
-        return dz, (_channel_sums(ops, dz, threads, channels_last) if with_bias else None)
-    dz = memory.empty(dy.shape, dy.dtype)
-    sums = np.zeros(dy.shape[1])
-    if dy.size:
-        n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
-        planes = (dy.shape[0], dy.shape[1], -1)
-        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), slope, _threads.under_load(n_threads),
-                               dz.reshape(planes), sums)
-    return dz, sums.astype(dy.dtype)
 
 
 def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad):
