@@ -397,6 +397,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 mine = own + threadid() * per_thread
                 if channels_last:
                     image = xs + n * image_size
+                    cnnk_prefetch_l2(image, image_size)
                 else:
                     cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, mine)
                     image = mine

@@ -58,6 +58,7 @@ cdef extern from "simd/winograd43.h" nogil:
                               int pt, int pl, int dh, int dw, int pixel0, int npix, int Q, float* dx)
     void cnnk_pack_columns(const float* b, Py_ssize_t row_stride, Py_ssize_t col_stride, int rows, int cols, int Kpad,
                            int k_begin, int k_end, float* U)
+    void cnnk_prefetch_l2(const float* x, Py_ssize_t count)
     void cnnk_rows_to_nhwc(const float* M, int npix, int Kpad, int K, const float* bias, float* y)
     void cnnk_rows_to_nchw(const float* M, int npix, int Kpad, int K, const float* bias, float* y, Py_ssize_t PQ,
                            int pixel0)

@@ -32,6 +32,11 @@ void cnnk_row2im_add_nhwc(const float *M, ptrdiff_t ldm, int H, int W, int C, in
     }
 }
 
+void cnnk_prefetch_l2(const float *x, ptrdiff_t count) {
+    /* ask for x's count floats in L2, a cache line at a time */
+    for (ptrdiff_t i = 0; i < count; i += 16) __builtin_prefetch(x + i, 0, 2);
+}
+
 CNNK_CLONES
 void cnnk_rows_to_nhwc(const float *M, int npix, int Kpad, int K, const float *bias, float *y) {
     /* y[i, k] = M[i, k] + bias[k] for npix rows: the product's rows as pixels of a channels-last image */

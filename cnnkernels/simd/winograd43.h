@@ -56,6 +56,7 @@ void cnnk_row2im_add_nhwc(const float *M, ptrdiff_t ldm, int H, int W, int C, in
                           int pl, int dh, int dw, int pixel0, int npix, int Q, float *dx);
 void cnnk_pack_columns(const float *b, ptrdiff_t row_stride, ptrdiff_t col_stride, int rows, int cols, int Kpad,
                        int k_begin, int k_end, float *U);
+void cnnk_prefetch_l2(const float *x, ptrdiff_t count);
 void cnnk_rows_to_nhwc(const float *M, int npix, int Kpad, int K, const float *bias, float *y);
 void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *bias, float *y, ptrdiff_t PQ,
                        int pixel0);
