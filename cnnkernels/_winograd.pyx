@@ -41,7 +41,8 @@ cdef extern from "simd/winograd43.h" nogil:
                            const int* img, const int* row0, const int* col0, int ntiles, float* V)
     void cnnk_wino43_multiply(const float* V, const float* U, int ntiles, int C, int Kpad, float* M, float* panel)
     void cnnk_wino43_output(const float* M, int Kpad, int K, const int* img, const int* row0, const int* col0,
-                            int ntiles, const float* bias, float* y, Py_ssize_t image_stride, int P, int Q)
+                            int ntiles, const float* bias, float* y, Py_ssize_t image_stride, int P, int Q,
+                            Py_ssize_t pixel_stride)
     void cnnk_wino43_filter(const float* w, int K, int C, int Kpad, int c_begin, int c_end, float* U)
     const char* cnnk_simd_isa()
     double cnnk_fma_peak_gflops()
@@ -209,12 +210,15 @@ def workspace_floats(int N, int C, int H, int W, int K, int Cg, int groups, int 
 
 def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b,
                      int pt, int pl, int groups, int plan_block, int n_threads, float[:, :, :, ::1] y,
-                     bint relu=False, float negative_slope=0):
+                     bint relu=False, float negative_slope=0, bint channels_last=False):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n, g·Cg + c, p + r − pt, q + s − pl] · w[k,c,r,s] by Winograd F(4×4, 3×3);
     with ``relu``, leaky_relu(y, negative_slope) (max(y, 0) at slope 0) on each work item's images as soon as they
-    are written (an item of whole images), else on each chunk's after its items"""
-    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int K = w.shape[0], Cg = w.shape[1], P = y.shape[2], Q = y.shape[3]
+    are written (an item of whole images), else on each chunk's after its items. x is copied channels-last for the
+    input transform; with ``channels_last``, x is (N, H, W, C) and y (N, P, Q, K), read and written as they lie."""
+    cdef int N = x.shape[0], C = x.shape[3 if channels_last else 1]
+    cdef int H = x.shape[1 if channels_last else 2], W = x.shape[2 if channels_last else 3]
+    cdef int K = w.shape[0], Cg = w.shape[1]
+    cdef int P = y.shape[1 if channels_last else 2], Q = y.shape[2 if channels_last else 3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
     cdef Py_ssize_t image_size = <Py_ssize_t>C * H * W, out_size = <Py_ssize_t>K * P * Q
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
@@ -244,6 +248,9 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
     cdef Py_ssize_t own = (per_thread + 15) // 16 * 16  # each thread's part on a cache line: its V, M, then images
     cdef Py_ssize_t stride = own + (per_item * image_size + 15) // 16 * 16
     cdef float* mine
+    cdef const float* images_last
+    cdef Py_ssize_t pixel_stride = K if channels_last else 0  # cnnk_wino43_output's y: channels-last or NCHW
+    cdef Py_ssize_t group_step = Kg if channels_last else <Py_ssize_t>Kg * P * Q  # a group's first filter in y
     with nogil:
         for item in prange(<Py_ssize_t>groups * chunks, num_threads=nt, schedule="static"):
             g = <int>(item // chunks)
@@ -259,13 +266,17 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 count = images * tiles_per_image
                 V = U + filters + threadid() * stride
                 M = V + 36 * <Py_ssize_t>plan_block * Cg
-                mine = V + own
-                for i in range(images):
-                    cnnk_nchw_to_nhwc(xs + (n0 + i) * image_size, C, H * W, mine + i * image_size)
-                cnnk_wino43_input(mine, image_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
+                if channels_last:
+                    images_last = xs + n0 * image_size
+                else:
+                    mine = V + own
+                    for i in range(images):
+                        cnnk_nchw_to_nhwc(xs + (n0 + i) * image_size, C, H * W, mine + i * image_size)
+                    images_last = mine
+                cnnk_wino43_input(images_last, image_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
                 cnnk_wino43_multiply(V, U, count, Cg, Kp, M, M + 36 * <Py_ssize_t>plan_block * Kp)
                 cnnk_wino43_output(M, Kp, Kg, &img[0], &orow[0], &ocol[0], count, bias, ys + n0 * out_size,
-                                   out_size, P, Q)
+                                   out_size, P, Q, pixel_stride)
                 if relu:
                     cnnk_relu_planes(ys + n0 * out_size, 1, 0, images * out_size, negative_slope)
         return
@@ -275,8 +286,9 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
         T = images * tiles_per_image
         block = balanced_block(T, plan_block, groups, nt)
         blocks = (T + block - 1) // block
+        images_last = xs + n0 * image_size if channels_last else xt
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="dynamic"):
+            for n in prange(0 if channels_last else images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
             for item in prange(<Py_ssize_t>blocks * groups, num_threads=min(nt, blocks * groups), schedule="dynamic"):
                 t0 = <int>(item // groups) * block
@@ -285,19 +297,19 @@ def winograd_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, c
                 tid = threadid()
                 V = xt + chunk * image_size + tid * per_thread
                 M = V + 36 * <Py_ssize_t>block * Cg
-                cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
+                cnnk_wino43_input(images_last + <Py_ssize_t>g * Cg, image_size, C, Cg, H, W,
                                   &img[t0], &irow[t0], &icol[t0], count, V)
                 cnnk_wino43_multiply(V, U + g * filters, count, Cg, Kp, M, M + 36 * <Py_ssize_t>block * Kp)
                 cnnk_wino43_output(M, Kp, Kg, &img[t0], &orow[t0], &ocol[t0], count,
                                    bias + g * Kg if bias != NULL else NULL,
-                                   ys + n0 * out_size + <Py_ssize_t>g * Kg * P * Q, out_size, P, Q)
+                                   ys + n0 * out_size + g * group_step, out_size, P, Q, pixel_stride)
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
                     cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size, negative_slope)
 
 
 def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int pt, int pl, int groups,
-                             int plan_block, int n_threads, float[:, :, :, ::1] dw):
+                             int plan_block, int n_threads, float[:, :, :, ::1] dw, bint channels_last=False):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n, g·Cg + c, p + r − pt, q + s − pl] by Winograd F(4×4, 3×3):
     dw = Gᵀ [Σ_tiles (Bᵀ d B) ⊙ (A dy Aᵀ)] G
 
@@ -306,10 +318,13 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     thread's partial sums (36·K·Cg floats per thread), which are added up and transformed
     back at the end. Small images go image by image, as in :func:`winograd_forward`: an item
     of whole images copies them and their dy itself (the tutorial conv2 at 2 threads 0.84x the
-    time of the shared copy).
+    time of the shared copy). With ``channels_last``, x is (N, H, W, C) and dy (N, P, Q, K): transformed where
+    they lie, no copies.
     """
-    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int K = dw.shape[0], Cg = dw.shape[1], P = dy.shape[2], Q = dy.shape[3]
+    cdef int N = x.shape[0], C = x.shape[3 if channels_last else 1]
+    cdef int H = x.shape[1 if channels_last else 2], W = x.shape[2 if channels_last else 3]
+    cdef int K = dw.shape[0], Cg = dw.shape[1]
+    cdef int P = dy.shape[1 if channels_last else 2], Q = dy.shape[2 if channels_last else 3]
     cdef int Kg = K // groups, Kp = (Kg + 15) // 16 * 16
     cdef Py_ssize_t x_size = <Py_ssize_t>C * H * W, dy_size = <Py_ssize_t>K * P * Q
     cdef int tiles_per_image = ((P + 3) // 4) * ((Q + 3) // 4)
@@ -329,6 +344,8 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
     cdef float* partial = &space[0] if per_item else dyt + chunk * dy_size
     cdef float* scratch_tiles = partial + nt * sums
     cdef float* mine
+    cdef const float* x_last
+    cdef const float* dy_last
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dw[0, 0, 0, 0]
@@ -355,13 +372,18 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
                 tid = threadid()
                 V = scratch_tiles + tid * stride
                 D = V + 36 * <Py_ssize_t>plan_block * Cg
-                mine = V + own
-                for i in range(images):
-                    cnnk_nchw_to_nhwc(xs + (n0 + i) * x_size, C, H * W, mine + i * x_size)
-                    cnnk_nchw_to_nhwc(dys + (n0 + i) * dy_size, K, P * Q, mine + per_item * x_size + i * dy_size)
-                cnnk_wino43_input(mine, x_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
-                cnnk_wino43_grad_output(mine + per_item * x_size, dy_size, K, Kg, P, Q, &img[0], &orow[0],
-                                        &ocol[0], count, Kp, D)
+                if channels_last:
+                    x_last = xs + n0 * x_size
+                    dy_last = dys + n0 * dy_size
+                else:
+                    mine = V + own
+                    for i in range(images):
+                        cnnk_nchw_to_nhwc(xs + (n0 + i) * x_size, C, H * W, mine + i * x_size)
+                        cnnk_nchw_to_nhwc(dys + (n0 + i) * dy_size, K, P * Q, mine + per_item * x_size + i * dy_size)
+                    x_last = mine
+                    dy_last = mine + per_item * x_size
+                cnnk_wino43_input(x_last, x_size, C, Cg, H, W, &img[0], &irow[0], &icol[0], count, V)
+                cnnk_wino43_grad_output(dy_last, dy_size, K, Kg, P, Q, &img[0], &orow[0], &ocol[0], count, Kp, D)
                 cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums)
     for n0 in range(0, 0 if per_item else N, chunk):  # (image by image, every image is done)
         images = min(chunk, N - n0)
@@ -369,8 +391,10 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
         T = images * tiles_per_image
         block = balanced_block(T, plan_block, groups, nt)
         blocks = (T + block - 1) // block
+        x_last = xs + n0 * x_size if channels_last else xt
+        dy_last = dys + n0 * dy_size if channels_last else dyt
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="dynamic"):
+            for n in prange(0 if channels_last else images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * x_size, C, H * W, xt + n * x_size)
                 cnnk_nchw_to_nhwc(dys + (n0 + n) * dy_size, K, P * Q, dyt + n * dy_size)
             # Static on purpose: each thread's partial sums hold the same tiles on every run, so
@@ -382,9 +406,9 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
                 tid = threadid()
                 V = scratch_tiles + tid * per_thread
                 D = V + 36 * <Py_ssize_t>block * Cg
-                cnnk_wino43_input(xt + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0],
+                cnnk_wino43_input(x_last + <Py_ssize_t>g * Cg, x_size, C, Cg, H, W, &img[t0], &irow[t0], &icol[t0],
                                   count, V)
-                cnnk_wino43_grad_output(dyt + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0],
+                cnnk_wino43_grad_output(dy_last + <Py_ssize_t>g * Kg, dy_size, K, Kg, P, Q, &img[t0], &orow[t0],
                                         &ocol[t0], count, Kp, D)
                 cnnk_wino43_weight_multiply(D, V, count, Kp, Kg, Cg, partial + tid * sums + g * group_sums)
     with nogil:

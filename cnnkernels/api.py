@@ -49,10 +49,10 @@ def _in_place_channels_last(plan, geometry, padding_mode, step="forward"):
     if padding_mode != "zeros" and any(geometry.pad):
         return False
     if step == "weight":
-        return plan.backward_weight == "direct"
+        return plan.backward_weight in ("direct", "winograd")
     algorithm, own_rows = ((plan.forward, plan.simd_im2row) if step == "forward" else
                            (plan.backward_data, plan.backward_data == "im2row"))
-    return own_rows or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
+    return own_rows or algorithm == "winograd" or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
 
 
 @functools.lru_cache(maxsize=512)
@@ -182,6 +182,10 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None,
     relu = slope is not None  # the kernels' flag: a (leaky) ReLU on the output
     slope = slope or 0.0
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
+    if channels_last and plan.forward == "winograd":
+        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
+                             slope, True)
+        return relu
     if channels_last:
         ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
                          slope, True)
@@ -418,13 +422,23 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
     top, left = geometry.pad[0], geometry.pad[2]
     if input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data"):
         dx = memory.empty(x.shape, x.dtype)
-        ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dx, True)
+        if plan.backward_data == "winograd":
+            R, S = weight.shape[2:]
+            ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, x.dtype), R - 1 - top,
+                                 S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dx, False, 0.0, True)
+        else:
+            ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dx,
+                                   True)
         dx = dx.transpose(0, 3, 1, 2)
         input_grad = False
     if weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight"):
         dweight = memory.empty(weight.shape, x.dtype)
-        ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dweight,
-                                   True)
+        if plan.backward_weight == "winograd":
+            ops.winograd_backward_weight(dy, x, top, left, geometry.groups, plan.tile_block, plan.n_threads, dweight,
+                                         True)
+        else:
+            ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
+                                       dweight, True)
         weight_grad = False
     if input_grad or weight_grad:
         nchw = channels_first("x", x)

@@ -57,7 +57,8 @@ void cnnk_pointwise_avx512(const float *x, int C, ptrdiff_t PQ, const float *wt,
 void cnnk_wino43_input_avx512(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
                               const int *img, const int *row0, const int *col0, int ntiles, float *V);
 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
-                               int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
+                               int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                               ptrdiff_t pixel_stride);
 void cnnk_wino43_grad_output_avx512(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P,
                                     int Q, const int *img, const int *row0, const int *col0, int ntiles, int Kpad,
                                     float *D);

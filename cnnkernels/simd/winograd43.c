@@ -411,27 +411,32 @@ void cnnk_rows_to_nchw(const float *M, int npix, int Kpad, int K, const float *b
 }
 
 static void wino43_output_generic(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
-                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
+                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                                  ptrdiff_t pixel_stride);
 
 void cnnk_wino43_output(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
-                        int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q) {
+                        int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                        ptrdiff_t pixel_stride) {
     /* see wino43_output_generic for the formula and layout */
 #ifdef CNNK_HAVE_X86_SIMD
     if (cnnk_simd_level() == CNNK_AVX512) {
-        cnnk_wino43_output_avx512(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q);
+        cnnk_wino43_output_avx512(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q, pixel_stride);
         return;
     }
 #endif
-    wino43_output_generic(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q);
+    wino43_output_generic(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q, pixel_stride);
 }
 
 CNNK_CLONES
 static void wino43_output_generic(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
-                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q) {
+                                  int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                                  ptrdiff_t pixel_stride) {
     /* y[img[t], k, row0[t]+i, col0[t]+j] = bias[k] + (A^T m A)[i][j], m[xi] = M[((t/6*36 + xi)*6 + t%6)*Kpad + k];
-       the lanes are filters; only the cells inside P x Q are written */
+       the lanes are filters; only the cells inside P x Q are written. With pixel_stride 0 y is NCHW (planes of
+       P x Q), else channels-last: filter k of pixel (p, q) at (p·Q + q)·pixel_stride + k */
     lanes_t m[36], t[24], o[16];
     ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad, PQ = (ptrdiff_t)P * Q;
+    ptrdiff_t filter_step = pixel_stride ? 1 : PQ, pixel_step = pixel_stride ? pixel_stride : 1;
     for (int tile = 0; tile < ntiles; tile++) {
         int r0 = row0[tile], c0 = col0[tile];
         int rows = P - r0 < 4 ? P - r0 : 4, cols = Q - c0 < 4 ? Q - c0 : 4;
@@ -449,9 +454,9 @@ static void wino43_output_generic(const float *M, int Kpad, int K, const int *im
                           o[i * 4], o[i * 4 + 1], o[i * 4 + 2], o[i * 4 + 3]);
             for (int l = 0; l < count; l++) {
                 float shift = bias ? bias[first + l] : 0.0f;
-                float *plane = image + (first + l) * PQ + (ptrdiff_t)r0 * Q + c0;
+                float *plane = image + (first + l) * filter_step + ((ptrdiff_t)r0 * Q + c0) * pixel_step;
                 for (int i = 0; i < rows; i++)
-                    for (int j = 0; j < cols; j++) plane[(ptrdiff_t)i * Q + j] = o[i * 4 + j][l] + shift;
+                    for (int j = 0; j < cols; j++) plane[((ptrdiff_t)i * Q + j) * pixel_step] = o[i * 4 + j][l] + shift;
             }
         }
     }

@@ -10,7 +10,8 @@ void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_s
                        const int *img, const int *row0, const int *col0, int ntiles, float *V);
 void cnnk_wino43_multiply(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel);
 void cnnk_wino43_output(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
-                        int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q);
+                        int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                        ptrdiff_t pixel_stride);
 void cnnk_wino43_filter(const float *w, int K, int C, int Kpad, int c_begin, int c_end, float *U);
 const char *cnnk_simd_isa(void);
 void cnnk_wino43_grad_output(const float *dy, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int K, int P, int Q,

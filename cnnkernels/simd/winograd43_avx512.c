@@ -136,9 +136,17 @@ AVX512 static inline __attribute__((always_inline)) void transpose_16x16(__m512 
    scalars gathered across the lanes. */
 #define OUTPUT_AHEAD 2
 
+AVX512 static void output_nhwc(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
+                               int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                               ptrdiff_t pixel_stride);
+
 AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int *img, const int *row0,
                                       const int *col0, int ntiles, const float *bias, float *y,
-                                      ptrdiff_t image_stride, int P, int Q) {
+                                      ptrdiff_t image_stride, int P, int Q, ptrdiff_t pixel_stride) {
+    if (pixel_stride) {
+        output_nhwc(M, Kpad, K, img, row0, col0, ntiles, bias, y, image_stride, P, Q, pixel_stride);
+        return;
+    }
     ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad, PQ = (ptrdiff_t)P * Q;
     for (int tile = 0; tile < ntiles; tile++) {
         int r0 = row0[tile], c0 = col0[tile];
@@ -190,6 +198,40 @@ AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int
                     for (int i = 0; i < rows; i++)
                         for (int j = 0; j < cols; j++) plane[(ptrdiff_t)i * Q + j] = block[i * 4 + j];
                 }
+            }
+        }
+    }
+}
+
+/* The output transform into a channels-last y (pixel_stride floats a pixel): each cell's 16 filters are one
+   (masked) store, no transpose. */
+AVX512 static void output_nhwc(const float *M, int Kpad, int K, const int *img, const int *row0, const int *col0,
+                               int ntiles, const float *bias, float *y, ptrdiff_t image_stride, int P, int Q,
+                               ptrdiff_t pixel_stride) {
+    ptrdiff_t xi_stride = (ptrdiff_t)GEMM_TILES * Kpad;
+    for (int tile = 0; tile < ntiles; tile++) {
+        int r0 = row0[tile], c0 = col0[tile];
+        int rows = P - r0 < 4 ? P - r0 : 4, cols = Q - c0 < 4 ? Q - c0 : 4;
+        float *image = y + img[tile] * image_stride + ((ptrdiff_t)r0 * Q + c0) * pixel_stride;
+        const float *src0 = M + ((ptrdiff_t)(tile / GEMM_TILES) * 36 * GEMM_TILES + tile % GEMM_TILES) * Kpad;
+        for (int first = 0; first < K; first += 16) {
+            int count = K - first < 16 ? K - first : 16;
+            const float *src = src0 + first;
+            __m512 t[4][6];
+            for (int j = 0; j < 6; j++) { /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j] */
+                __m512 m[6], o[4];
+                for (int r = 0; r < 6; r++) m[r] = _mm512_loadu_ps(src + (r * 6 + j) * xi_stride);
+                output_6(m, o);
+                for (int i = 0; i < 4; i++) t[i][j] = o[i];
+            }
+            __mmask16 filters = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+            __m512 shift = bias ? _mm512_maskz_loadu_ps(filters, bias + first) : _mm512_setzero_ps();
+            for (int i = 0; i < rows; i++) { /* rows: cell (i, j) = Σ_r t[i][r] A[r][j] */
+                __m512 o[4];
+                output_6(t[i], o);
+                for (int j = 0; j < cols; j++)
+                    _mm512_mask_storeu_ps(image + ((ptrdiff_t)i * Q + j) * pixel_stride + first, filters,
+                                          _mm512_add_ps(o[j], shift));
             }
         }
     }

@@ -17,14 +17,17 @@ def channels_last(a):
 
 
 # (x shape, K, R, S, geometry, algorithm): the in-place kernels (im2row strided, dilated and rectangular, 1x1 gemm,
-# direct weight gradient) and the ones that take NCHW copies (Winograd, direct forward, groups, im2col, reflect)
+# Winograd's three passes, with groups, the direct weight gradient) and the ones that take NCHW copies (direct
+# forward, im2col with groups, reflect padding)
 CASES = [
     ((2, 64, 33, 31), 40, 3, 3, dict(stride=2, padding=1), "auto"),  # im2row / im2row / direct, as ResNet's
     ((2, 16, 12, 12), 33, 3, 3, dict(stride=2, padding=1), "im2row"),
     ((2, 7, 10, 9), 17, 3, 2, dict(padding=(1, 0), dilation=(2, 1)), "im2row"),
     ((2, 20, 6, 7), 24, 1, 1, dict(), "auto"),
     ((2, 20, 9, 9), 12, 1, 1, dict(stride=2), "auto"),
-    ((2, 8, 10, 10), 16, 3, 3, dict(padding=1), "winograd"),
+    ((2, 8, 10, 10), 16, 3, 3, dict(padding=1), "winograd"),  # image by image
+    ((3, 24, 41, 38), 20, 3, 3, dict(padding=1), "winograd"),  # a chunk of images shared by the threads
+    ((2, 16, 24, 19), 34, 3, 3, dict(padding=(0, 1), groups=2), "winograd"),
     ((2, 3, 12, 12), 8, 3, 3, dict(padding=1), "direct"),
     ((2, 18, 13, 11), 16, 3, 3, dict(stride=2, padding=1), "direct"),
     ((2, 8, 10, 10), 16, 3, 3, dict(padding=1, groups=2), "auto"),
@@ -83,12 +86,14 @@ def test_same_values_as_nchw_and_its_format_kept(backend, rng, case, activation)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_in_place_kernels_at_any_thread_count(rng, threads):
     x, w, b, geometry, _ = _case(rng, ((5, 64, 33, 35), 40, 3, 3, dict(stride=2, padding=1), "auto"))
-    plan = ck.conv2d_plan(x.shape, w.shape, **geometry, backend="cython")
-    assert (plan.forward, plan.backward_data, plan.backward_weight) == ("im2row", "im2row", "direct")
-    y = ck.conv2d(channels_last(x), w, b, **geometry, backend="cython", threads=threads)
+    # the strided ResNet layer's plan on AVX-512: im2row forward, its adjoint for dx, the direct weight gradient
+    plan = ck.conv2d_plan(x.shape, w.shape, **geometry, backend="cython", algorithm="direct")
+    assert (plan.backward_data, plan.backward_weight) == ("im2row", "direct")
+    y = ck.conv2d(channels_last(x), w, b, **geometry, backend="cython", threads=threads, algorithm="im2row")
     assert_close(y, ck.conv2d(x, w, b, **geometry, backend="numpy"), what="y")
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    got = ck.conv2d_backward(channels_last(dy), channels_last(x), w, **geometry, backend="cython", threads=threads)
+    got = ck.conv2d_backward(channels_last(dy), channels_last(x), w, **geometry, backend="cython", threads=threads,
+                             algorithm="direct")
     expected = ck.conv2d_backward(dy, x, w, **geometry, backend="numpy")
     for name, a, e in zip(("dx", "dweight", "dbias"), got, expected):
         assert_close(a, e, what=name)
