@@ -3,6 +3,10 @@ rows.c), in the same extension as the Winograd kernels so that the C they share 
 
 # The direct kernel's band of laid-out input rows (4 MiB; measured: bands of one image are fastest)
 BAND_FLOATS = 1 << 20
+OUT_BAND_FLOATS = 1 << 16
+# A channels-last image im2row reads in place is asked into L2 first when it takes at most half of it (1 MiB; the
+# NCHW path's copy had put it there: without, the strided ResNet layer's forward gained nothing at 1 thread)
+PREFETCHED_IMAGE_FLOATS = 1 << 18  # a band's output, channels-first, before its transpose to channels-last
 # The direct weight gradient's chunk of laid-out images and dy (4 MiB): each work item stores its sums once per
 # chunk, so larger chunks store less often (the strided ResNet layer: 3 images a chunk instead of 1)
 WEIGHT_CHUNK_FLOATS = 1 << 20
@@ -45,7 +49,7 @@ def _tables(row_phase, col_phase, taps, int Hband, int Wp):
 
 @functools.lru_cache(maxsize=256)
 def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int pl, int dh, int dw, int N, int nt,
-                  Py_ssize_t band_floats):
+                  Py_ssize_t band_floats, int max_rows):
     """How :func:`direct_forward` lays out and splits this geometry (see simd/direct.c), computed once:
     (flat, Wp, rows, blocks, Hband, cstride, band, row phases, column phases, tap offsets). A band of
     `rows` output rows reads Hband = rows + the largest row offset rows of each phase (tap_table), Wp
@@ -57,7 +61,7 @@ def direct_layout(int C, int W, int P, int Q, int R, int S, int sh, int sw, int 
     flat = bool(cnnk_direct_flat(Q, jmax))
     Wp = Q + jmax + (0 if flat else 16)
     phases = len(row_phase) * len(col_phase)
-    rows = max(1, min(P, band_floats // (C * phases * Wp) - imax))  # output rows per band
+    rows = max(1, min(P, max_rows, band_floats // (C * phases * Wp) - imax))  # output rows per band
     wanted = parts_each(N, nt)  # bands per image
     rows = max(1, min(rows, (P + wanted - 1) // wanted))
     Hband = rows + imax
@@ -81,7 +85,7 @@ def weight_layout(int P, int Q, int R, int S, int sh, int sw, int dh, int dw):
 
 def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const float[::1] b, int sh, int sw,
                    int pt, int pl, int dh, int dw, int n_threads, float[:, :, :, ::1] y, bint relu=False,
-                   float negative_slope=0):
+                   float negative_slope=0, bint y_channels_last=False):
     """y[n,k,p,q] = b[k] + Σ_c,r,s x[n,c,p·sh + r·dh − pt, q·sw + s·dw − pl] · w[k,c,r,s] (one group, float32);
     with ``relu``, leaky_relu(y, negative_slope) (max(y, 0) at slope 0) on each work item's band as soon as it
     is written
@@ -94,10 +98,13 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     output pixel and the kernel needs no bounds checks or strided loads, then runs a register block of
     32 output pixels × 12 filters (AVX-512; 16 × 6 on AVX2) over the C·R·S taps (cnnkernels/simd), the
     filters stored tap-major in blocks of filters. Workspace: C·R·S·K floats, and per thread one band's
-    layout, at most BAND_FLOATS floats (or one output row's inputs).
+    layout, at most BAND_FLOATS floats (or one output row's inputs). With ``y_channels_last``, y is
+    (N, P, Q, K): each band is written to its thread's scratch (K·rows·Q floats more) and transposed from
+    there, in cache.
     """
     cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3], P = y.shape[2], Q = y.shape[3]
+    cdef int K = w.shape[0], R = w.shape[2], S = w.shape[3]
+    cdef int P = y.shape[1 if y_channels_last else 2], Q = y.shape[2 if y_channels_last else 3]
     cdef int T = R * S, Kpad = cnnk_pointwise_padded_filters(K), nt = max(1, n_threads)
     cdef bint flat
     cdef int Wp, rows, blocks, Hband
@@ -106,9 +113,12 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     cdef const int[::1] cols_of
     cdef const int[::1] offset
     flat, Wp, rows, blocks, Hband, cstride, band, rows_of, cols_of, offset = direct_layout(
-        C, W, P, Q, R, S, sh, sw, pl, dh, dw, N, nt, BAND_FLOATS)
+        C, W, P, Q, R, S, sh, sw, pl, dh, dw, N, nt, BAND_FLOATS,
+        max(1, OUT_BAND_FLOATS // max(1, K * Q)) if y_channels_last else P)
     cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
     cdef Py_ssize_t tail = CNNK_DIRECT_FLAT_TAIL
+    cdef Py_ssize_t band_out = <Py_ssize_t>K * rows * Q if y_channels_last else 0  # a band's y, NCHW
+    band += band_out
     cdef float[::1] space = scratch(<Py_ssize_t>C * T * Kpad + nt * band, np.float32)
     cdef float* wt = &space[0]
     cdef float* xp = wt + <Py_ssize_t>C * T * Kpad
@@ -116,8 +126,9 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
     cdef Py_ssize_t item, image = <Py_ssize_t>C * H * W, out = <Py_ssize_t>K * P * Q
-    cdef int n, p0, t
+    cdef int n, p0, t, count
     cdef float* laid_out
+    cdef float* out_band
     with nogil:
         cnnk_pointwise_pack_filters(&w[0, 0, 0, 0], K, C * T, Kpad, wt)
         for t in range(nt):  # read by the flat runs' last lanes, whose sums are dropped
@@ -126,13 +137,21 @@ def direct_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, con
             n = <int>(item // blocks)
             p0 = <int>(item % blocks) * rows
             laid_out = xp + threadid() * band
+            count = min(rows, P - p0)
             cnnk_direct_phase_image(xs + n * image, C, H, W, sh, sw, pt, pl, &rows_of[0], row_phases, &cols_of[0],
                                     col_phases, p0, Hband, Wp, laid_out, laid_out + C * cstride + tail)
+            if y_channels_last:  # the band as K planes of count x Q, then its pixels' K filters each
+                out_band = laid_out + band - band_out
+                cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, out_band, count, Q,
+                                    0, count, flat)
+                if relu:
+                    cnnk_relu_planes(out_band, 1, 0, <Py_ssize_t>K * count * Q, negative_slope)
+                cnnk_nchw_to_nhwc(out_band, K, count * Q, ys + n * out + <Py_ssize_t>p0 * Q * K)
+                continue
             cnnk_direct_forward(laid_out, C, cstride, Wp, &offset[0], T, wt, K, Kpad, bias, ys + n * out + p0 * Q, P,
-                                Q, 0, min(rows, P - p0), flat)
+                                Q, 0, count, flat)
             if relu:
-                cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>min(rows, P - p0) * Q,
-                                 negative_slope)
+                cnnk_relu_planes(ys + n * out + p0 * Q, K, <Py_ssize_t>P * Q, <Py_ssize_t>count * Q, negative_slope)
 
 
 def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
@@ -167,9 +186,9 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
     cdef int blocks = (K + 31) // 32
     if (nt > 1 and blocks * C < 4 * nt and C * T <= LANES_MAX_TAPS and 16 * <Py_ssize_t>K * C * T <= LANES_MAX_SUMS
             and simd_isa() == "avx512f"):
-        if channels_last:  # few channels: small images, NumPy's copies
-            x = np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
-            dy = np.ascontiguousarray(np.asarray(dy).transpose(0, 3, 1, 2))
+        if channels_last:  # the pixel lanes read NCHW: copies, each image transposed by one thread
+            x = _channels_first(x, nt)
+            dy = _channels_first(dy, nt)
         direct_weight_lanes(dy, x, sh, sw, pt, pl, n_threads, Hph, Wp, cstride, rows_of, cols_of, offset, dweight)
         return
     cdef int row_phases = rows_of.shape[0], col_phases = cols_of.shape[0]
@@ -227,6 +246,14 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
                 c = c // 2 + (c % 2) * ((C + 1) // 2)
                 cnnk_direct_weight(dyt + k0 * PQ, dy_image, min(32, K - k0), P, Q, xl, image, C, cstride, Wp,
                                    &offset[0], T, images, 0, min(32, K - k0), c, dws + <Py_ssize_t>k0 * C * T)
+
+
+def _channels_first(const float[:, :, :, ::1] a, int n_threads):
+    """An (N, C, H, W) copy of an (N, H, W, C) array (the SIMD transpose of :func:`channels_last`)."""
+    cdef Py_ssize_t N = a.shape[0], H = a.shape[1], W = a.shape[2], C = a.shape[3]
+    out = np.empty((N, C, H, W), np.float32)
+    channels_last(np.asarray(a).reshape(N, H * W, C), n_threads, out.reshape(N, C, H * W))
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -388,6 +415,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     cdef int n, n0, images, pixel0, i
     cdef float* mine
     cdef const float* image
+    cdef bint prefetch = image_size <= PREFETCHED_IMAGE_FLOATS
     with nogil:
         cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
         memset(zeros, 0, C * sizeof(float))
@@ -397,7 +425,8 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 mine = own + threadid() * per_thread
                 if channels_last:
                     image = xs + n * image_size
-                    cnnk_prefetch_l2(image, image_size)
+                    if prefetch:
+                        cnnk_prefetch_l2(image, image_size)
                 else:
                     cnnk_nchw_to_nhwc(xs + n * image_size, C, H * W, mine)
                     image = mine

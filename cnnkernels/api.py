@@ -49,10 +49,11 @@ def _in_place_channels_last(plan, geometry, padding_mode, step="forward"):
     if padding_mode != "zeros" and any(geometry.pad):
         return False
     if step == "weight":
-        return plan.backward_weight in ("direct", "winograd")
+        return plan.backward_weight in ("direct", "winograd") or (plan.backward_weight == "gemm" and plan.simd_gemm)
     algorithm, own_rows = ((plan.forward, plan.simd_im2row) if step == "forward" else
                            (plan.backward_data, plan.backward_data == "im2row"))
-    return own_rows or algorithm == "winograd" or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
+    return (own_rows or algorithm == "winograd" or (algorithm == "gemm" and plan.simd_gemm and geometry.groups == 1)
+            or (step == "forward" and algorithm == "direct"))
 
 
 @functools.lru_cache(maxsize=512)
@@ -185,6 +186,10 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None,
     if channels_last and plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
                              slope, True)
+        return relu
+    if channels_last and plan.forward == "direct":
+        ops.direct_forward(layout.to_channels_first(x, backend=ops.name, threads=plan.n_threads), weight, bias,
+                           *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu, slope, True)
         return relu
     if channels_last:
         ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
@@ -436,6 +441,9 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
         if plan.backward_weight == "winograd":
             ops.winograd_backward_weight(dy, x, top, left, geometry.groups, plan.tile_block, plan.n_threads, dweight,
                                          True)
+        elif plan.backward_weight == "gemm":
+            with _running(ops):
+                ops.conv2d_backward_weight(dy, x, 1, 1, 0, 0, 1, 1, geometry.groups, plan.n_threads, dweight, True)
         else:
             ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
                                        dweight, True)

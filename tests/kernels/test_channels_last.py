@@ -24,6 +24,7 @@ CASES = [
     ((2, 16, 12, 12), 33, 3, 3, dict(stride=2, padding=1), "im2row"),
     ((2, 7, 10, 9), 17, 3, 2, dict(padding=(1, 0), dilation=(2, 1)), "im2row"),
     ((2, 20, 6, 7), 24, 1, 1, dict(), "auto"),
+    ((2, 20, 6, 7), 24, 1, 1, dict(groups=2), "auto"),  # the weight gradient in place, the rest on copies
     ((2, 20, 9, 9), 12, 1, 1, dict(stride=2), "auto"),
     ((2, 8, 10, 10), 16, 3, 3, dict(padding=1), "winograd"),  # image by image
     ((3, 24, 41, 38), 20, 3, 3, dict(padding=1), "winograd"),  # a chunk of images shared by the threads
