@@ -267,9 +267,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     -------
     y : ndarray, shape (N, K, P, Q), dtype of ``x``
         In x's memory format: given an NCHW view of NHWC memory (PyTorch's ``channels_last``,
-        ``to_channels_last(x).transpose(0, 3, 1, 2)``), y is one too. im2row (and one-group 1x1
-        layers) read and write it as it lies, without the channels-last copy of x and the
-        transpose of y; the other algorithms run on NCHW copies.
+        ``to_channels_last(x).transpose(0, 3, 1, 2)``), y is one too. Winograd, im2row (and
+        one-group 1x1 layers) read and write it as it lies, with no layout copies, the direct
+        kernel writes y so from its threads' caches; im2col and the other padding modes run on
+        NCHW copies (see :func:`_in_place_channels_last`).
     """
     ops = kernels(backend)
     x, weight, dtype, geometry, plan, channels_last = _conv_setup(ops, x, weight, stride, padding, dilation, groups,
