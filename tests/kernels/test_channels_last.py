@@ -139,6 +139,22 @@ def test_bad_gradients_are_reported_in_nchw_terms(rng):
         ck.conv2d_backward(y, channels_last(x), w, **geometry, activation="relu", output=y[:, :, :3])
 
 
+def test_an_unbatched_hwc_image(backend, rng):
+    # one image as (H, W, C) memory, e.g. from Pillow, shown as (C, H, W): an unbatched channels-last input
+    image = rng.standard_normal((12, 11, 16)).astype(np.float32)
+    x = image.transpose(2, 0, 1)
+    w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    y = ck.conv2d(x, w, padding=1, backend=backend)
+    assert y.shape == (8, 12, 11) and y.transpose(1, 2, 0).flags.c_contiguous
+    assert_close(y, ck.conv2d(np.ascontiguousarray(x), w, padding=1, backend="numpy"), what="y")
+    dx, dw, _ = ck.conv2d_backward(np.ones_like(y), x, w, padding=1, backend=backend)
+    assert dx.shape == x.shape and dx.transpose(1, 2, 0).flags.c_contiguous
+    expected = ck.conv2d_backward(np.ones(y.shape, np.float32), np.ascontiguousarray(x), w, padding=1,
+                                  backend="numpy")
+    assert_close(dx, expected[0], what="dx")
+    assert_close(dw, expected[1], what="dw")
+
+
 def test_byte_swapped_channels_last(rng):
     x, w, b, geometry, _ = _case(rng, ((2, 16, 8, 8), 16, 3, 3, dict(stride=2, padding=1), "auto"))
     swapped = channels_last(x).astype(">f4")

@@ -46,7 +46,8 @@ def call(draw, overflow=False):
     shape = [draw(st.integers(0, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 7)), draw(st.integers(1, 7))]
     spec = {"op": op, "x": shape[1:] if unbatched else shape, "seed": draw(st.integers(0, 2**16)),
             "dtype": draw(st.sampled_from(["float32", "float64", "float32", "float64", "int32", "float16"])),
-            "layout": draw(st.sampled_from(["c", "c", "fortran", "strided", "negative"])), "kwargs": {}}
+            "layout": draw(st.sampled_from(["c", "c", "fortran", "strided", "negative", "channels_last"])),
+            "kwargs": {}}
     grow = overflowing if overflow else geometry
     kwargs = spec["kwargs"]
     if op.startswith("conv"):
@@ -121,7 +122,8 @@ def inputs(spec):
     rng = np.random.default_rng(spec["seed"])
     x = rng.standard_normal(spec["x"]).astype(spec["dtype"])
     x = {"c": x, "fortran": np.asfortranarray(x), "strided": np.repeat(x, 2, axis=-1)[..., ::2],
-         "negative": np.ascontiguousarray(x[..., ::-1])[..., ::-1]}[spec["layout"]]
+         "negative": np.ascontiguousarray(x[..., ::-1])[..., ::-1],
+         "channels_last": np.moveaxis(np.ascontiguousarray(np.moveaxis(x, -3, -1)), -1, -3)}[spec["layout"]]
     w = rng.standard_normal(spec["w"]).astype(spec["dtype"]) if "w" in spec else None
     return x, w, spec["seed"] + 1
 
