@@ -131,6 +131,22 @@ AVX512 static inline __attribute__((always_inline)) void transpose_16x16(__m512 
     }
 }
 
+/* The output transform's first axis for one tile's 16 filters from src (count of them real): t[i][j] = Σ_r A^T[i][r]
+   m[r][j]; *shift = their biases (0 without); returns the mask of the real filters. */
+AVX512 static inline __attribute__((always_inline)) __mmask16 output_columns(const float *src, ptrdiff_t xi_stride,
+                                                                             int count, const float *bias,
+                                                                             __m512 t[4][6], __m512 *shift) {
+    for (int j = 0; j < 6; j++) {
+        __m512 m[6], o[4];
+        for (int r = 0; r < 6; r++) m[r] = _mm512_loadu_ps(src + (r * 6 + j) * xi_stride);
+        output_6(m, o);
+        for (int i = 0; i < 4; i++) t[i][j] = o[i];
+    }
+    __mmask16 filters = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+    *shift = bias ? _mm512_maskz_loadu_ps(filters, bias) : _mm512_setzero_ps();
+    return filters;
+}
+
 /* cnnk_wino43_output for AVX-512 (same layout and formula, see winograd43.c): the 16 output cells of a tile for 16
    filters are transposed in registers, so each filter's 4 x 4 block is stored as 4 rows of 4 floats, not as 16
    scalars gathered across the lanes. */
@@ -164,15 +180,8 @@ AVX512 void cnnk_wino43_output_avx512(const float *M, int Kpad, int K, const int
                     for (int i = 0; i < rows_ahead; i++)
                         _mm_prefetch((const char *)(at + (first + l) * PQ + (ptrdiff_t)i * Q), _MM_HINT_T0);
             }
-            __m512 t[4][6], cell[16];
-            for (int j = 0; j < 6; j++) { /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j] */
-                __m512 m[6], o[4];
-                for (int r = 0; r < 6; r++) m[r] = _mm512_loadu_ps(src + (r * 6 + j) * xi_stride);
-                output_6(m, o);
-                for (int i = 0; i < 4; i++) t[i][j] = o[i];
-            }
-            __mmask16 filters = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-            __m512 shift = bias ? _mm512_maskz_loadu_ps(filters, bias + first) : _mm512_setzero_ps();
+            __m512 t[4][6], cell[16], shift;
+            output_columns(src, xi_stride, count, bias ? bias + first : NULL, t, &shift);
             for (int i = 0; i < 4; i++) { /* rows: cell[i*4 + j] = Σ_r t[i][r] A[r][j] */
                 __m512 o[4];
                 output_6(t[i], o);
@@ -217,15 +226,8 @@ AVX512 static void output_nhwc(const float *M, int Kpad, int K, const int *img, 
         for (int first = 0; first < K; first += 16) {
             int count = K - first < 16 ? K - first : 16;
             const float *src = src0 + first;
-            __m512 t[4][6];
-            for (int j = 0; j < 6; j++) { /* columns: t[i][j] = Σ_r A^T[i][r] m[r][j] */
-                __m512 m[6], o[4];
-                for (int r = 0; r < 6; r++) m[r] = _mm512_loadu_ps(src + (r * 6 + j) * xi_stride);
-                output_6(m, o);
-                for (int i = 0; i < 4; i++) t[i][j] = o[i];
-            }
-            __mmask16 filters = count == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
-            __m512 shift = bias ? _mm512_maskz_loadu_ps(filters, bias + first) : _mm512_setzero_ps();
+            __m512 t[4][6], shift;
+            __mmask16 filters = output_columns(src, xi_stride, count, bias ? bias + first : NULL, t, &shift);
             for (int i = 0; i < rows; i++) { /* rows: cell (i, j) = Σ_r t[i][r] A[r][j] */
                 __m512 o[4];
                 output_6(t[i], o);
