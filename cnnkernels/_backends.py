@@ -39,7 +39,8 @@ KERNELS = (
 OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "direct_backward_weight",
                     "pointwise_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns",
                     "conv2d_forward_rows", "simd_isa", "winograd22_forward", "rows_matmul", "stream_matmul",
-                    "relu_gradient_sums", "channels_last", "pixel_sums")
+                    "relu_gradient_sums", "channels_last", "pixel_sums",
+                    "pointwise_weight_channels_last")
 _MODULES = {
     "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm",
                "cnnkernels._activations"),

@@ -351,17 +351,14 @@ def conv2d_backward_data(const floating[:, :, :, ::1] dy, const floating[:, :, :
 
 def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
                            int sh, int sw, int pt, int pl, int dh, int dw, int groups, int n_threads,
-                           floating[:, :, :, ::1] dweight, bint channels_last=False):
+                           floating[:, :, :, ::1] dweight):
     """dw[k,c,r,s] = Σ_n,p,q dy[n,k,p,q] · x[n,c,p*sh+r*dh-pt, q*sw+s*dw-pl]
 
     Each thread accumulates into its own K×Cg·R·S buffer; the buffers are summed at the end.
-    With ``channels_last`` (1×1, stride 1, unpadded only), x is (N, H, W, C) and dy (N, P, Q, K): each
-    block of pixels is one product of the two as they lie.
     """
-    cdef int N = x.shape[0], C = x.shape[3 if channels_last else 1]
-    cdef int H = x.shape[1 if channels_last else 2], W = x.shape[2 if channels_last else 3]
+    cdef int N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef int K = dweight.shape[0], Cg = dweight.shape[1], R = dweight.shape[2], S = dweight.shape[3]
-    cdef int P = dy.shape[1 if channels_last else 2], Q = dy.shape[2 if channels_last else 3]
+    cdef int P = dy.shape[2], Q = dy.shape[3]
     cdef int Kg = K // groups, CRS = Cg * R * S
     cdef bint pointwise = R == 1 and S == 1 and sh == 1 and sw == 1 and P == H and Q == W
     cdef int rows = block_rows(CRS, P, Q)
@@ -389,11 +386,6 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
             p0 = (item % blocks) * rows
             nrows = min(rows, P - p0)
             tid = threadid()
-            if channels_last:  # dw[k, c] += Σ_pixels dy[pixel, k] · x[pixel, c], column-major Kg x C: OpenBLAS
-                # (0.3.30) ran this way round in 0.68x the time of C x Kg (ResNet 1x1, 256 -> 64 at 56x56)
-                gemm(c"N", c"T", Kg, CRS, nrows * Q, dys + (n * PQ + p0 * Q) * K + g * Kg, K,
-                     xs + (n * PQ + p0 * Q) * C + g * Cg, C, 1, partial + tid * KCRS + <Py_ssize_t>g * Kg * CRS, Kg)
-                continue
             if pointwise:
                 col = xs + (<Py_ssize_t>n * C + g * Cg) * H * W + p0 * Q
                 ld = H * W
@@ -409,8 +401,4 @@ def conv2d_backward_weight(const floating[:, :, :, ::1] dy, const floating[:, :,
             total = 0
             for t in range(nt):
                 total = total + partial[t * KCRS + j]
-            if channels_last:  # each group's sums lie filters fastest
-                g = <int>(j // (<Py_ssize_t>Kg * CRS))
-                dws[<Py_ssize_t>g * Kg * CRS + (j % Kg) * CRS + (j % (<Py_ssize_t>Kg * CRS)) // Kg] = total
-            else:
-                dws[j] = total
+            dws[j] = total

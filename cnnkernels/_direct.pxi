@@ -248,14 +248,6 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
                                    &offset[0], T, images, 0, min(32, K - k0), c, dws + <Py_ssize_t>k0 * C * T)
 
 
-def _channels_first(const float[:, :, :, ::1] a, int n_threads):
-    """An (N, C, H, W) copy of an (N, H, W, C) array (the SIMD transpose of :func:`channels_last`)."""
-    cdef Py_ssize_t N = a.shape[0], H = a.shape[1], W = a.shape[2], C = a.shape[3]
-    out = np.empty((N, C, H, W), np.float32)
-    channels_last(np.asarray(a).reshape(N, H * W, C), n_threads, out.reshape(N, C, H * W))
-    return out
-
-
 @functools.lru_cache(maxsize=64)
 def lane_masks(int P, int Q, int Wp):
     """masks[s]: which of the flat pixels 16·s .. 16·s + 15 (j = p·Wp + q) are output pixels (q < Q, p < P)."""

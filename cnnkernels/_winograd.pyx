@@ -31,8 +31,9 @@ import numpy as np
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint16_t
 from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport sgemm
 
-from ._workspace import scratch
+from ._workspace import block_rows, scratch
 
 
 cdef extern from "simd/winograd43.h" nogil:
@@ -111,6 +112,14 @@ def channels_last(const float[:, :, ::1] x, int n_threads, float[:, :, ::1] out)
     with nogil:
         for n in prange(N, num_threads=max(1, n_threads), schedule="static"):
             cnnk_nchw_to_nhwc(xs + n * size, <int>C, <int>L, outs + n * size)
+
+
+def _channels_first(const float[:, :, :, ::1] a, int n_threads):
+    """An (N, C, H, W) copy of an (N, H, W, C) array (the SIMD transpose of :func:`channels_last`)."""
+    cdef Py_ssize_t N = a.shape[0], H = a.shape[1], W = a.shape[2], C = a.shape[3]
+    out = np.empty((N, C, H, W), np.float32)
+    channels_last(np.asarray(a).reshape(N, H * W, C), n_threads, out.reshape(N, C, H * W))
+    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -444,7 +444,7 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
                                          True)
         elif plan.backward_weight == "gemm":
             with _running(ops):
-                ops.conv2d_backward_weight(dy, x, 1, 1, 0, 0, 1, 1, geometry.groups, plan.n_threads, dweight, True)
+                ops.pointwise_weight_channels_last(dy, x, geometry.groups, plan.n_threads, dweight)
         else:
             ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
                                        dweight, True)
