@@ -434,5 +434,6 @@ def winograd_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, 
 
 
 include "_direct.pxi"
+include "_rows.pxi"
 include "_dense.pxi"
 include "_winograd22.pxi"
