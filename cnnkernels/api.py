@@ -44,8 +44,11 @@ def _channels_first_shape(shape):
 
 def _in_place_channels_last(plan, geometry, padding_mode, step="forward"):
     """Whether the kernel of the plan's ``step`` ("forward", "data" or "weight") reads and writes channels-last
-    images as they lie: im2row's forward and its adjoint on our micro-kernel, which also serve one-group 1x1
-    layers (a pixel's patch is its channels), and the direct weight gradient. The others run on NCHW copies."""
+    images as they lie: Winograd's three passes; im2row's forward and its adjoint on our micro-kernel, which also
+    serve one-group 1x1 layers (a pixel's patch is its channels), whose weight gradient is one BLAS product per
+    block of pixels; the direct weight gradient; and the direct forward, which writes y channels-last from an NCHW
+    copy of x (few channels, mostly). The others (im2col, padding copied by another padding_mode) run on NCHW
+    copies."""
     if padding_mode != "zeros" and any(geometry.pad):
         return False
     if step == "weight":
@@ -416,13 +419,6 @@ def _gradient(name, array, shape, dtype, channels_last, backend, threads):
 def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, input_grad, weight_grad, threads):
     """:func:`conv2d_backward`'s gradients of a channels-last x (dy too, both NHWC here): each as they lie where
     :func:`_in_place_channels_last` says so, else from NCHW copies; dx is returned channels-last, as x came."""
-    copies = {}
-
-    def channels_first(name, array):
-        if name not in copies:
-            copies[name] = layout.to_channels_first(array, backend=ops.name, threads=threads)
-        return copies[name]
-
     plan = _threads_now(plan)
     dx = dweight = None
     top, left = geometry.pad[0], geometry.pad[2]
@@ -450,11 +446,12 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
                                        dweight, True)
         weight_grad = False
     if input_grad or weight_grad:
-        nchw = channels_first("x", x)
+        nchw = layout.to_channels_first(x, backend=ops.name, threads=threads)
+        dy_first = layout.to_channels_first(dy, backend=ops.name, threads=threads)
         source, top, left = _pad_explicitly(nchw, geometry, padding_mode)
         with _running(ops, _backward_calls_blas(ops, plan, input_grad, weight_grad)):
-            dx_first, dweight_first = _run_backward(ops, plan, channels_first("dy", dy), nchw, source, weight,
-                                                    geometry, padding_mode, top, left, input_grad, weight_grad)
+            dx_first, dweight_first = _run_backward(ops, plan, dy_first, nchw, source, weight, geometry,
+                                                    padding_mode, top, left, input_grad, weight_grad)
         dweight = dweight if dweight_first is None else dweight_first
         if input_grad:
             dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads).transpose(0, 3, 1, 2)
