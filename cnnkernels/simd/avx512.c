@@ -107,6 +107,11 @@ AVX512 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R
     }
     for (int t0 = 0; t0 < T; t0 += taps) { /* the sums in the patches' order, as cnnk_gemm_rows on them */
         int segments = T - t0 < taps ? T - t0 : taps;
+        int down[PRODUCT_CHANNELS], across[PRODUCT_CHANNELS]; /* each tap's offset from a pixel's first row, column */
+        for (int g = 0; g < segments; g++) {
+            down[g] = (t0 + g) / S * dh;
+            across[g] = (t0 + g) % S * dw;
+        }
         for (int c0 = 0; c0 < C; c0 += PRODUCT_CHANNELS) {
             int cc = C - c0 < PRODUCT_CHANNELS ? C - c0 : PRODUCT_CHANNELS;
             for (int kb = 0; kb < panels; kb += 4) {
@@ -114,16 +119,19 @@ AVX512 void cnnk_implicit_rows_avx512(const float *x, int H, int W, int C, int R
                 for (int i0 = 0; i0 < npix; i0 += GEMM_TILES) {
                     int rows = npix - i0 < GEMM_TILES ? npix - i0 : GEMM_TILES;
                     const float *row[PRODUCT_CHANNELS][6];
-                    for (int g = 0; g < segments; g++) {
-                        int down = (t0 + g) / S * dh, across = (t0 + g) % S * dw;
+                    for (int g = 0; g < segments; g++)
                         for (int i = 0; i < 6; i++) { /* a missing last row repeats the last pixel, not stored */
-                            int j = i0 + (i < rows ? i : rows - 1), h = top[j] + down, w = left[j] + across;
+                            int j = i0 + (i < rows ? i : rows - 1), h = top[j] + down[g], w = left[j] + across[g];
                             int inside = h >= 0 && h < H && w >= 0 && w < W;
                             row[g][i] = (inside ? x + ((ptrdiff_t)h * W + w) * C : zeros) + c0;
                         }
-                    }
-                    product_panels((const float *const (*)[6])row, segments, 1, cc, u, panel_size,
-                                   M + (ptrdiff_t)i0 * Kpad + kb * 16, Kpad, rows, c0 > 0 || t0 > 0, panels - kb);
+                    float *out = M + (ptrdiff_t)i0 * Kpad + kb * 16;
+                    if (rows == GEMM_TILES) /* a constant row count: no per-row conditions around the sums */
+                        product_panels((const float *const (*)[6])row, segments, 1, cc, u, panel_size, out, Kpad,
+                                       GEMM_TILES, c0 > 0 || t0 > 0, panels - kb);
+                    else
+                        product_panels((const float *const (*)[6])row, segments, 1, cc, u, panel_size, out, Kpad,
+                                       rows, c0 > 0 || t0 > 0, panels - kb);
                 }
             }
         }
