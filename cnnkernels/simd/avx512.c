@@ -77,9 +77,13 @@ AVX512 static void multiply_sliced(const float *V, const float *Ux, int ntiles, 
                 ptrdiff_t group = (ptrdiff_t)(t0 / GEMM_TILES) * nxi + xi;
                 const float *row[6];
                 for (int i = 0; i < 6; i++) row[i] = V + (group * GEMM_TILES + (i < rows ? i : rows - 1)) * C + c0;
-                product_panels((const float *const (*)[6])row, 1, 1, cc, u, panel_size,
-                               M + group * GEMM_TILES * Kpad + kb * 16, Kpad, rows,
-                               c0 > 0, panels - kb);
+                float *out = M + group * GEMM_TILES * Kpad + kb * 16;
+                if (rows == GEMM_TILES) /* a constant row count, as cnnk_implicit_rows_avx512's */
+                    product_panels((const float *const (*)[6])row, 1, 1, cc, u, panel_size, out, Kpad, GEMM_TILES,
+                                   c0 > 0, panels - kb);
+                else
+                    product_panels((const float *const (*)[6])row, 1, 1, cc, u, panel_size, out, Kpad, rows, c0 > 0,
+                                   panels - kb);
             }
         }
     }
