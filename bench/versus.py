@@ -169,8 +169,8 @@ def main(argv=None) -> int:
         print(f"\n== {threads} thread(s): ours ÷ the faster of PyTorch NCHW and channels_last, medians of "
               f"{args.rounds} interleaved rounds ==")
         print("(÷torch: ours NCHW; best÷: the faster of our NCHW and channels_last, as for PyTorch)")
-        print(f"{'layer':<44} {'fwd ms':>7} {'÷torch':>6} {'best÷':>6} {'fwd+bwd ms':>10} {'÷torch':>6} {'best÷':>6} "
-              f"{'GFLOP/s':>7}  algorithm")
+        print(f"{'layer':<44} {'fwd ms':>7} {'÷torch':>6} {'best÷':>6} {'fwd+bwd ms':>10} {'÷torch':>6} "
+              f"{'best÷':>6} {'GFLOP/s':>7}  algorithm")
         for row in conv_rows(threads, args.rounds, names):
             results["conv"].append(row)
             print(f"{row['layer']:<44} {row['forward_ms']:>7.2f} {row['forward_ratio']:>6.2f} "

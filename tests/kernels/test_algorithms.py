@@ -327,15 +327,15 @@ def test_plan_names_the_kernels_the_cap_allows(backend):
 @pytest.mark.parametrize("cap", ["portable", "avx2"])
 def test_capped_simd_kernels_in_a_child_process(backend, cap):
     """CNNKERNELS_SIMD=portable / =avx2: this module's kernel tests (and the direct weight gradient's, F(2x2)'s,
-    the poolings' and channels-last's) again on the kernels a CPU without AVX2, or without AVX-512, runs (this process runs the best this
-    CPU has)."""
+    the poolings' and channels-last's) again on the kernels a CPU without AVX2, or without AVX-512, runs (this
+    process runs the best this CPU has)."""
     import os
     import subprocess
     import sys
 
     here = os.path.dirname(__file__)
-    others = [os.path.join(here, name) for name in ("test_direct_weight.py", "test_winograd2x2.py", "test_pool_parity.py",
-                                                        "test_channels_last.py")]
+    others = [os.path.join(here, name) for name in ("test_direct_weight.py", "test_winograd2x2.py",
+                                                    "test_pool_parity.py", "test_channels_last.py")]
     child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, *others,
                             "-k", "not capped and not torch"], capture_output=True, text=True,
                            env={**os.environ, "CNNKERNELS_SIMD": cap}, timeout=600)
