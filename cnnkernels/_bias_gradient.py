@@ -11,6 +11,11 @@ from . import _threads, activations as _activations, memory
 MIN_SUMMED_PER_THREAD = 32_768
 
 
+def _summing_threads(dy, threads):
+    """The threads a pass over dy's values takes now: enough values each, and what the machine's load leaves."""
+    return _threads.under_load(_threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD))
+
+
 def channel_sums(ops, dy, threads, channels_last=False):
     """Σ dy over all axes but the channels' (the bias gradient): in float64, on the backend's threads (NumPy's sum
     took 0.1 ms of a 0.5 ms weight gradient on the tutorial's first layer); an NHWC dy (``channels_last``) down
@@ -18,8 +23,7 @@ def channel_sums(ops, dy, threads, channels_last=False):
     channels = dy.shape[-1] if channels_last else dy.shape[1]
     sums = np.zeros(channels)
     if dy.size:
-        n_threads = _threads.under_load(_threads.for_work(_threads.resolve(threads), float(dy.size),
-                                                          MIN_SUMMED_PER_THREAD))
+        n_threads = _summing_threads(dy, threads)
         if not channels_last:
             ops.channel_sums(dy.reshape(dy.shape[0], channels, -1), n_threads, sums)
         elif dy.dtype == np.float32 and hasattr(ops, "pixel_sums"):
@@ -38,8 +42,7 @@ def through_relu(ops, dy, y, slope, with_bias, backend, threads, channels_last=F
     dz = memory.empty(dy.shape, dy.dtype)
     sums = np.zeros(dy.shape[1])
     if dy.size:
-        n_threads = _threads.for_work(_threads.resolve(threads), float(dy.size), MIN_SUMMED_PER_THREAD)
         planes = (dy.shape[0], dy.shape[1], -1)
-        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), slope, _threads.under_load(n_threads),
+        ops.relu_gradient_sums(dy.reshape(planes), y.reshape(planes), slope, _summing_threads(dy, threads),
                                dz.reshape(planes), sums)
     return dz, sums.astype(dy.dtype)

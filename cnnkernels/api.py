@@ -186,38 +186,27 @@ def _run_forward(ops, plan, x, weight, bias, geometry, top, left, y, slope=None,
     relu = slope is not None  # the kernels' flag: a (leaky) ReLU on the output
     slope = slope or 0.0
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
-    if channels_last and plan.forward == "winograd":
-        ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
-                             slope, True)
-        return relu
-    if channels_last and plan.forward == "direct":
-        ops.direct_forward(layout.to_channels_first(x, backend=ops.name, threads=plan.n_threads), weight, bias,
-                           *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu, slope, True)
-        return relu
-    if channels_last:
-        ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
-                         slope, True)
-        return relu
     if plan.forward == "winograd":
         ops.winograd_forward(x, weight, bias, top, left, geometry.groups, plan.tile_block, plan.n_threads, y, relu,
-                             slope)
+                             slope, channels_last=channels_last)
     elif plan.forward == "winograd2x2":
         ops.winograd22_forward(x, weight, bias, top, left, plan.n_threads, y)
-    elif plan.forward == "direct":
-        ops.direct_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
-                           slope)
-    elif plan.forward == "gemm" and plan.simd_gemm:
+    elif plan.forward == "direct":  # its layout reads NCHW planes; with channels_last it writes y NHWC
+        source = layout.to_channels_first(x, backend=ops.name, threads=plan.n_threads) if channels_last else x
+        ops.direct_forward(source, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y,
+                           relu, slope, y_channels_last=channels_last)
+    elif plan.forward == "gemm" and plan.simd_gemm and not channels_last:
         ops.pointwise_forward(x, weight, bias, geometry.groups, plan.n_threads, y)
-    elif plan.simd_im2row:
+    elif plan.simd_im2row or channels_last:  # channels-last 1x1 layers too: a pixel's patch is its channels
         ops.rows_forward(x, weight, bias, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, y, relu,
-                         slope)
+                         slope, channels_last=channels_last)
     elif plan.forward == "im2row":
         ops.conv2d_forward_rows(x, weight, bias, *conv_args, y)
     elif hasattr(ops, "conv2d_forward_columns"):
         ops.conv2d_forward_columns(x, weight, bias, *conv_args, y)
     else:  # numba and numpy: their own im2col / einsum
         ops.conv2d_forward(x, weight, bias, *conv_args, y)
-    return relu and (plan.forward in ("winograd", "direct") or plan.simd_im2row)
+    return relu and (plan.forward in ("winograd", "direct") or plan.simd_im2row or channels_last)
 
 
 def _flipped_transposed(weight, groups):
@@ -420,31 +409,12 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
     """:func:`conv2d_backward`'s gradients of a channels-last x (dy too, both NHWC here): each as they lie where
     :func:`_in_place_channels_last` says so, else from NCHW copies; dx is returned channels-last, as x came."""
     plan = _threads_now(plan)
-    dx = dweight = None
-    top, left = geometry.pad[0], geometry.pad[2]
-    if input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data"):
-        dx = memory.empty(x.shape, x.dtype)
-        if plan.backward_data == "winograd":
-            R, S = weight.shape[2:]
-            ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, x.dtype), R - 1 - top,
-                                 S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dx, False, 0.0, True)
-        else:
-            ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads, dx,
-                                   True)
-        dx = dx.transpose(0, 3, 1, 2)
-        input_grad = False
-    if weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight"):
-        dweight = memory.empty(weight.shape, x.dtype)
-        if plan.backward_weight == "winograd":
-            ops.winograd_backward_weight(dy, x, top, left, geometry.groups, plan.tile_block, plan.n_threads, dweight,
-                                         True)
-        elif plan.backward_weight == "gemm":
-            with _running(ops):
-                ops.pointwise_weight_channels_last(dy, x, geometry.groups, plan.n_threads, dweight)
-        else:
-            ops.direct_backward_weight(dy, x, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
-                                       dweight, True)
-        weight_grad = False
+    data_in_place = input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data")
+    weight_in_place = weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight")
+    with _running(ops, _backward_calls_blas(ops, plan, data_in_place, weight_in_place)):
+        dx, dweight = _run_backward(ops, plan, dy, x, x, weight, geometry, padding_mode, geometry.pad[0],
+                                    geometry.pad[2], data_in_place, weight_in_place, channels_last=True)
+    input_grad, weight_grad = input_grad and not data_in_place, weight_grad and not weight_in_place
     if input_grad or weight_grad:
         nchw = layout.to_channels_first(x, backend=ops.name, threads=threads)
         dy_first = layout.to_channels_first(dy, backend=ops.name, threads=threads)
@@ -454,11 +424,14 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
                                                     padding_mode, top, left, input_grad, weight_grad)
         dweight = dweight if dweight_first is None else dweight_first
         if input_grad:
-            dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads).transpose(0, 3, 1, 2)
-    return dx, dweight
+            dx = layout.to_channels_last(dx_first, backend=ops.name, threads=threads)
+    return (None if dx is None else dx.transpose(0, 3, 1, 2)), dweight
 
 
-def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad):
+def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top, left, input_grad, weight_grad,
+                  channels_last=False):
+    """dx and dweight (each None unless asked for); with ``channels_last`` (:func:`_in_place_channels_last` said
+    so), dy, x and dx are NHWC."""
     dtype = x.dtype
     dx = dweight = None
     conv_args = (*geometry.stride, top, left, *geometry.dilation, geometry.groups, plan.n_threads)
@@ -467,10 +440,11 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         if plan.backward_data == "winograd":
             R, S = weight.shape[2:]
             ops.winograd_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
-                                 R - 1 - top, S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dsource)
-        elif plan.backward_data == "im2row":
+                                 R - 1 - top, S - 1 - left, geometry.groups, plan.tile_block, plan.n_threads, dsource,
+                                 channels_last=channels_last)
+        elif plan.backward_data == "im2row" or channels_last:  # channels-last 1x1 layers too, as in _run_forward
             ops.rows_backward_data(dy, weight, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
-                                   dsource)
+                                   dsource, channels_last)
         elif plan.backward_data == "gemm" and plan.simd_gemm:  # dx[n] = Wᵀ dy[n]: a 1×1 convolution of dy
             ops.pointwise_forward(dy, _flipped_transposed(weight, geometry.groups), np.empty(0, dtype),
                                   geometry.groups, plan.n_threads, dsource)
@@ -481,10 +455,12 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         dweight = memory.empty(weight.shape, dtype)
         if plan.backward_weight == "winograd":
             ops.winograd_backward_weight(dy, source, top, left, geometry.groups, plan.tile_block, plan.n_threads,
-                                         dweight)
+                                         dweight, channels_last)
         elif plan.backward_weight == "direct":
             ops.direct_backward_weight(dy, source, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
-                                       dweight)
+                                       dweight, channels_last)
+        elif channels_last:  # gemm: one BLAS product per block of pixels
+            ops.pointwise_weight_channels_last(dy, source, geometry.groups, plan.n_threads, dweight)
         else:
             ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
     return dx, dweight
