@@ -46,15 +46,17 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     cdef int blocks = <int>((PQ + block - 1) // block)
     cdef int nt = max(1, n_threads)
     cdef bint by_image = N >= 2 * nt
-    cdef int chunk = 0 if by_image or channels_last else chunk_images(image_size, N, blocks, 4 * nt)
+    # images a pass (channels-last: all, read in place), and those copied channels-last first
+    cdef int chunk = N if channels_last or by_image else chunk_images(image_size, N, blocks, 4 * nt)
+    cdef int copied = 0 if channels_last or by_image else chunk
     cdef Py_ssize_t per_thread = <Py_ssize_t>block * Kp + cnnk_implicit_rows_scratch(block, CRS)
     if by_image and not channels_last:
         per_thread += image_size  # the thread's image, channels-last
-    cdef float[::1] space = scratch(<Py_ssize_t>Kp * CRS + C + chunk * image_size + nt * per_thread, np.float32)
+    cdef float[::1] space = scratch(<Py_ssize_t>Kp * CRS + C + copied * image_size + nt * per_thread, np.float32)
     cdef float* U = &space[0]
     cdef float* zeros = U + <Py_ssize_t>Kp * CRS
     cdef float* xt = zeros + C  # the chunk's images, channels-last
-    cdef float* own = xt + chunk * image_size  # per thread: (its image,) the product's rows (and patches)
+    cdef float* own = xt + copied * image_size  # per thread: (its image,) the product's rows (and patches)
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* bias = &b[0] if b.shape[0] > 0 else NULL
     cdef float* ys = &y[0, 0, 0, 0]
@@ -62,6 +64,7 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
     cdef int n, n0, images, pixel0, i
     cdef float* mine
     cdef const float* image
+    cdef const float* source
     cdef bint prefetch = image_size <= PREFETCHED_IMAGE_FLOATS
     with nogil:
         cnnk_gemm_filters(&w[0, 0, 0, 0], K, C, R, S, Kp, U)
@@ -84,29 +87,18 @@ def rows_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] w, const
                 if relu:
                     cnnk_relu_planes(ys + n * out_size, 1, 0, out_size, negative_slope)
         return
-    if channels_last:  # every (image, block) an item, read in place
-        with nogil:
-            for item in prange(<Py_ssize_t>N * blocks, num_threads=nt, schedule="dynamic"):
-                n = <int>(item // blocks)
-                pixel0 = <int>(item % blocks) * block
-                rows_block(xs + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
-                           <int>min(<Py_ssize_t>block, PQ - pixel0), Q, zeros, U, Kp, K, block, bias,
-                           ys + n * out_size, PQ, own + threadid() * per_thread, True)
-            if relu:
-                for n in prange(N, num_threads=nt, schedule="static"):
-                    cnnk_relu_planes(ys + n * out_size, 1, 0, out_size, negative_slope)
-        return
-    for n0 in range(0, N, chunk):
+    for n0 in range(0, N, chunk):  # items (image, block): every image's blocks after the copies
         images = min(chunk, N - n0)
+        source = xs + n0 * image_size if channels_last else xt
         with nogil:
-            for n in prange(images, num_threads=nt, schedule="dynamic"):
+            for n in prange(0 if channels_last else images, num_threads=nt, schedule="dynamic"):
                 cnnk_nchw_to_nhwc(xs + (n0 + n) * image_size, C, H * W, xt + n * image_size)
             for item in prange(<Py_ssize_t>images * blocks, num_threads=nt, schedule="dynamic"):
                 n = <int>(item // blocks)
                 pixel0 = <int>(item % blocks) * block
-                rows_block(xt + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
+                rows_block(source + n * image_size, H, W, C, R, S, sh, sw, pt, pl, dh, dw, pixel0,
                            <int>min(<Py_ssize_t>block, PQ - pixel0), Q, zeros, U, Kp, K, block, bias,
-                           ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread, False)
+                           ys + (n0 + n) * out_size, PQ, own + threadid() * per_thread, channels_last)
             if relu:  # the chunk's output, while it is in the caches that wrote it
                 for n in prange(images, num_threads=nt, schedule="static"):
                     cnnk_relu_planes(ys + (n0 + n) * out_size, 1, 0, out_size, negative_slope)
