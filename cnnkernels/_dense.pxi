@@ -1,6 +1,7 @@
 """Included by _winograd.pyx: the matrix products of cnnkernels.matmul, on the row-product kernel of the
 convolutions (rows_matmul, b packed) or with b's rows read in place (stream_matmul, simd/dense.c); and the 1x1
-weight gradient of channels-last arrays, on BLAS (pointwise_weight_channels_last)."""
+weight gradient, NCHW on the direct weight gradient's kernel (pointwise_backward_weight), channels-last on BLAS
+(pointwise_weight_channels_last)."""
 
 cdef extern from "simd/dense.h" nogil:
     int cnnk_stream_product(const float* a, Py_ssize_t a_row, Py_ssize_t a_col, const float* b, Py_ssize_t b_row,
@@ -8,6 +9,9 @@ cdef extern from "simd/dense.h" nogil:
 
 # rows_matmul's rows of b packed per work item
 PACK_ROWS = 256
+# pointwise_backward_weight's images a chunk: at most this many floats of a slab of dy (1 MiB; at least one image),
+# whose channels-last copy every work item of the slab reads
+POINTWISE_DY_FLOATS = 1 << 18
 # stream_matmul's rows of out per work item: a multiple of the kernel's 6-row blocks, large enough that a thread
 # reads b from L2 for most of its blocks
 STREAM_ROWS = 24
@@ -106,3 +110,57 @@ def pointwise_weight_channels_last(const float[:, :, :, ::1] dy, const float[:, 
                 total = total + partial[t * KC + j]
             g = <int>(j // (<Py_ssize_t>Kg * Cg))  # group g's sums lie filters fastest
             dws[<Py_ssize_t>g * Kg * Cg + (j % Kg) * Cg + (j % (<Py_ssize_t>Kg * Cg)) // Kg] = total
+
+
+def pointwise_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int groups, int n_threads,
+                              float[:, :, :, ::1] dweight):
+    """dw[k, c] = Σ_n,p,q dy[n, k, p, q] · x[n, g·Cg + c, p, q] for the filters k of group g: the weight gradient of
+    a 1×1, stride-1, unpadded layer (float32, AVX-512; returns False, dweight untouched, elsewhere)
+
+    On the direct weight gradient's filter-lane kernel (simd/direct_weight.c) with x read where it lies: an image's
+    pixels are one flat row and its channels the kernel's taps (one plane each, H·W floats apart), dy copied
+    channels-last in slabs of 64 filters (32 where a group has at most 32) a chunk of images at a time. A work item
+    is (group, slab, block of 6 channels (9 with 32-filter slabs)): x is read once per slab, so once for layers of
+    up to 64 filters, each value broadcast to 4 vectors of filters (im2col's BLAS product re-packs both). Each item
+    owns its part of dw: no partial sums, and the same result at any thread count (the chunk depends on the shapes
+    only). Workspace: the chunk's copy of dy. The kernel's int offsets need Cg·H·W < 2**31 (else False).
+    """
+    cdef int N = x.shape[0], C = x.shape[1], K = dy.shape[1], Cg = C // groups, Kg = K // groups
+    cdef Py_ssize_t HW = <Py_ssize_t>x.shape[2] * x.shape[3], dy_image = K * HW, x_image = C * HW
+    if simd_isa() != "avx512f" or Cg * HW >= 2 ** 31:
+        return False
+    cdef int slab = 64 if Kg > 32 else 32, slabs = (Kg + slab - 1) // slab
+    cdef int taps = 6 if slab == 64 else 9, blocks = (Cg + taps - 1) // taps, nt = max(1, n_threads)
+    cdef int chunk = <int>max(1, min(N, POINTWISE_DY_FLOATS // (slab * HW)))
+    # dy's copy in parts of the pixels too, so that each thread has some (a 64-filter layer has one slab an image)
+    cdef int parts = max(1, min(<int>(HW // 256), (4 * nt + chunk * groups * slabs - 1) // (chunk * groups * slabs)))
+    cdef int part = <int>((HW + parts - 1) // parts + 15) // 16 * 16, p0
+    cdef const int[::1] offset = np.arange(Cg, dtype=np.intc) * <int>HW  # channel t of a block: plane t
+    cdef float[::1] space = scratch(chunk * dy_image, np.float32)
+    cdef float* dyt = &space[0]  # per image, group g's slab s at (g·Kg + s·slab)·HW: rows of its filters
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dws = &dweight[0, 0, 0, 0]
+    cdef int n0, images, n, g, k0, kc, c0, item
+    memset(dws, 0, <Py_ssize_t>K * Cg * sizeof(float))
+    for n0 in range(0, N, chunk):
+        images = min(chunk, N - n0)
+        with nogil:
+            for item in prange(images * groups * slabs * parts, num_threads=nt, schedule="dynamic"):
+                n = item // (groups * slabs * parts)
+                k0 = (item // (slabs * parts) % groups) * Kg + item // parts % slabs * slab  # the slab's first filter
+                p0 = item % parts * part
+                if p0 < HW:
+                    cnnk_nchw_to_nhwc_pixels(dys + (n0 + n) * dy_image + k0 * HW, min(slab, Kg - k0 % Kg), <int>HW,
+                                             p0, <int>min(HW, p0 + part), dyt + n * dy_image + k0 * HW)
+            for item in prange(groups * slabs * blocks, num_threads=min(nt, groups * slabs * blocks),
+                               schedule="dynamic"):
+                g = item // (slabs * blocks)
+                k0 = item // blocks % slabs * slab  # in the group
+                kc = min(slab, Kg - k0)
+                c0 = item % blocks  # items running together half the blocks apart: not one line of dw
+                c0 = (c0 // 2 + c0 % 2 * ((blocks + 1) // 2)) * taps
+                cnnk_direct_weight(dyt + (g * Kg + k0) * HW, dy_image, kc, 1, <int>HW,
+                                   xs + n0 * x_image + (g * Cg + c0) * HW, x_image, <int>HW, &offset[0],
+                                   min(taps, Cg - c0), images, 0, kc, dws + (<Py_ssize_t>g * Kg + k0) * Cg + c0, Cg)
+    return True

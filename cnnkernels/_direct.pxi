@@ -241,8 +241,8 @@ def direct_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :, ::
                 k0 = 32 * (item // C)
                 c = item % C  # consecutive items (two threads at once) half the channels apart: not one dw line
                 c = c // 2 + (c % 2) * ((C + 1) // 2)
-                cnnk_direct_weight(dyt + k0 * PQ, dy_image, min(32, K - k0), P, Q, xl, image, C, cstride, Wp,
-                                   &offset[0], T, images, 0, min(32, K - k0), c, dws + <Py_ssize_t>k0 * C * T)
+                cnnk_direct_weight(dyt + k0 * PQ, dy_image, min(32, K - k0), P, Q, xl + c * cstride, image, Wp,
+                                   &offset[0], T, images, 0, min(32, K - k0), dws + (<Py_ssize_t>k0 * C + c) * T, C * T)
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,6 +38,7 @@ from ._workspace import block_rows, scratch
 
 cdef extern from "simd/winograd43.h" nogil:
     void cnnk_nchw_to_nhwc(const float* x, int C, int HW, float* out)
+    void cnnk_nchw_to_nhwc_pixels(const float* x, int C, int HW, int p_begin, int p_end, float* out)
     void cnnk_wino43_input(const float* x, Py_ssize_t image_stride, Py_ssize_t pixel_stride, int C, int H, int W,
                            const int* img, const int* row0, const int* col0, int ntiles, float* V)
     void cnnk_wino43_multiply(const float* V, const float* U, int ntiles, int C, int Kpad, float* M, float* panel)
@@ -79,9 +80,9 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_direct_forward(const float* xp, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
                              const float* wt, int K, int Kpad, const float* bias, float* y, int P, int Q, int p_begin,
                              int p_end, int flat)
-    void cnnk_direct_weight(const float* dyt, Py_ssize_t dy_image, int K, int P, int Q, const float* xl,
-                            Py_ssize_t xl_image, int C, Py_ssize_t cstride, int Wp, const int* offset, int T,
-                            int images, int k_begin, int k_end, int c, float* dw)
+    void cnnk_direct_weight(const float* dyt, Py_ssize_t dy_image, int K, int P, int Q, const float* xc,
+                            Py_ssize_t xl_image, int Wp, const int* offset, int T, int images, int k_begin, int k_end,
+                            float* dw, Py_ssize_t dw_row)
     int cnnk_direct_weight_lanes(const float* dy, int K, int P, int Q, const float* xl, int C, Py_ssize_t cstride,
                                  int Wp, const int* offset, int T, const uint16_t* masks, float* dyl, float* part)
     void cnnk_sum_lanes(const float* part, Py_ssize_t count, float* out)

@@ -140,7 +140,9 @@ def _backward_calls_blas(ops, plan, input_grad, weight_grad):
     if ops.name != "cython":
         return True
     own_data = plan.backward_data in ("winograd", "im2row") or (plan.backward_data == "gemm" and plan.simd_gemm)
-    return (input_grad and not own_data) or (weight_grad and plan.backward_weight not in ("winograd", "direct"))
+    own_weight = plan.backward_weight in ("winograd", "direct") or (plan.backward_weight == "gemm"
+                                                                     and plan.simd_gemm_weight)
+    return (input_grad and not own_data) or (weight_grad and not own_weight)
 
 
 def _threads_now(plan):
@@ -461,6 +463,7 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
                                        dweight, channels_last)
         elif channels_last:  # gemm: one BLAS product per block of pixels
             ops.pointwise_weight_channels_last(dy, source, geometry.groups, plan.n_threads, dweight)
-        else:
-            ops.conv2d_backward_weight(dy, source, *conv_args, dweight)
+        elif not (plan.backward_weight == "gemm" and plan.simd_gemm_weight  # (False where it cannot run)
+                  and ops.pointwise_backward_weight(dy, source, geometry.groups, plan.n_threads, dweight)):
+            ops.conv2d_backward_weight(dy, source, *conv_args, dweight)  # im2col, or gemm on BLAS
     return dx, dweight

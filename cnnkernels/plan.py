@@ -63,6 +63,7 @@ class ConvPlan(NamedTuple):
     isa: str  # the instruction set the SIMD kernels run with
     simd_im2row: bool  # im2row multiplies with our micro-kernel (float32, one group, cython), else BLAS
     simd_gemm: bool = False  # gemm's forward and backward-data products on our micro-kernel (float32, cython)
+    simd_gemm_weight: bool = False  # gemm's weight gradient on the direct weight gradient's kernel, else BLAS
 
 
 @functools.lru_cache(maxsize=1)
@@ -247,5 +248,12 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
 
         workspace = 4 * _winograd.workspace_floats(N, C, H, W, K, Cg, groups, P, Q, block, n_threads)
     simd_im2row = forward == "im2row" and simd and groups == 1
+    # 1x1 weight gradients whose dy is small beside x (its channels-last copy costs little) and fills the kernel's
+    # 64 filter lanes (_winograd.pointwise_backward_weight), measured ÷ OpenBLAS (Xeon, 1 / 2 threads): 256 -> 64
+    # at 56x56 0.75 / 0.90, 512 -> 64 at 28x28 0.85 / 0.56, 1024 -> 64 at 14x14 0.89 / 0.92, 384 -> 64 at 14x14
+    # 0.83 / 0.91; but 128 -> 64 0.82 / 1.09 and 64 -> 64 0.92 / 1.33 (dy's copy as large as x), 256 -> 48 0.96 /
+    # 1.06 (a quarter of the lanes empty), 2048 -> 64 at 7x7 1.15 / 0.98 (49-pixel rows), 256 -> 128 and up 1.0-3
+    simd_gemm_weight = (simd and pointwise and isa == "avx512f" and 48 < Kg <= 64 and Cg >= 4 * Kg
+                        and 128 <= H * W and Cg * H * W < 2 ** 31)
     return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row,
-                    simd and pointwise)
+                    simd and pointwise, simd_gemm_weight)

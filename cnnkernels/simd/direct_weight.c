@@ -1,16 +1,18 @@
-/* The direct kernel's weight gradient, on the forward pass's stride-phase layout (see direct.c):
+/* The direct kernel's weight gradient, on the forward pass's stride-phase layout (see direct.c), and the 1x1
+   layer's on x as it lies:
 
-   dw[k, c, t] += Σ_n Σ_p,q dyt_n[p·Q + q, k] · xl_n[c·cstride + p·Wp + q + offset[t]]
+   dw[k·dw_row + t] += Σ_n Σ_p,q dyt_n[p·Q + q, k] · xc_n[p·Wp + q + offset[t]]
 
-   with dy channels-last (dyt: one row of K filters per output pixel; the caller passes slabs of 32 filters as K).
-   The lanes are filters: per output pixel, 32 filters' dy (2 vectors) times the broadcast input of each of up to 9
-   taps, into 18
-   accumulators (2 loads and 9 broadcasts per 18 FMAs; 27 accumulators spilled to the stack, measured),
-   summed over a chunk of images before they are stored. Each call owns its filters' rows of dw for one
-   channel: the work splits by filters and channels, with no partial sums to add, and the result does not
-   depend on the thread count. With few channels those items are too few for the threads: there
-   cnnk_direct_weight_lanes (AVX-512) takes 16 output pixels as the lanes, one image a call, and its caller splits
-   the images. Arguments arrive validated from cnnkernels. */
+   with dy channels-last (dyt: one row of K filters per output pixel; the caller passes slabs of 32 or 64 filters as
+   K) and xc one channel's layout (its taps at offset[t]) or, for a 1x1 layer, a flat row of pixels whose "taps"
+   are channels (offset[t] = t·H·W). The lanes are filters: per output pixel, 32 filters' dy (2 vectors) times the
+   broadcast input of each of up to 9 taps, into 18 accumulators (2 loads and 9 broadcasts per 18 FMAs; 27
+   accumulators spilled to the stack, measured), or 64 filters' (4 vectors) times 6 taps into 24 (4 loads and 6
+   broadcasts per 24 FMAs: x read once for all of a 1x1 layer's 64 filters), summed over a chunk of images before
+   they are stored. Each call owns its filters' rows of dw for its taps: the work splits by filters and channels,
+   with no partial sums to add, and the result does not depend on the thread count. With few channels those items
+   are too few for the threads: there cnnk_direct_weight_lanes (AVX-512) takes 16 output pixels as the lanes, one
+   image a call, and its caller splits the images. Arguments arrive validated from cnnkernels. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,104 +20,116 @@
 #include "simd.h"
 #include "winograd43.h"
 
-static void weight_portable(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl,
-                            ptrdiff_t xl_image, int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images,
-                            int k_begin, int k_end, int c, float *dw) {
+static void weight_portable(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xc,
+                            ptrdiff_t xl_image, int Wp, const int *offset, int T, int images, int k_begin, int k_end,
+                            float *dw, ptrdiff_t dw_row) {
     for (int k = k_begin; k < k_end; k++)
         for (int t = 0; t < T; t++) {
             float sum = 0.0f;
             for (int n = 0; n < images; n++) {
                 const float *g = dyt + n * dy_image + k;
-                const float *in = xl + n * xl_image + c * cstride + offset[t];
+                const float *in = xc + n * xl_image + offset[t];
                 for (int p = 0; p < P; p++)
                     for (int q = 0; q < Q; q++) sum += g[((ptrdiff_t)p * Q + q) * K] * in[(ptrdiff_t)p * Wp + q];
             }
-            dw[((ptrdiff_t)k * C + c) * T + t] += sum;
+            dw[k * dw_row + t] += sum;
         }
 }
 
 #ifdef CNNK_HAVE_X86_SIMD
 #include "avx512_blocks.h"
 
-/* `vectors` (1 or 2) x 16 filters from k0 (the last vector masked to k_end) x `taps` taps from t0, channel c
-   (constants after inlining: 18 accumulators at most, so that they stay in registers); dyt's rows are K floats */
+/* `vectors` (1, 2 or 4) x 16 filters from k0 (masked to k_end) x `taps` taps from t0 (constants
+   after inlining: at most 18 accumulators with 2 vectors, 24 with 4, so that they stay in registers); dyt's rows
+   are K floats */
 AVX512 static inline __attribute__((always_inline)) void weight_block(
-        const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image, int C,
-        ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k0, int k_end, float *dw, int c, int t0,
-        const int vectors, const int taps) {
+        const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xc, ptrdiff_t xl_image, int Wp,
+        const int *offset, int images, int k0, int k_end, float *dw, ptrdiff_t dw_row, int t0, const int vectors,
+        const int taps) {
     /* every loop over the block unrolled: with one left rolled, GCC kept acc in memory (a store per FMA) */
-    __m512 acc[2][9];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
+    __m512 acc[4][9];
+#pragma GCC unroll 4
+    for (int i = 0; i < vectors; i++)
 #pragma GCC unroll 9
-        for (int t = 0; t < 9; t++) acc[i][t] = _mm512_setzero_ps();
-    int left = k_end - k0 - 16 * (vectors - 1); /* filters in the last vector */
-    __mmask16 last = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+        for (int t = 0; t < taps; t++) acc[i][t] = _mm512_setzero_ps();
+    /* the filters of each vector below k_end: the first half of the vectors are whole (more than 16 · vectors / 2
+       filters are left), the others loaded under their masks (none read past the slab's row) */
+    __mmask16 mask[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < vectors; i++) {
+        int left = k_end - k0 - 16 * i;
+        mask[i] = (__mmask16)(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+    }
+    const __mmask16 last = mask[vectors - 1];
     for (int n = 0; n < images; n++) {
-        const float *g = dyt + n * dy_image + k0, *in = xl + n * xl_image + c * cstride;
+        const float *g = dyt + n * dy_image + k0, *in = xc + n * xl_image;
         for (int p = 0; p < P; p++, in += Wp) {
             const float *src[9];
 #pragma GCC unroll 9
             for (int t = 0; t < taps; t++) src[t] = in + offset[t0 + t];
             int q = 0;
-            for (; q + 2 <= Q; q += 2, g += 2 * K) { /* two pixels a step: 0.95x the time of one (measured) */
-                __m512 d0 = vectors == 1 ? _mm512_maskz_loadu_ps(last, g) : _mm512_loadu_ps(g);
-                __m512 d1 = vectors == 2 ? _mm512_maskz_loadu_ps(last, g + 16) : d0;
-                __m512 e0 = vectors == 1 ? _mm512_maskz_loadu_ps(last, g + K) : _mm512_loadu_ps(g + K);
-                __m512 e1 = vectors == 2 ? _mm512_maskz_loadu_ps(last, g + K + 16) : e0;
+            if (vectors <= 2) /* two pixels a step: 0.95x the time of one (measured; 4 vectors have no registers) */
+                for (; q + 2 <= Q; q += 2, g += 2 * K) {
+                    __m512 d0 = vectors == 1 ? _mm512_maskz_loadu_ps(last, g) : _mm512_loadu_ps(g);
+                    __m512 d1 = vectors == 2 ? _mm512_maskz_loadu_ps(last, g + 16) : d0;
+                    __m512 e0 = vectors == 1 ? _mm512_maskz_loadu_ps(last, g + K) : _mm512_loadu_ps(g + K);
+                    __m512 e1 = vectors == 2 ? _mm512_maskz_loadu_ps(last, g + K + 16) : e0;
 #pragma GCC unroll 9
-                for (int t = 0; t < taps; t++) {
-                    __m512 v = _mm512_set1_ps(src[t][q]);
-                    acc[0][t] = _mm512_fmadd_ps(d0, v, acc[0][t]);
-                    if (vectors == 2) acc[1][t] = _mm512_fmadd_ps(d1, v, acc[1][t]);
-                }
+                    for (int t = 0; t < taps; t++) {
+                        __m512 v = _mm512_set1_ps(src[t][q]);
+                        acc[0][t] = _mm512_fmadd_ps(d0, v, acc[0][t]);
+                        if (vectors == 2) acc[1][t] = _mm512_fmadd_ps(d1, v, acc[1][t]);
+                    }
 #pragma GCC unroll 9
-                for (int t = 0; t < taps; t++) {
-                    __m512 v = _mm512_set1_ps(src[t][q + 1]);
-                    acc[0][t] = _mm512_fmadd_ps(e0, v, acc[0][t]);
-                    if (vectors == 2) acc[1][t] = _mm512_fmadd_ps(e1, v, acc[1][t]);
+                    for (int t = 0; t < taps; t++) {
+                        __m512 v = _mm512_set1_ps(src[t][q + 1]);
+                        acc[0][t] = _mm512_fmadd_ps(e0, v, acc[0][t]);
+                        if (vectors == 2) acc[1][t] = _mm512_fmadd_ps(e1, v, acc[1][t]);
+                    }
                 }
-            }
             for (; q < Q; q++, g += K) {
-                __m512 d0 = vectors == 1 ? _mm512_maskz_loadu_ps(last, g) : _mm512_loadu_ps(g);
-                __m512 d1 = vectors == 2 ? _mm512_maskz_loadu_ps(last, g + 16) : d0;
+                __m512 d[4];
+#pragma GCC unroll 4
+                for (int i = 0; i < vectors; i++)
+                    d[i] = 2 * i >= vectors ? _mm512_maskz_loadu_ps(mask[i], g + 16 * i) : _mm512_loadu_ps(g + 16 * i);
 #pragma GCC unroll 9
                 for (int t = 0; t < taps; t++) {
                     __m512 v = _mm512_set1_ps(src[t][q]);
-                    acc[0][t] = _mm512_fmadd_ps(d0, v, acc[0][t]);
-                    if (vectors == 2) acc[1][t] = _mm512_fmadd_ps(d1, v, acc[1][t]);
+#pragma GCC unroll 4
+                    for (int i = 0; i < vectors; i++) acc[i][t] = _mm512_fmadd_ps(d[i], v, acc[i][t]);
                 }
             }
         }
     }
-    float sums[2][9][16];
-#pragma GCC unroll 2
+    float sums[4][9][16];
+#pragma GCC unroll 4
     for (int i = 0; i < vectors; i++)
 #pragma GCC unroll 9
         for (int t = 0; t < taps; t++) _mm512_storeu_ps(sums[i][t], acc[i][t]);
     for (int i = 0; i < vectors; i++)
         for (int t = 0; t < taps; t++)
             for (int l = 0; l < 16 && k0 + 16 * i + l < k_end; l++)
-                dw[((ptrdiff_t)(k0 + 16 * i + l) * C + c) * T + t0 + t] += sums[i][t][l];
+                dw[(ptrdiff_t)(k0 + 16 * i + l) * dw_row + t0 + t] += sums[i][t][l];
 }
 
 #define TAPS(vectors, taps)                                                                                       \
     case taps:                                                                                                    \
-        weight_block(dyt, dy_image, K, P, Q, xl, xl_image, C, cstride, Wp, offset, T, images, k0, k_end, dw, c,   \
-                     t0, vectors, taps);                                                                          \
+        weight_block(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, images, k0, k_end, dw, dw_row, t0, vectors, \
+                     taps);                                                                                       \
         break;
-#define FILTERS(vectors)                                                                                          \
+#define FILTERS(vectors, most)                                                                                    \
     AVX512 static void weight_vectors_##vectors(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q,        \
-                                                const float *xl, ptrdiff_t xl_image, int C, ptrdiff_t cstride,    \
-                                                int Wp, const int *offset, int T, int images, int k0, int k_end,  \
-                                                float *dw, int c) {                                               \
-        for (int t0 = 0; t0 < T; t0 += 9) switch (T - t0 < 9 ? T - t0 : 9) {                                     \
+                                                const float *xc, ptrdiff_t xl_image, int Wp, const int *offset,   \
+                                                int T, int images, int k0, int k_end, float *dw,                  \
+                                                ptrdiff_t dw_row) {                                               \
+        for (int t0 = 0; t0 < T; t0 += most) switch (T - t0 < most ? T - t0 : most) {                            \
                 TAPS(vectors, 1) TAPS(vectors, 2) TAPS(vectors, 3) TAPS(vectors, 4) TAPS(vectors, 5)              \
                 TAPS(vectors, 6) TAPS(vectors, 7) TAPS(vectors, 8) TAPS(vectors, 9)                               \
             }                                                                                                     \
     }
-FILTERS(1)
-FILTERS(2)
+FILTERS(1, 9)
+FILTERS(2, 9)
+FILTERS(4, 6)
 #undef FILTERS
 #undef TAPS
 
@@ -241,24 +255,26 @@ void cnnk_sum_lanes(const float *part, ptrdiff_t count, float *out) {
    elsewhere (the strided ResNet layer's weight gradient ran 2-3 % slower after unrelated additions, 0.7-1.1 % with
    the line; measured) */
 __attribute__((aligned(64))) void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q,
-                                                    const float *xl, ptrdiff_t xl_image, int C, ptrdiff_t cstride,
-                                                    int Wp, const int *offset, int T, int images, int k_begin,
-                                                    int k_end, int c, float *dw) {
-    /* dw[k, c, t] += Σ_n<images Σ_p,q dyt[n·dy_image + (p·Q + q)·K + k] · xl[n·xl_image + c·cstride + p·Wp + q +
-       offset[t]] for k_begin <= k < k_end and the one channel c: blocks of 32 filters, the last 16 or 32 wide
-       (masked to k_end) */
+                                                    const float *xc, ptrdiff_t xl_image, int Wp, const int *offset,
+                                                    int T, int images, int k_begin, int k_end, float *dw,
+                                                    ptrdiff_t dw_row) {
+    /* dw[k·dw_row + t] += Σ_n<images Σ_p,q dyt[n·dy_image + (p·Q + q)·K + k] · xc[n·xl_image + p·Wp + q + offset[t]]
+       for k_begin <= k < k_end and t < T: blocks of 32 filters, the last 16 or 32 wide (masked to k_end), or of
+       64 where more than 32 are left */
 #ifdef CNNK_HAVE_X86_SIMD
     if (cnnk_simd_level() == CNNK_AVX512) {
-        for (int k0 = k_begin; k0 < k_end; k0 += 32) {
-            if (k_end - k0 > 16)
-                weight_vectors_2(dyt, dy_image, K, P, Q, xl, xl_image, C, cstride, Wp, offset, T, images, k0, k_end,
-                                 dw, c);
+        for (int k0 = k_begin; k0 < k_end;) {
+            int left = k_end - k0;
+            if (left > 32)
+                weight_vectors_4(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, T, images, k0, k_end, dw, dw_row);
+            else if (left > 16)
+                weight_vectors_2(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, T, images, k0, k_end, dw, dw_row);
             else
-                weight_vectors_1(dyt, dy_image, K, P, Q, xl, xl_image, C, cstride, Wp, offset, T, images, k0, k_end,
-                                 dw, c);
+                weight_vectors_1(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, T, images, k0, k_end, dw, dw_row);
+            k0 += left > 32 ? 64 : 32;
         }
         return;
     }
 #endif
-    weight_portable(dyt, dy_image, K, P, Q, xl, xl_image, C, cstride, Wp, offset, T, images, k_begin, k_end, c, dw);
+    weight_portable(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, T, images, k_begin, k_end, dw, dw_row);
 }

@@ -309,6 +309,24 @@ void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out) {
     chosen_transpose(x, C, HW, out);
 }
 
+void cnnk_nchw_to_nhwc_pixels(const float *x, int C, int HW, int p_begin, int p_end, float *out) {
+    /* out[p·C + c] = x[c·HW + p] for p_begin <= p < p_end: a block of an image's pixels, so that threads can share
+       one image */
+    if (!chosen_multiply) choose_kernels();
+#ifdef CNNK_HAVE_X86_SIMD
+    if (chosen_level == CNNK_AVX512) {
+        transpose_avx512(x + p_begin, C, p_end - p_begin, HW, C, NULL, out + (ptrdiff_t)p_begin * C);
+        return;
+    }
+    if (chosen_level == CNNK_AVX2) {
+        transpose_avx2(x + p_begin, C, p_end - p_begin, HW, C, NULL, out + (ptrdiff_t)p_begin * C);
+        return;
+    }
+#endif
+    for (int p = p_begin; p < p_end; p++)
+        for (int c = 0; c < C; c++) out[(ptrdiff_t)p * C + c] = x[(ptrdiff_t)c * HW + p];
+}
+
 const char *cnnk_simd_isa(void) {
     if (!chosen_multiply) choose_kernels();
     return chosen_isa;

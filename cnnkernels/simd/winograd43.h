@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 void cnnk_nchw_to_nhwc(const float *x, int C, int HW, float *out);
+void cnnk_nchw_to_nhwc_pixels(const float *x, int C, int HW, int p_begin, int p_end, float *out);
 void cnnk_wino43_input(const float *x, ptrdiff_t image_stride, ptrdiff_t pixel_stride, int C, int H, int W,
                        const int *img, const int *row0, const int *col0, int ntiles, float *V);
 void cnnk_wino43_multiply(const float *V, const float *U, int ntiles, int C, int Kpad, float *M, float *panel);
@@ -30,9 +31,9 @@ void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, cons
                          const float *wt, int K, int Kpad, const float *bias, float *y, int P, int Q, int p_begin,
                          int p_end, int flat);
 
-void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xl, ptrdiff_t xl_image,
-                        int C, ptrdiff_t cstride, int Wp, const int *offset, int T, int images, int k_begin,
-                        int k_end, int c, float *dw);
+void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xc, ptrdiff_t xl_image,
+                        int Wp, const int *offset, int T, int images, int k_begin, int k_end, float *dw,
+                        ptrdiff_t dw_row);
 #define CNNK_LANES_FILTERS 8 /* filters a block of cnnk_direct_weight_lanes: its dy scratch holds 8 rows */
 int cnnk_direct_weight_lanes(const float *dy, int K, int P, int Q, const float *xl, int C, ptrdiff_t cstride, int Wp,
                              const int *offset, int T, const uint16_t *masks, float *dyl, float *part);

@@ -1,6 +1,7 @@
 """The direct kernel's weight gradient (conv2d_backward(..., algorithm="direct")) against the float64 reference:
 strides, dilations and kernels whose taps come in blocks of 9, filter counts around its 16- and 32-filter blocks,
-rows shorter than 16 pixels (its plain loops), images split into chunks; and the same bits at any thread count."""
+rows shorter than 16 pixels (its plain loops), images split into chunks; and the same bits at any thread count.
+Also 1x1 layers, whose weight gradient runs on the same kernel (algorithm "gemm" on AVX-512)."""
 
 import numpy as np
 import pytest
@@ -116,3 +117,59 @@ def test_pixel_lanes_past_a_row_never_reach_a_sum(backend):
     assert np.isfinite(dw[:, 2, :, 2]).all()
     finite = np.isfinite(expected)
     assert_close(np.where(finite, dw, 0), np.where(finite, expected, 0).astype(np.float32), np.float32, "finite")
+
+
+# 1x1 layers (algorithm "gemm", on AVX-512 where dy is small beside x): the same kernel with the channels as its
+# taps, x read in place, dy in slabs of 64 filters (4 vectors, 6 channels a block) or, with at most 32 a group, of
+# 32 (9 channels a block); the kernel called directly on shapes the plan gives BLAS, for its edges
+POINTWISE_GRID = [
+    # x shape, weight shape, groups
+    ((2, 13, 5, 7), (70, 13, 1, 1), 1),  # a slab of 64 and one of 6; channel blocks of 6, 6 and 1
+    ((3, 20, 4, 9), (40, 20, 1, 1), 1),  # 40 filters: the slab's third vector 8 wide, its fourth empty
+    ((2, 9, 6, 6), (32, 9, 1, 1), 1),  # 32-filter slabs, 9 channels a block
+    ((2, 12, 3, 5), (100, 6, 1, 1), 2),  # groups: 50 filters and 6 channels each
+    ((1, 7, 1, 1), (17, 7, 1, 1), 1),  # one pixel: no pair of pixels
+    ((3, 8, 32, 32), (64, 8, 1, 1), 1),  # dy's copy split in parts of the pixels
+]
+
+
+def pointwise_kernel(dy, x, groups, threads):
+    """_winograd.pointwise_backward_weight's dw, or a skip where it does not run (no AVX-512)"""
+    from cnnkernels import _winograd
+
+    dw = np.empty((dy.shape[1], x.shape[1] // groups, 1, 1), np.float32)
+    if not _winograd.pointwise_backward_weight(dy, x, groups, threads, dw):
+        assert _winograd.simd_isa() != "avx512f"
+        pytest.skip("the 1x1 weight gradient runs on BLAS without AVX-512")
+    return dw
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,groups", POINTWISE_GRID)
+def test_pointwise_weight_gradient_matches_the_reference_and_its_bits_hold(backend, x_shape, w_shape, groups):
+    x, w, dy = random_problem(13, x_shape, w_shape, dict(groups=groups))
+    dw = pointwise_kernel(dy, x, groups, 1)
+    assert_close(dw, reference_weight_grad(dy, x, w, dict(groups=groups)).astype(np.float32), np.float32, "1x1")
+    assert np.array_equal(pointwise_kernel(dy, x, groups, 2), dw)
+    assert np.array_equal(pointwise_kernel(dy, x, groups, 3), dw)
+
+
+@pytest.mark.parametrize("backend", CYTHON)
+def test_pointwise_weight_gradient_is_planned_where_dy_is_small_and_chunks_agree(backend, monkeypatch):
+    from cnnkernels import _winograd
+
+    avx512 = _winograd.simd_isa() == "avx512f"
+    for x_shape, w_shape, ours in [((8, 256, 56, 56), (64, 256, 1, 1), avx512),  # the ResNet 1x1 layer
+                                   ((8, 64, 56, 56), (64, 64, 1, 1), False),  # dy as large as x
+                                   ((8, 256, 28, 28), (48, 256, 1, 1), False),  # a quarter of the lanes empty
+                                   ((8, 2048, 7, 7), (64, 2048, 1, 1), False)]:  # 49-pixel rows
+        plan = ck.conv2d_plan(x_shape, w_shape, backend=backend)
+        assert (plan.backward_weight, plan.simd_gemm_weight) == ("gemm", ours), (x_shape, w_shape)
+    x, w, dy = random_problem(14, (5, 256, 12, 12), (64, 256, 1, 1), {})
+    assert ck.conv2d_plan(x.shape, w.shape, backend=backend).simd_gemm_weight == avx512
+    expected = reference_weight_grad(dy, x, w, {}).astype(np.float32)
+    whole = ck.conv2d_backward(dy, x, w, input_grad=False, backend=backend, threads=2)[1]
+    assert_close(whole, expected, np.float32, "all images a chunk")
+    monkeypatch.setattr(_winograd, "POINTWISE_DY_FLOATS", 1)  # one image a chunk
+    chunked = ck.conv2d_backward(dy, x, w, input_grad=False, backend=backend, threads=2)[1]
+    assert_close(chunked, expected, np.float32, "one image a chunk")
