@@ -135,13 +135,14 @@ def _forward_calls_blas(ops, plan):
     return not (own or (plan.forward == "gemm" and plan.simd_gemm))
 
 
-def _backward_calls_blas(ops, plan, input_grad, weight_grad):
-    """Whether :func:`_run_backward` calls BLAS: all but our own SIMD kernels do."""
+def _backward_calls_blas(ops, plan, input_grad, weight_grad, channels_last=False):
+    """Whether :func:`_run_backward` calls BLAS: all but our own SIMD kernels do (a channels-last 1x1 weight
+    gradient is BLAS's)."""
     if ops.name != "cython":
         return True
     own_data = plan.backward_data in ("winograd", "im2row") or (plan.backward_data == "gemm" and plan.simd_gemm)
     own_weight = plan.backward_weight in ("winograd", "direct") or (plan.backward_weight == "gemm"
-                                                                     and plan.simd_gemm_weight)
+                                                                     and plan.simd_gemm_weight and not channels_last)
     return (input_grad and not own_data) or (weight_grad and not own_weight)
 
 
@@ -413,7 +414,7 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
     plan = _threads_now(plan)
     data_in_place = input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data")
     weight_in_place = weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight")
-    with _running(ops, _backward_calls_blas(ops, plan, data_in_place, weight_in_place)):
+    with _running(ops, _backward_calls_blas(ops, plan, data_in_place, weight_in_place, channels_last=True)):
         dx, dweight = _run_backward(ops, plan, dy, x, x, weight, geometry, padding_mode, geometry.pad[0],
                                     geometry.pad[2], data_in_place, weight_in_place, channels_last=True)
     input_grad, weight_grad = input_grad and not data_in_place, weight_grad and not weight_in_place

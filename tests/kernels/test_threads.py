@@ -197,3 +197,33 @@ def test_import_and_first_calls_leave_torch_threads_alone(order):
                                  capture_output=True, text=True, timeout=300).stdout.split()[-1]
         out = _child(after="import torch; print('torch', torch.get_num_threads())")
         assert out.split()[-1] == default, out
+
+
+BLAS_INSIDE = """
+try:
+    import torch  # its OpenMP runtime, loaded globally, is how OpenBLAS sees that it runs inside a parallel loop
+except ImportError:
+    pass
+import numpy as np
+import cnnkernels
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 256, 56, 56), dtype=np.float32)  # BLAS threads its products from this size
+w = rng.standard_normal((64, 256, 1, 1), dtype=np.float32)
+dy = rng.standard_normal((2, 64, 56, 56), dtype=np.float32)
+last = cnnkernels.to_channels_last
+for a, g in [(x, dy), (last(x).transpose(0, 3, 1, 2), last(dy).transpose(0, 3, 1, 2))]:  # NCHW, channels-last
+    for algorithm in ("auto", "im2col"):
+        cnnkernels.conv2d(a, w, algorithm=algorithm, backend="cython", threads=2)
+        cnnkernels.conv2d_backward(g, a, w, algorithm=algorithm, backend="cython", threads=2)
+print("done")
+"""
+
+
+@pytest.mark.skipif("cython" not in cnnkernels.backends(), reason="the cython backend's kernels call BLAS")
+def test_blas_called_inside_our_parallel_loops_runs_single_threaded():
+    """A threaded OpenBLAS called from inside an OpenMP loop warns that it "may hang" (and can): every call path
+    that does so (im2col, 1x1 layers in both layouts, whichever kernel each pass runs on) must pin BLAS first. (It
+    warns where an OpenMP runtime is loaded globally, as PyTorch's is.)"""
+    result = subprocess.run([sys.executable, "-c", BLAS_INSIDE], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr[-3000:]
+    assert "OpenBLAS Warning" not in result.stderr, result.stderr[-3000:]
