@@ -40,7 +40,8 @@ OPTIONAL_KERNELS = ("rows_forward", "rows_backward_data", "direct_forward", "dir
                     "pointwise_forward", "winograd_forward", "winograd_backward_weight", "conv2d_forward_columns",
                     "conv2d_forward_rows", "simd_isa", "winograd22_forward", "rows_matmul", "stream_matmul",
                     "relu_gradient_sums", "channels_last", "pixel_sums",
-                    "pointwise_weight_channels_last", "pointwise_backward_weight")
+                    "pointwise_weight_channels_last", "pointwise_backward_weight",
+                    "pointwise_weight_nhwc")
 _MODULES = {
     "cython": ("cnnkernels._conv", "cnnkernels._pool", "cnnkernels._winograd", "cnnkernels._norm",
                "cnnkernels._activations"),

@@ -1,7 +1,7 @@
 """Included by _winograd.pyx: the matrix products of cnnkernels.matmul, on the row-product kernel of the
 convolutions (rows_matmul, b packed) or with b's rows read in place (stream_matmul, simd/dense.c); and the 1x1
-weight gradient, NCHW on the direct weight gradient's kernel (pointwise_backward_weight), channels-last on BLAS
-(pointwise_weight_channels_last)."""
+weight gradient on the direct weight gradient's kernel (pointwise_backward_weight; channels-last
+pointwise_weight_nhwc) or on BLAS (channels-last: pointwise_weight_channels_last)."""
 
 cdef extern from "simd/dense.h" nogil:
     int cnnk_stream_product(const float* a, Py_ssize_t a_row, Py_ssize_t a_col, const float* b, Py_ssize_t b_row,
@@ -12,6 +12,9 @@ PACK_ROWS = 256
 # pointwise_backward_weight's images a chunk: at most this many floats of a slab of dy (1 MiB; at least one image),
 # whose channels-last copy every work item of the slab reads
 POINTWISE_DY_FLOATS = 1 << 18
+# pointwise_weight_nhwc's pixels a block: their rows of dy (64 filters: 12 KiB) and a thread's share of x's stay in L1
+# while each of the thread's channel blocks runs over them
+POINTWISE_NHWC_PIXELS = 48
 # stream_matmul's rows of out per work item: a multiple of the kernel's 6-row blocks, large enough that a thread
 # reads b from L2 for most of its blocks
 STREAM_ROWS = 24
@@ -163,4 +166,53 @@ def pointwise_backward_weight(const float[:, :, :, ::1] dy, const float[:, :, :,
                 cnnk_direct_weight(dyt + (g * Kg + k0) * HW, dy_image, kc, 1, <int>HW,
                                    xs + n0 * x_image + (g * Cg + c0) * HW, x_image, <int>HW, &offset[0],
                                    min(taps, Cg - c0), images, 0, kc, dws + (<Py_ssize_t>g * Kg + k0) * Cg + c0, Cg)
+    return True
+
+
+def pointwise_weight_nhwc(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x, int groups, int n_threads,
+                          float[:, :, :, ::1] dweight):
+    """dw[k, c] = Σ_n,p,q dy[n, p, q, k] · x[n, p, q, g·Cg + c] for the filters k of group g: the weight gradient of
+    a 1×1, stride-1, unpadded layer with x and dy channels-last, (N, H, W, C) and (N, H, W, K), at most 64 filters a
+    group (float32, AVX-512; returns False, dweight untouched, elsewhere)
+
+    The kernel of :func:`pointwise_backward_weight` (64 filters as the lanes times 6 broadcast channels) with both
+    arrays read in place: all the images' pixels one run of rows. A work item is (group, block of 6 channels); each
+    thread takes a run of consecutive items and, block of POINTWISE_NHWC_PIXELS pixels after block, runs all its items
+    over the block's rows while they are in L1 (an item alone over all the pixels read x's 1 KB rows for 24 bytes
+    each: 21 ms against BLAS's 11.5 on ResNet 1x1, 1 thread), its sums carried in memory between blocks. Each item
+    sums the same pixels in the same order at any thread count. Workspace: 384 floats an item.
+    """
+    cdef int N = x.shape[0], C = x.shape[3], K = dy.shape[3], Cg = C // groups, Kg = K // groups
+    cdef Py_ssize_t pixels = <Py_ssize_t>N * x.shape[1] * x.shape[2]
+    if simd_isa() != "avx512f" or Kg > 64:
+        return False
+    cdef int blocks = (Cg + 5) // 6, items = groups * blocks, nt = max(1, min(n_threads, items))
+    cdef int step = POINTWISE_NHWC_PIXELS, thread, item, g, c0, i, t, l, taps
+    cdef float[::1] space = scratch(<Py_ssize_t>items * 384, np.float32)
+    cdef float* sums = &space[0]
+    cdef const float* xs = &x[0, 0, 0, 0]
+    cdef const float* dys = &dy[0, 0, 0, 0]
+    cdef float* dws = &dweight[0, 0, 0, 0]
+    cdef Py_ssize_t p0, block
+    memset(sums, 0, <Py_ssize_t>items * 384 * sizeof(float))
+    with nogil:
+        for thread in prange(nt, num_threads=nt, schedule="static"):
+            for block in range((pixels + step - 1) // step):
+                p0 = block * step
+                for item in range(thread * items // nt, (thread + 1) * items // nt):
+                    g = item // blocks
+                    c0 = item % blocks * 6
+                    cnnk_pointwise_weight_nhwc(dys + p0 * K + g * Kg, K, xs + p0 * C + g * Cg + c0, C,
+                                               <int>min(<Py_ssize_t>step, pixels - p0), Kg, min(6, Cg - c0),
+                                               sums + <Py_ssize_t>item * 384)
+    for item in range(items):
+        g = item // blocks
+        c0 = item % blocks * 6
+        taps = min(6, Cg - c0)
+        for i in range(4):
+            for l in range(16):
+                if 16 * i + l < Kg:
+                    for t in range(taps):
+                        dws[(<Py_ssize_t>g * Kg + 16 * i + l) * Cg + c0 + t] = sums[<Py_ssize_t>item * 384
+                                                                                   + (i * 6 + t) * 16 + l]
     return True

@@ -45,10 +45,10 @@ def _channels_first_shape(shape):
 def _in_place_channels_last(plan, geometry, padding_mode, step="forward"):
     """Whether the kernel of the plan's ``step`` ("forward", "data" or "weight") reads and writes channels-last
     images as they lie: Winograd's three passes; im2row's forward and its adjoint on our micro-kernel, which also
-    serve one-group 1x1 layers (a pixel's patch is its channels), whose weight gradient is one BLAS product per
-    block of pixels; the direct weight gradient; and the direct forward, which writes y channels-last from an NCHW
-    copy of x (few channels, mostly). The others (im2col, padding copied by another padding_mode) run on NCHW
-    copies."""
+    serve one-group 1x1 layers (a pixel's patch is its channels), whose weight gradient is our kernel's where the
+    plan says so (simd_gemm_weight), else one BLAS product per block of pixels; the direct weight gradient; and the
+    direct forward, which writes y channels-last from an NCHW copy of x (few channels, mostly). The others (im2col,
+    padding copied by another padding_mode) run on NCHW copies."""
     if padding_mode != "zeros" and any(geometry.pad):
         return False
     if step == "weight":
@@ -135,14 +135,13 @@ def _forward_calls_blas(ops, plan):
     return not (own or (plan.forward == "gemm" and plan.simd_gemm))
 
 
-def _backward_calls_blas(ops, plan, input_grad, weight_grad, channels_last=False):
-    """Whether :func:`_run_backward` calls BLAS: all but our own SIMD kernels do (a channels-last 1x1 weight
-    gradient is BLAS's)."""
+def _backward_calls_blas(ops, plan, input_grad, weight_grad):
+    """Whether :func:`_run_backward` calls BLAS: all but our own SIMD kernels do."""
     if ops.name != "cython":
         return True
     own_data = plan.backward_data in ("winograd", "im2row") or (plan.backward_data == "gemm" and plan.simd_gemm)
     own_weight = plan.backward_weight in ("winograd", "direct") or (plan.backward_weight == "gemm"
-                                                                     and plan.simd_gemm_weight and not channels_last)
+                                                                     and plan.simd_gemm_weight)
     return (input_grad and not own_data) or (weight_grad and not own_weight)
 
 
@@ -414,7 +413,7 @@ def _backward_channels_last(ops, plan, dy, x, weight, geometry, padding_mode, in
     plan = _threads_now(plan)
     data_in_place = input_grad and _in_place_channels_last(plan, geometry, padding_mode, "data")
     weight_in_place = weight_grad and _in_place_channels_last(plan, geometry, padding_mode, "weight")
-    with _running(ops, _backward_calls_blas(ops, plan, data_in_place, weight_in_place, channels_last=True)):
+    with _running(ops, _backward_calls_blas(ops, plan, data_in_place, weight_in_place)):
         dx, dweight = _run_backward(ops, plan, dy, x, x, weight, geometry, padding_mode, geometry.pad[0],
                                     geometry.pad[2], data_in_place, weight_in_place, channels_last=True)
     input_grad, weight_grad = input_grad and not data_in_place, weight_grad and not weight_in_place
@@ -462,8 +461,10 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         elif plan.backward_weight == "direct":
             ops.direct_backward_weight(dy, source, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
                                        dweight, channels_last)
-        elif channels_last:  # gemm: one BLAS product per block of pixels
-            ops.pointwise_weight_channels_last(dy, source, geometry.groups, plan.n_threads, dweight)
+        elif channels_last:  # gemm: ours on AVX-512 (False where it cannot run), else a BLAS product per pixel block
+            if not (plan.simd_gemm_weight
+                    and ops.pointwise_weight_nhwc(dy, source, geometry.groups, plan.n_threads, dweight)):
+                ops.pointwise_weight_channels_last(dy, source, geometry.groups, plan.n_threads, dweight)
         elif not (plan.backward_weight == "gemm" and plan.simd_gemm_weight  # (False where it cannot run)
                   and ops.pointwise_backward_weight(dy, source, geometry.groups, plan.n_threads, dweight)):
             ops.conv2d_backward_weight(dy, source, *conv_args, dweight)  # im2col, or gemm on BLAS

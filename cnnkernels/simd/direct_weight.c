@@ -133,6 +133,49 @@ FILTERS(4, 6)
 #undef FILTERS
 #undef TAPS
 
+/* The channels-last 1x1 kernel (cnnk_pointwise_weight_nhwc): the 64-filter block of weight_block with its sums
+   carried in memory between calls, so that its caller can run every channel block of a thread over one block of
+   pixels while their rows are in L1 (x's rows are C floats apart: each channel block reads a sliver of each) */
+AVX512 static inline __attribute__((always_inline)) void nhwc_block(const float *dy, int K, const float *x, int C,
+                                                                    int pixels, int kc, float *sums, const int taps) {
+    __m512 acc[4][6];
+    __mmask16 mask[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        int left = kc - 16 * i;
+        mask[i] = (__mmask16)(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+#pragma GCC unroll 6
+        for (int t = 0; t < taps; t++) acc[i][t] = _mm512_loadu_ps(sums + (i * 6 + t) * 16);
+    }
+    for (int p = 0; p < pixels; p++, dy += K, x += C) {
+        __m512 d[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) d[i] = _mm512_maskz_loadu_ps(mask[i], dy + 16 * i);
+#pragma GCC unroll 6
+        for (int t = 0; t < taps; t++) {
+            __m512 v = _mm512_set1_ps(x[t]);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) acc[i][t] = _mm512_fmadd_ps(d[i], v, acc[i][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 6
+        for (int t = 0; t < taps; t++) _mm512_storeu_ps(sums + (i * 6 + t) * 16, acc[i][t]);
+}
+
+AVX512 static void pointwise_nhwc_avx512(const float *dy, int K, const float *x, int C, int pixels, int kc, int taps,
+                                         float *sums) {
+    switch (taps) {
+        case 1: nhwc_block(dy, K, x, C, pixels, kc, sums, 1); break;
+        case 2: nhwc_block(dy, K, x, C, pixels, kc, sums, 2); break;
+        case 3: nhwc_block(dy, K, x, C, pixels, kc, sums, 3); break;
+        case 4: nhwc_block(dy, K, x, C, pixels, kc, sums, 4); break;
+        case 5: nhwc_block(dy, K, x, C, pixels, kc, sums, 5); break;
+        default: nhwc_block(dy, K, x, C, pixels, kc, sums, 6); break;
+    }
+}
+
 /* The pixel-lane kernel (cnnk_direct_weight_lanes): 8 filters x up to 3 taps (24 accumulators; 11 loads per 24
    FMAs) over the flat pixels j_begin <= j < j_end of one image, added to the filters' vector sums. */
 #define LANES_FILTERS CNNK_LANES_FILTERS
@@ -277,4 +320,19 @@ __attribute__((aligned(64))) void cnnk_direct_weight(const float *dyt, ptrdiff_t
     }
 #endif
     weight_portable(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, T, images, k_begin, k_end, dw, dw_row);
+}
+
+int cnnk_pointwise_weight_nhwc(const float *dy, int K, const float *x, int C, int pixels, int kc, int taps,
+                               float *sums) {
+    /* sums[(i·6 + t)·16 + l] += Σ_p<pixels dy[p·K + 16·i + l] · x[p·C + t] for 16·i + l < kc <= 64 and t < taps <= 6:
+       one block of pixels of a channels-last 1x1 layer's weight gradient, dy's and x's rows K and C floats apart
+       (sums: 384 floats). AVX-512 only: returns 0, doing nothing, elsewhere. */
+#ifdef CNNK_HAVE_X86_SIMD
+    if (cnnk_simd_level() == CNNK_AVX512) {
+        pointwise_nhwc_avx512(dy, K, x, C, pixels, kc, taps, sums);
+        return 1;
+    }
+#endif
+    (void)dy, (void)K, (void)x, (void)C, (void)pixels, (void)kc, (void)taps, (void)sums;
+    return 0;
 }

@@ -120,7 +120,7 @@ def test_pixel_lanes_past_a_row_never_reach_a_sum(backend):
 
 
 # 1x1 layers (algorithm "gemm", on AVX-512 where dy is small beside x): the same kernel with the channels as its
-# taps, x read in place, dy in slabs of 64 filters (4 vectors, 6 channels a block) or, with at most 32 a group, of
+# taps, x read in place (channels-last too: cnnk_pointwise_weight_nhwc), dy in slabs of 64 filters (4 vectors, 6 channels a block) or, with at most 32 a group, of
 # 32 (9 channels a block); the kernel called directly on shapes the plan gives BLAS, for its edges
 POINTWISE_GRID = [
     # x shape, weight shape, groups
@@ -155,6 +155,30 @@ def test_pointwise_weight_gradient_matches_the_reference_and_its_bits_hold(backe
 
 
 @pytest.mark.parametrize("backend", CYTHON)
+@pytest.mark.parametrize("x_shape,w_shape,groups", POINTWISE_GRID)
+def test_channels_last_pointwise_weight_gradient_matches_the_reference_and_its_bits_hold(backend, x_shape, w_shape,
+                                                                                         groups):
+    """The same kernel over channels-last rows in place, with its sums carried between blocks of pixels (at most 64
+    filters a group)"""
+    from cnnkernels import _winograd
+
+    x, w, dy = random_problem(15, x_shape, w_shape, dict(groups=groups))
+    rows = [ck.to_channels_last(a) for a in (dy, x)]
+
+    def weight_grad(threads):
+        dw = np.empty(w.shape, np.float32)
+        return dw if _winograd.pointwise_weight_nhwc(*rows, groups, threads, dw) else None
+
+    dw = weight_grad(1)
+    if dw is None:
+        assert _winograd.simd_isa() != "avx512f" or w_shape[0] // groups > 64
+        return
+    assert_close(dw, reference_weight_grad(dy, x, w, dict(groups=groups)).astype(np.float32), np.float32, "1x1")
+    assert np.array_equal(weight_grad(2), dw)
+    assert np.array_equal(weight_grad(3), dw)
+
+
+@pytest.mark.parametrize("backend", CYTHON)
 def test_pointwise_weight_gradient_is_planned_where_dy_is_small_and_chunks_agree(backend, monkeypatch):
     from cnnkernels import _winograd
 
@@ -170,6 +194,9 @@ def test_pointwise_weight_gradient_is_planned_where_dy_is_small_and_chunks_agree
     expected = reference_weight_grad(dy, x, w, {}).astype(np.float32)
     whole = ck.conv2d_backward(dy, x, w, input_grad=False, backend=backend, threads=2)[1]
     assert_close(whole, expected, np.float32, "all images a chunk")
+    last = [ck.to_channels_last(a).transpose(0, 3, 1, 2) for a in (dy, x)]  # PyTorch's channels_last format
+    assert_close(ck.conv2d_backward(*last, w, input_grad=False, backend=backend, threads=2)[1], expected, np.float32,
+                 "channels-last")
     monkeypatch.setattr(_winograd, "POINTWISE_DY_FLOATS", 1)  # one image a chunk
     chunked = ck.conv2d_backward(dy, x, w, input_grad=False, backend=backend, threads=2)[1]
     assert_close(chunked, expected, np.float32, "one image a chunk")

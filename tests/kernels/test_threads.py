@@ -208,13 +208,14 @@ import numpy as np
 import cnnkernels
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2, 256, 56, 56), dtype=np.float32)  # BLAS threads its products from this size
-w = rng.standard_normal((64, 256, 1, 1), dtype=np.float32)
-dy = rng.standard_normal((2, 64, 56, 56), dtype=np.float32)
 last = cnnkernels.to_channels_last
-for a, g in [(x, dy), (last(x).transpose(0, 3, 1, 2), last(dy).transpose(0, 3, 1, 2))]:  # NCHW, channels-last
-    for algorithm in ("auto", "im2col"):
-        cnnkernels.conv2d(a, w, algorithm=algorithm, backend="cython", threads=2)
-        cnnkernels.conv2d_backward(g, a, w, algorithm=algorithm, backend="cython", threads=2)
+for K in (64, 128):  # the 1x1 weight gradient on our kernel, and on BLAS
+    w = rng.standard_normal((K, 256, 1, 1), dtype=np.float32)
+    dy = rng.standard_normal((2, K, 56, 56), dtype=np.float32)
+    for a, g in [(x, dy), (last(x).transpose(0, 3, 1, 2), last(dy).transpose(0, 3, 1, 2))]:  # NCHW, channels-last
+        for algorithm in ("auto", "im2col"):
+            cnnkernels.conv2d(a, w, algorithm=algorithm, backend="cython", threads=2)
+            cnnkernels.conv2d_backward(g, a, w, algorithm=algorithm, backend="cython", threads=2)
 print("done")
 """
 
