@@ -52,8 +52,8 @@ AVX512 static inline __attribute__((always_inline)) void weight_block(
     for (int i = 0; i < vectors; i++)
 #pragma GCC unroll 9
         for (int t = 0; t < taps; t++) acc[i][t] = _mm512_setzero_ps();
-    /* the filters of each vector below k_end: the first half of the vectors are whole (more than 16 · vectors / 2
-       filters are left), the others loaded under their masks (none read past the slab's row) */
+    /* the filters of each vector below k_end: the first half of 2 or 4 vectors are whole (more than 16 · vectors / 2
+       filters are left), the others (and a lone vector) loaded under their masks: none read past the slab's row */
     __mmask16 mask[4];
 #pragma GCC unroll 4
     for (int i = 0; i < vectors; i++) {
@@ -91,7 +91,8 @@ AVX512 static inline __attribute__((always_inline)) void weight_block(
                 __m512 d[4];
 #pragma GCC unroll 4
                 for (int i = 0; i < vectors; i++)
-                    d[i] = 2 * i >= vectors ? _mm512_maskz_loadu_ps(mask[i], g + 16 * i) : _mm512_loadu_ps(g + 16 * i);
+                    d[i] = i == vectors - 1 || 2 * i >= vectors ? _mm512_maskz_loadu_ps(mask[i], g + 16 * i)
+                                                                  : _mm512_loadu_ps(g + 16 * i);
 #pragma GCC unroll 9
                 for (int t = 0; t < taps; t++) {
                     __m512 v = _mm512_set1_ps(src[t][q]);
