@@ -253,8 +253,8 @@ def make_plan(x_shape, w_shape, stride, pad, dilation, groups, dtype, backend, n
     # at 56x56 0.75 / 0.90, 512 -> 64 at 28x28 0.85 / 0.56, 1024 -> 64 at 14x14 0.89 / 0.92, 384 -> 64 at 14x14
     # 0.83 / 0.91; but 128 -> 64 0.82 / 1.09 and 64 -> 64 0.92 / 1.33 (dy's copy as large as x), 256 -> 48 0.96 /
     # 1.06 (a quarter of the lanes empty), 2048 -> 64 at 7x7 1.15 / 0.98 (49-pixel rows), 256 -> 128 and up 1.0-3.
-    # Channels-last (pointwise_weight_nhwc, no copy) ÷ OpenBLAS's per block of pixels: 256 -> 64 0.80 / 0.85, 512 ->
-    # 64 0.76 / 0.84, 384 -> 64 0.69 / 0.76
+    # Channels-last (pointwise_weight_nhwc, no copy) ÷ OpenBLAS's per block of pixels: 256 -> 64 0.78 / 0.82, 512 ->
+    # 64 0.78 / 0.83, 384 -> 64 0.72 / 0.74; with x out of the caches 0.71 / 0.78, 0.67 / 0.68, 0.72 / 0.78
     simd_gemm_weight = (simd and pointwise and isa == "avx512f" and 48 < Kg <= 64 and Cg >= 4 * Kg
                         and 128 <= H * W and Cg * H * W < 2 ** 31)
     return ConvPlan(forward, backward_data, backward_weight, block, workspace, n_threads, isa, simd_im2row,
