@@ -182,7 +182,7 @@ def pointwise_weight_nhwc(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
     pixels, reading x's 1 KB rows for 24 bytes each, took 1.8x BLAS's time on ResNet 1x1 at 1 thread); the next
     block's share of x's rows is asked into L2 meanwhile (with x out of the caches, as after other layers' calls,
     ResNet 1x1 took 12.1 ms without, 9.0 with, BLAS 11.5-12.7). Each item sums the same pixels in the same order at
-    any thread count. Workspace: 384 floats an item.
+    any thread count. Workspace: CNNK_POINTWISE_SUMS (384) floats an item.
     """
     cdef int N = x.shape[0], C = x.shape[3], K = dy.shape[3], Cg = C // groups, Kg = K // groups
     cdef Py_ssize_t pixels = <Py_ssize_t>N * x.shape[1] * x.shape[2]
@@ -190,30 +190,31 @@ def pointwise_weight_nhwc(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
         return False
     cdef int blocks = (Cg + 5) // 6, items = groups * blocks, nt = max(1, min(n_threads, items))
     cdef int step = POINTWISE_NHWC_PIXELS, thread, item, g, c0, i, t, l, taps
-    cdef float[::1] space = scratch(<Py_ssize_t>items * 384, np.float32)
+    cdef Py_ssize_t size = CNNK_POINTWISE_SUMS
+    cdef float[::1] space = scratch(items * size, np.float32)
     cdef float* sums = &space[0]
     cdef const float* xs = &x[0, 0, 0, 0]
     cdef const float* dys = &dy[0, 0, 0, 0]
     cdef float* dws = &dweight[0, 0, 0, 0]
     cdef Py_ssize_t p0, block, row
-    cdef int first, last, c_lo, c_hi
-    memset(sums, 0, <Py_ssize_t>items * 384 * sizeof(float))
+    cdef int first, end, c_lo, c_hi
+    memset(sums, 0, items * size * sizeof(float))
     with nogil:
         for thread in prange(nt, num_threads=nt, schedule="static"):
+            first = thread * items // nt  # the thread's items, first <= item < end, and their channels
+            end = (thread + 1) * items // nt
+            c_lo = first // blocks * Cg + first % blocks * 6
+            c_hi = (end - 1) // blocks * Cg + min(Cg, (end - 1) % blocks * 6 + 6)
             for block in range((pixels + step - 1) // step):
                 p0 = block * step
-                first = thread * items // nt
-                c_lo = first // blocks * Cg + first % blocks * 6
-                last = (thread + 1) * items // nt - 1
-                c_hi = last // blocks * Cg + min(Cg, last % blocks * 6 + 6)
                 for row in range(p0 + step, min(pixels, p0 + 2 * step)):  # the next block's share of x, into L2
                     cnnk_prefetch_l2(xs + row * C + c_lo, c_hi - c_lo)
-                for item in range(thread * items // nt, (thread + 1) * items // nt):
+                for item in range(first, end):
                     g = item // blocks
                     c0 = item % blocks * 6
                     cnnk_pointwise_weight_nhwc(dys + p0 * K + g * Kg, K, xs + p0 * C + g * Cg + c0, C,
                                                <int>min(<Py_ssize_t>step, pixels - p0), Kg, min(6, Cg - c0),
-                                               sums + <Py_ssize_t>item * 384)
+                                               sums + item * size)
     for item in range(items):
         g = item // blocks
         c0 = item % blocks * 6
@@ -222,6 +223,5 @@ def pointwise_weight_nhwc(const float[:, :, :, ::1] dy, const float[:, :, :, ::1
             for l in range(16):
                 if 16 * i + l < Kg:
                     for t in range(taps):
-                        dws[(<Py_ssize_t>g * Kg + 16 * i + l) * Cg + c0 + t] = sums[<Py_ssize_t>item * 384
-                                                                                   + (i * 6 + t) * 16 + l]
+                        dws[(<Py_ssize_t>g * Kg + 16 * i + l) * Cg + c0 + t] = sums[item * size + (i * 6 + t) * 16 + l]
     return True

@@ -83,6 +83,7 @@ cdef extern from "simd/winograd43.h" nogil:
     void cnnk_direct_weight(const float* dyt, Py_ssize_t dy_image, int K, int P, int Q, const float* xc,
                             Py_ssize_t xl_image, int Wp, const int* offset, int T, int images, int k_begin, int k_end,
                             float* dw, Py_ssize_t dw_row)
+    int CNNK_POINTWISE_SUMS
     int cnnk_pointwise_weight_nhwc(const float* dy, int K, const float* x, int C, int pixels, int kc, int taps,
                                    float* sums)
     int cnnk_direct_weight_lanes(const float* dy, int K, int P, int Q, const float* xl, int C, Py_ssize_t cstride,

@@ -461,11 +461,11 @@ def _run_backward(ops, plan, dy, x, source, weight, geometry, padding_mode, top,
         elif plan.backward_weight == "direct":
             ops.direct_backward_weight(dy, source, *geometry.stride, top, left, *geometry.dilation, plan.n_threads,
                                        dweight, channels_last)
-        elif channels_last:  # gemm: ours on AVX-512 (False where it cannot run), else a BLAS product per pixel block
-            if not (plan.simd_gemm_weight
-                    and ops.pointwise_weight_nhwc(dy, source, geometry.groups, plan.n_threads, dweight)):
+        elif not (plan.backward_weight == "gemm" and plan.simd_gemm_weight  # ours (False where it cannot run)
+                  and (ops.pointwise_weight_nhwc if channels_last else ops.pointwise_backward_weight)(
+                      dy, source, geometry.groups, plan.n_threads, dweight)):
+            if channels_last:  # gemm (the only other in place): one BLAS product per block of pixels
                 ops.pointwise_weight_channels_last(dy, source, geometry.groups, plan.n_threads, dweight)
-        elif not (plan.backward_weight == "gemm" and plan.simd_gemm_weight  # (False where it cannot run)
-                  and ops.pointwise_backward_weight(dy, source, geometry.groups, plan.n_threads, dweight)):
-            ops.conv2d_backward_weight(dy, source, *conv_args, dweight)  # im2col, or gemm on BLAS
+            else:
+                ops.conv2d_backward_weight(dy, source, *conv_args, dweight)  # im2col, or gemm on BLAS
     return dx, dweight

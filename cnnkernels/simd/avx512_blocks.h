@@ -7,6 +7,12 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
+/* The lanes of a 16-float vector below `left` (all of them from 16 on, none at 0 or below): a vector's mask where
+   `left` values of a row remain from its first lane. */
+static inline __mmask16 lanes_below(int left) {
+    return (__mmask16)(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+}
+
 /* acc[i] += taps[i] · (v0, v1) for the `block` filters of a register block (a constant after inlining). */
 AVX512 static inline __attribute__((always_inline)) void fma_block(__m512 acc[12][2], const float *taps, __m512 v0,
                                                                    __m512 v1, const int block) {

@@ -56,10 +56,7 @@ AVX512 static inline __attribute__((always_inline)) void weight_block(
        filters are left), the others (and a lone vector) loaded under their masks: none read past the slab's row */
     __mmask16 mask[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < vectors; i++) {
-        int left = k_end - k0 - 16 * i;
-        mask[i] = (__mmask16)(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
-    }
+    for (int i = 0; i < vectors; i++) mask[i] = lanes_below(k_end - k0 - 16 * i);
     const __mmask16 last = mask[vectors - 1];
     for (int n = 0; n < images; n++) {
         const float *g = dyt + n * dy_image + k0, *in = xc + n * xl_image;
@@ -118,19 +115,22 @@ AVX512 static inline __attribute__((always_inline)) void weight_block(
         weight_block(dyt, dy_image, K, P, Q, xc, xl_image, Wp, offset, images, k0, k_end, dw, dw_row, t0, vectors, \
                      taps);                                                                                       \
         break;
-#define FILTERS(vectors, most)                                                                                    \
+#define UP_TO_6_TAPS(vectors) TAPS(vectors, 1) TAPS(vectors, 2) TAPS(vectors, 3) TAPS(vectors, 4) TAPS(vectors, 5) \
+    TAPS(vectors, 6)
+#define UP_TO_9_TAPS(vectors) UP_TO_6_TAPS(vectors) TAPS(vectors, 7) TAPS(vectors, 8) TAPS(vectors, 9)
+/* blocks of `most` taps (9, or 6 with 4 vectors: 24 accumulators), each block size a case of its own */
+#define FILTERS(vectors, most, cases)                                                                             \
     AVX512 static void weight_vectors_##vectors(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q,        \
                                                 const float *xc, ptrdiff_t xl_image, int Wp, const int *offset,   \
                                                 int T, int images, int k0, int k_end, float *dw,                  \
                                                 ptrdiff_t dw_row) {                                               \
-        for (int t0 = 0; t0 < T; t0 += most) switch (T - t0 < most ? T - t0 : most) {                            \
-                TAPS(vectors, 1) TAPS(vectors, 2) TAPS(vectors, 3) TAPS(vectors, 4) TAPS(vectors, 5)              \
-                TAPS(vectors, 6) TAPS(vectors, 7) TAPS(vectors, 8) TAPS(vectors, 9)                               \
-            }                                                                                                     \
+        for (int t0 = 0; t0 < T; t0 += most) switch (T - t0 < most ? T - t0 : most) { cases }                    \
     }
-FILTERS(1, 9)
-FILTERS(2, 9)
-FILTERS(4, 6)
+FILTERS(1, 9, UP_TO_9_TAPS(1))
+FILTERS(2, 9, UP_TO_9_TAPS(2))
+FILTERS(4, 6, UP_TO_6_TAPS(4))
+#undef UP_TO_9_TAPS
+#undef UP_TO_6_TAPS
 #undef FILTERS
 #undef TAPS
 
@@ -143,8 +143,7 @@ AVX512 static inline __attribute__((always_inline)) void nhwc_block(const float 
     __mmask16 mask[4];
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        int left = kc - 16 * i;
-        mask[i] = (__mmask16)(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+        mask[i] = lanes_below(kc - 16 * i);
 #pragma GCC unroll 6
         for (int t = 0; t < taps; t++) acc[i][t] = _mm512_loadu_ps(sums + (i * 6 + t) * 16);
     }
@@ -327,7 +326,7 @@ int cnnk_pointwise_weight_nhwc(const float *dy, int K, const float *x, int C, in
                                float *sums) {
     /* sums[(i·6 + t)·16 + l] += Σ_p<pixels dy[p·K + 16·i + l] · x[p·C + t] for 16·i + l < kc <= 64 and t < taps <= 6:
        one block of pixels of a channels-last 1x1 layer's weight gradient, dy's and x's rows K and C floats apart
-       (sums: 384 floats). AVX-512 only: returns 0, doing nothing, elsewhere. */
+       (sums: CNNK_POINTWISE_SUMS floats). AVX-512 only: returns 0, doing nothing, elsewhere. */
 #ifdef CNNK_HAVE_X86_SIMD
     if (cnnk_simd_level() == CNNK_AVX512) {
         pointwise_nhwc_avx512(dy, K, x, C, pixels, kc, taps, sums);

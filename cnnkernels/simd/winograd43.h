@@ -34,6 +34,7 @@ void cnnk_direct_forward(const float *xp, int C, ptrdiff_t cstride, int Wp, cons
 void cnnk_direct_weight(const float *dyt, ptrdiff_t dy_image, int K, int P, int Q, const float *xc, ptrdiff_t xl_image,
                         int Wp, const int *offset, int T, int images, int k_begin, int k_end, float *dw,
                         ptrdiff_t dw_row);
+#define CNNK_POINTWISE_SUMS 384 /* floats of cnnk_pointwise_weight_nhwc's sums: 4 vectors of 16 filters x 6 taps */
 int cnnk_pointwise_weight_nhwc(const float *dy, int K, const float *x, int C, int pixels, int kc, int taps,
                                float *sums);
 #define CNNK_LANES_FILTERS 8 /* filters a block of cnnk_direct_weight_lanes: its dy scratch holds 8 rows */
